@@ -1,0 +1,26 @@
+// express-api-keys: the public surface. Everything else is internal and free to change.
+
+/** Creates the service: the entry point of the package. */
+export { initialize, getDefaultService } from "./lib/initialize";
+/** The service's type, for apps that pass it around. */
+export type { ApiKeyService } from "./lib/service";
+/** Options for initialize(). */
+export type { ApiKeysOptions } from "./lib/options";
+/** The one error type, with its machine-readable `type` and HTTP `status`. */
+export { ApiKeyError, isApiKeyError, type ApiKeyErrorType } from "./lib/errors";
+/** The reference's DTOs and filter language. */
+export type {
+  ApiKeyDTO,
+  ApiKeyField,
+  ApiKeyType,
+  Context,
+  CreateApiKeyDTO,
+  FilterableApiKeyProps,
+  FindConfig,
+  OperatorMap,
+  RevokeApiKeyDTO,
+  UpdateApiKeyDTO,
+  UpdateLinksDTO,
+} from "./lib/types";
+/** Our migrations, for apps that run their own Knex migration pipeline. */
+export { apiKeyMigrations, runMigrations, MIGRATIONS_TABLE } from "./store/migrations";

@@ -1,0 +1,256 @@
+// The reference's filter language, validated and normalised into a small condition tree that
+// the store compiles to query-builder calls. Anything malformed is an `invalid_data` error
+// here, so a bad filter never becomes a SQL error.
+import { ApiKeyError } from "./errors";
+import type { ApiKeyField } from "./types";
+
+type FieldKind = "text" | "token" | "type" | "date";
+type Value = string | Date;
+
+export type Condition =
+  | { kind: "and" | "or"; items: Condition[] }
+  | { kind: "not"; item: Condition }
+  | { kind: "compare"; field: ApiKeyField; op: "=" | "<>" | ">" | ">=" | "<" | "<="; value: Value }
+  | { kind: "in"; field: ApiKeyField; values: Value[]; negated: boolean }
+  | { kind: "null"; field: ApiKeyField; negated: boolean }
+  | { kind: "match"; field: ApiKeyField; op: "like" | "ilike" | "regex"; pattern: string }
+  | { kind: "search"; words: string[] };
+
+export interface NormalizedFindConfig {
+  select?: ApiKeyField[];
+  skip?: number;
+  take?: number;
+  order: [ApiKeyField, "asc" | "desc"][];
+  withDeleted: boolean;
+}
+
+/** Maps a `token` filter value to what the column stores (secret tokens are stored hashed). */
+export type TokenMapper = (token: string) => string;
+
+const FIELD_KINDS: Record<ApiKeyField, FieldKind> = {
+  id: "text",
+  title: "text",
+  redacted: "text",
+  created_by: "text",
+  revoked_by: "text",
+  token: "token",
+  type: "type",
+  created_at: "date",
+  updated_at: "date",
+  revoked_at: "date",
+  deleted_at: "date",
+  last_used_at: "date",
+};
+
+const ORDERING = ["$gt", "$gte", "$lt", "$lte"] as const;
+const PATTERN = ["$like", "$ilike", "$re"] as const;
+const EQUALITY = ["$eq", "$ne", "$in", "$nin", "$exists", "$not"] as const;
+const OPERATORS: Record<FieldKind, readonly string[]> = {
+  text: [...EQUALITY, ...ORDERING, ...PATTERN],
+  date: [...EQUALITY, ...ORDERING],
+  // Ordering or pattern matching on stored token hashes would only leak hash prefixes.
+  token: EQUALITY,
+  type: EQUALITY,
+};
+const COMPARE_OPS = { $gt: ">", $gte: ">=", $lt: "<", $lte: "<=" } as const;
+const MATCH_OPS = { $like: "like", $ilike: "ilike", $re: "regex" } as const;
+
+/** Bounds that keep one filter from turning into an unbounded query. */
+const MAX_DEPTH = 8;
+const MAX_LIST = 1000;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/;
+
+export const API_KEY_FIELDS = Object.keys(FIELD_KINDS) as ApiKeyField[];
+
+function invalid(path: string, expected: string): never {
+  throw new ApiKeyError("invalid_data", `Invalid filter '${path}': ${expected}`);
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function isField(name: string): name is ApiKeyField {
+  return Object.hasOwn(FIELD_KINDS, name);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value;
+}
+
+function toValue(field: ApiKeyField, path: string, raw: unknown, mapToken: TokenMapper): Value {
+  switch (FIELD_KINDS[field]) {
+    case "text":
+      if (typeof raw !== "string") invalid(path, `expected a string, got ${describe(raw)}`);
+      return raw;
+    case "token":
+      if (typeof raw !== "string") invalid(path, `expected a string, got ${describe(raw)}`);
+      return mapToken(raw);
+    case "type":
+      if (raw !== "publishable" && raw !== "secret") invalid(path, "expected 'publishable' or 'secret'");
+      return raw;
+    case "date": {
+      const date = raw instanceof Date ? raw : typeof raw === "string" && ISO_DATE.test(raw) ? new Date(raw) : undefined;
+      if (!date || Number.isNaN(date.getTime())) invalid(path, "expected a Date or an ISO 8601 date string");
+      return date;
+    }
+  }
+}
+
+function toList(field: ApiKeyField, path: string, raw: unknown, mapToken: TokenMapper): Value[] {
+  if (!Array.isArray(raw)) invalid(path, `expected an array, got ${describe(raw)}`);
+  if (raw.length > MAX_LIST) invalid(path, `at most ${MAX_LIST} values are allowed`);
+  const values = raw.map((item, i) => toValue(field, `${path}[${i}]`, item, mapToken));
+  const seen = new Set<string>();
+  return values.filter((value) => {
+    const key = value instanceof Date ? `d${value.getTime()}` : `s${value}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+
+function operatorCondition(
+  field: ApiKeyField,
+  path: string,
+  op: string,
+  raw: unknown,
+  depth: number,
+  mapToken: TokenMapper,
+): Condition {
+  const at = `${path}.${op}`;
+  if (!OPERATORS[FIELD_KINDS[field]].includes(op)) {
+    invalid(at, `operator not supported on '${field}' (use one of ${OPERATORS[FIELD_KINDS[field]].join(" ")})`);
+  }
+  switch (op) {
+    case "$eq":
+    case "$ne":
+      if (raw === null) return { kind: "null", field, negated: op === "$ne" };
+      return { kind: "compare", field, op: op === "$eq" ? "=" : "<>", value: toValue(field, at, raw, mapToken) };
+    case "$in":
+    case "$nin":
+      return { kind: "in", field, values: toList(field, at, raw, mapToken), negated: op === "$nin" };
+    case "$exists":
+      if (typeof raw !== "boolean") invalid(at, `expected a boolean, got ${describe(raw)}`);
+      return { kind: "null", field, negated: raw };
+    case "$not":
+      return { kind: "not", item: fieldCondition(field, at, raw, depth + 1, mapToken) };
+    case "$gt":
+    case "$gte":
+    case "$lt":
+    case "$lte":
+      return { kind: "compare", field, op: COMPARE_OPS[op], value: toValue(field, at, raw, mapToken) };
+    case "$like":
+    case "$ilike":
+    case "$re":
+      if (typeof raw !== "string") invalid(at, `expected a string, got ${describe(raw)}`);
+      if (op === "$re") assertRegex(at, raw);
+      return { kind: "match", field, op: MATCH_OPS[op], pattern: raw };
+    default:
+      return invalid(at, "unknown operator");
+  }
+}
+
+function assertRegex(path: string, pattern: string): void {
+  try {
+    new RegExp(pattern);
+  } catch {
+    invalid(path, "not a valid regular expression");
+  }
+}
+
+function fieldCondition(field: ApiKeyField, path: string, raw: unknown, depth: number, mapToken: TokenMapper): Condition {
+  if (depth > MAX_DEPTH) invalid(path, `nested deeper than ${MAX_DEPTH} levels`);
+  if (raw === null) return { kind: "null", field, negated: false };
+  if (Array.isArray(raw)) return { kind: "in", field, values: toList(field, path, raw, mapToken), negated: false };
+  if (isPlainObject(raw)) {
+    const entries = Object.entries(raw).filter(([, value]) => value !== undefined);
+    if (entries.length === 0) invalid(path, "an operator map needs at least one operator");
+    const items = entries.map(([op, value]) => operatorCondition(field, path, op, value, depth, mapToken));
+    return items.length === 1 ? items[0]! : { kind: "and", items };
+  }
+  return { kind: "compare", field, op: "=", value: toValue(field, path, raw, mapToken) };
+}
+
+function filterCondition(filters: unknown, path: string, depth: number, mapToken: TokenMapper): Condition {
+  if (depth > MAX_DEPTH) invalid(path || "$and", `nested deeper than ${MAX_DEPTH} levels`);
+  if (!isPlainObject(filters)) invalid(path || "filters", `expected an object, got ${describe(filters)}`);
+  const items: Condition[] = [];
+  for (const [key, raw] of Object.entries(filters)) {
+    if (raw === undefined) continue;
+    const at = path ? `${path}.${key}` : key;
+    if (key === "$and" || key === "$or") {
+      if (!Array.isArray(raw) || raw.length === 0) invalid(at, "expected a non-empty array of filters");
+      if (raw.length > MAX_LIST) invalid(at, `at most ${MAX_LIST} filters are allowed`);
+      const nested = raw.map((item, i) => filterCondition(item, `${at}[${i}]`, depth + 1, mapToken));
+      items.push({ kind: key === "$and" ? "and" : "or", items: nested });
+    } else if (key === "q") {
+      if (typeof raw !== "string") invalid(at, `expected a string, got ${describe(raw)}`);
+      const words = raw.split(/\s+/).filter(Boolean);
+      if (words.length > 0) items.push({ kind: "search", words });
+    } else if (isField(key)) {
+      items.push(fieldCondition(key, at, raw, depth, mapToken));
+    } else {
+      invalid(at, `unknown field (filterable: q, ${API_KEY_FIELDS.join(", ")}, $and, $or)`);
+    }
+  }
+  return { kind: "and", items };
+}
+
+/** Validates a FilterableApiKeyProps value; `undefined` matches every key. */
+export function normalizeFilters(filters: unknown, mapToken: TokenMapper): Condition {
+  return filters === undefined ? { kind: "and", items: [] } : filterCondition(filters, "", 0, mapToken);
+}
+
+/** True when a normalised filter has no condition at all, so it would match every key. */
+export function isEmptyCondition(condition: Condition): boolean {
+  return condition.kind === "and" && condition.items.every(isEmptyCondition);
+}
+
+function invalidConfig(message: string): never {
+  throw new ApiKeyError("invalid_data", `Invalid find config: ${message}`);
+}
+
+function optionalCount(name: string, raw: unknown): number | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 0) {
+    invalidConfig(`'${name}' must be a non-negative integer`);
+  }
+  return raw;
+}
+
+export function normalizeFindConfig(config: unknown): NormalizedFindConfig {
+  if (config === undefined) return { order: [["id", "asc"]], withDeleted: false };
+  if (!isPlainObject(config)) invalidConfig(`expected an object, got ${describe(config)}`);
+  const { select, skip, take, order, withDeleted, ...rest } = config as Record<string, unknown>;
+  const unknown = Object.keys(rest).filter((key) => rest[key] !== undefined);
+  if (unknown.length > 0) invalidConfig(`unknown option '${unknown[0]}' (use select, skip, take, order, withDeleted)`);
+
+  if (select !== undefined && (!Array.isArray(select) || !select.every((f) => typeof f === "string" && isField(f)))) {
+    invalidConfig(`'select' must be an array of fields among ${API_KEY_FIELDS.join(", ")}`);
+  }
+  if (withDeleted !== undefined && typeof withDeleted !== "boolean") invalidConfig("'withDeleted' must be a boolean");
+
+  const ordering: [ApiKeyField, "asc" | "desc"][] = [];
+  if (order !== undefined) {
+    if (!isPlainObject(order)) invalidConfig("'order' must be an object such as { created_at: 'DESC' }");
+    for (const [field, direction] of Object.entries(order)) {
+      if (!isField(field)) invalidConfig(`cannot order by unknown field '${field}'`);
+      const dir = typeof direction === "string" ? direction.toLowerCase() : undefined;
+      if (dir !== "asc" && dir !== "desc") invalidConfig(`order direction for '${field}' must be 'ASC' or 'DESC'`);
+      ordering.push([field, dir]);
+    }
+  }
+  // Ties are broken by id so that pages never overlap or skip rows.
+  if (!ordering.some(([field]) => field === "id")) ordering.push(["id", "asc"]);
+
+  return {
+    select: select as ApiKeyField[] | undefined,
+    skip: optionalCount("skip", skip),
+    take: optionalCount("take", take),
+    order: ordering,
+    withDeleted: withDeleted === true,
+  };
+}

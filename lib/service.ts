@@ -1,0 +1,338 @@
+// The management service: the reference's methods and DTOs, validated up front, atomic where
+// it matters, and with no secret material in anything it returns after creation.
+import { ApiKeyError } from "./errors";
+import { type Condition, type NormalizedFindConfig, isEmptyCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
+import { generateApiKeyId } from "./ids";
+import { generateToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
+import type {
+  ApiKeyDTO,
+  ApiKeyField,
+  Context,
+  CreateApiKeyDTO,
+  FilterableApiKeyProps,
+  FindConfig,
+  RevokeApiKeyDTO,
+  UpdateApiKeyDTO,
+  UpdateLinksDTO,
+} from "./types";
+import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
+import { type ApiKeyRecord, type KnexApiKeyStore, translateStoreError } from "../store/knex-store";
+
+export interface ServiceConfig {
+  /** Server-side secret for HMAC-SHA-256 token hashes; plain SHA-256 without it. */
+  pepper?: string | Buffer;
+  /** The clock every expiry and revocation decision reads. */
+  now: () => Date;
+}
+
+const ALL_ROWS: NormalizedFindConfig = { order: [["id", "asc"]], withDeleted: false };
+
+function byId(id: string): Condition {
+  return { kind: "compare", field: "id", op: "=", value: id };
+}
+
+/** A key authenticates while `revoked_at` is unset or still in the future. */
+export function isActive(record: Pick<ApiKeyRecord, "revoked_at">, now: Date): boolean {
+  return record.revoked_at === null || record.revoked_at.getTime() > now.getTime();
+}
+
+/** The DTO for a record: secret keys show `token: ""` unless the plaintext is being handed out once. */
+function toDTO(record: ApiKeyRecord, plaintext?: string): ApiKeyDTO {
+  return { ...record, token: plaintext ?? (record.type === "secret" ? "" : record.token) };
+}
+
+function project(dto: ApiKeyDTO, select: ApiKeyField[] | undefined): ApiKeyDTO {
+  if (!select) return dto;
+  const picked: Partial<ApiKeyDTO> = { id: dto.id };
+  for (const field of select) Object.assign(picked, { [field]: dto[field] });
+  return picked as ApiKeyDTO;
+}
+
+function alreadyRevokedMessage(records: ApiKeyRecord[]): string {
+  const types = new Set(records.map((record) => record.type));
+  const kind = types.size === 1 ? `${[...types][0]} ` : "";
+  return `There are ${records.length} ${kind}keys that are already revoked.`;
+}
+
+function linkLabel(resourceType: string): string {
+  return resourceType === "sales_channel" ? "Sales channels" : `Resources of type '${resourceType}'`;
+}
+
+export class ApiKeyService {
+  readonly #store: KnexApiKeyStore;
+  readonly #config: ServiceConfig;
+  readonly #onClose: () => Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  constructor(store: KnexApiKeyStore, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
+    this.#store = store;
+    this.#config = config;
+    this.#onClose = onClose;
+  }
+
+  /** Runs store work at the one boundary where store failures become typed errors. */
+  async #run<T>(ctx: Context | undefined, work: (store: KnexApiKeyStore) => Promise<T>, transactional = false): Promise<T> {
+    const store = ctx?.transaction ? this.#store.within(ctx.transaction) : this.#store;
+    try {
+      return await (transactional ? store.transaction(work) : work(store));
+    } catch (error) {
+      throw translateStoreError(error);
+    }
+  }
+
+  #mapToken = (token: string): string => {
+    const type = parseToken(token);
+    return type ? storedTokenValue(token, type, this.#config.pepper) : token;
+  };
+
+  #newKey(input: CreateApiKeyDTO, now: Date): { record: ApiKeyRecord; token: string } {
+    const token = generateToken(input.type);
+    const record: ApiKeyRecord = {
+      id: generateApiKeyId(now.getTime()),
+      token: storedTokenValue(token, input.type, this.#config.pepper),
+      redacted: redactToken(token),
+      title: input.title,
+      type: input.type,
+      last_used_at: null,
+      created_by: input.created_by,
+      created_at: now,
+      updated_at: now,
+      deleted_at: null,
+      revoked_by: null,
+      revoked_at: null,
+    };
+    return { record, token };
+  }
+
+  /** The instant a revocation takes effect: now, or `revoke_in` whole seconds from now. */
+  #revocationTime(now: Date, revokeIn: number | undefined): Date {
+    const seconds = revokeIn !== undefined && revokeIn > 0 ? Math.trunc(revokeIn) : 0;
+    const at = new Date(now.getTime() + seconds * 1000);
+    if (Number.isNaN(at.getTime())) throw new ApiKeyError("invalid_data", "Field 'revoke_in' is too large");
+    return at;
+  }
+
+  /** Resolves an id or a selector to locked rows inside the caller's transaction. */
+  async #lockTargets(store: KnexApiKeyStore, idOrSelector: unknown): Promise<ApiKeyRecord[]> {
+    if (typeof idOrSelector === "string") {
+      const id = validateId(idOrSelector);
+      const rows = await store.find(byId(id), ALL_ROWS, { forUpdate: true });
+      if (rows.length === 0) throw new ApiKeyError("not_found", `ApiKey with id "${id}" not found`);
+      return rows;
+    }
+    if (!isPlainObject(idOrSelector)) {
+      throw new ApiKeyError("invalid_data", "Expected an api key id or a selector object");
+    }
+    const condition = normalizeFilters(idOrSelector, this.#mapToken);
+    if (isEmptyCondition(condition)) {
+      throw new ApiKeyError("invalid_data", "A selector needs at least one filter: an empty selector would match every key");
+    }
+    return store.find(condition, ALL_ROWS, { forUpdate: true });
+  }
+
+  createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
+  createApiKeys(data: CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO[]>;
+  async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
+    const inputs = (Array.isArray(data) ? data : [data]).map(validateCreate);
+    const now = this.#config.now();
+    const created = inputs.map((input) => this.#newKey(input, now));
+    await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
+    const dtos = created.map(({ record, token }) => toDTO(record, token));
+    return Array.isArray(data) ? dtos : dtos[0]!;
+  }
+
+  async retrieveApiKey(id: string, config?: FindConfig, ctx?: Context): Promise<ApiKeyDTO> {
+    if (id === undefined || id === null || id === "") {
+      throw new ApiKeyError("not_found", "apiKey - id must be defined");
+    }
+    validateId(id);
+    const { select, withDeleted } = normalizeFindConfig(config);
+    const [record] = await this.#run(ctx, (store) => store.find(byId(id), { ...ALL_ROWS, withDeleted }));
+    if (!record) throw new ApiKeyError("not_found", `ApiKey with id: ${id} was not found`);
+    return project(toDTO(record), select);
+  }
+
+  async listApiKeys(filters?: FilterableApiKeyProps, config?: FindConfig, ctx?: Context): Promise<ApiKeyDTO[]> {
+    const condition = normalizeFilters(filters, this.#mapToken);
+    const find = normalizeFindConfig(config);
+    const records = await this.#run(ctx, (store) => store.find(condition, find));
+    return records.map((record) => project(toDTO(record), find.select));
+  }
+
+  async listAndCountApiKeys(
+    filters?: FilterableApiKeyProps,
+    config?: FindConfig,
+    ctx?: Context,
+  ): Promise<[ApiKeyDTO[], number]> {
+    const condition = normalizeFilters(filters, this.#mapToken);
+    const find = normalizeFindConfig(config);
+    const [records, count] = await this.#run(ctx, async (store) => [
+      await store.find(condition, find),
+      await store.count(condition, find.withDeleted),
+    ] as const);
+    return [records.map((record) => project(toDTO(record), find.select)), count];
+  }
+
+  updateApiKeys(id: string, data: UpdateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
+  updateApiKeys(selector: FilterableApiKeyProps, data: UpdateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO[]>;
+  async updateApiKeys(
+    idOrSelector: string | FilterableApiKeyProps,
+    data: UpdateApiKeyDTO,
+    ctx?: Context,
+  ): Promise<ApiKeyDTO | ApiKeyDTO[]> {
+    const { title } = validateUpdate(data);
+    const updated = await this.#run(
+      ctx,
+      async (store) => {
+        const records = await this.#lockTargets(store, idOrSelector);
+        const now = this.#config.now();
+        await store.update(
+          records.map((record) => record.id),
+          { title, updated_at: now },
+        );
+        return records.map((record) => toDTO({ ...record, title, updated_at: now }));
+      },
+      true,
+    );
+    return typeof idOrSelector === "string" ? updated[0]! : updated;
+  }
+
+  revoke(id: string, data: RevokeApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
+  revoke(selector: FilterableApiKeyProps, data: RevokeApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO[]>;
+  async revoke(
+    idOrSelector: string | FilterableApiKeyProps,
+    data: RevokeApiKeyDTO,
+    ctx?: Context,
+  ): Promise<ApiKeyDTO | ApiKeyDTO[]> {
+    const input = validateRevoke(data);
+    const revoked = await this.#run(
+      ctx,
+      async (store) => {
+        const records = await this.#lockTargets(store, idOrSelector);
+        if (records.length === 0) return [];
+        if (!input.revoked_by) {
+          throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
+        }
+        const now = this.#config.now();
+        const at = this.#revocationTime(now, input.revoke_in);
+        const already = records.filter((record) => !isActive(record, now));
+        if (already.length > 0) throw new ApiKeyError("invalid_data", alreadyRevokedMessage(already));
+        // A scheduled revocation may be brought forward, never pushed back: a second call
+        // cannot bring a key back to life.
+        const changed = new Set(
+          records.filter((record) => record.revoked_at === null || at < record.revoked_at).map((record) => record.id),
+        );
+        const patch = { revoked_at: at, revoked_by: input.revoked_by, updated_at: now };
+        await store.update([...changed], patch);
+        return records.map((record) => toDTO(changed.has(record.id) ? { ...record, ...patch } : record));
+      },
+      true,
+    );
+    return typeof idOrSelector === "string" ? revoked[0]! : revoked;
+  }
+
+  /** Deletes revoked keys for good, with their links. Unknown ids are skipped. */
+  async deleteApiKeys(ids: string | string[], ctx?: Context): Promise<void> {
+    const list = [...new Set((Array.isArray(ids) ? ids : [ids]).map(validateId))];
+    if (list.length === 0) return;
+    await this.#run(
+      ctx,
+      async (store) => {
+        const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
+        const records = await store.find(condition, { ...ALL_ROWS, withDeleted: true }, { forUpdate: true });
+        const now = this.#config.now();
+        const live = records.filter((record) => isActive(record, now));
+        if (live.length > 0) {
+          const names = live.map((record) => record.id).join(", ");
+          throw new ApiKeyError("not_allowed", `Cannot delete api keys that are not revoked - ${names}`);
+        }
+        await store.delete(records.map((record) => record.id));
+      },
+      true,
+    );
+  }
+
+  /**
+   * The key for a valid, unrevoked secret token, or `false`. Malformed tokens are rejected
+   * without touching the store; a store failure is an `unavailable` error, not a `false`.
+   */
+  async authenticate(token: string): Promise<ApiKeyDTO | false> {
+    if (parseToken(token) !== "secret") return false;
+    const stored = storedTokenValue(token, "secret", this.#config.pepper);
+    const record = await this.#run(undefined, (store) => store.findByToken(stored, "secret"));
+    if (!record || !sameSecret(record.token, stored) || !isActive(record, this.#config.now())) return false;
+    return toDTO(record);
+  }
+
+  /**
+   * Replaces a key in one transaction: the old key is revoked (now, or after `revoke_in`
+   * seconds) and a new key with the same title, type, creator and links is returned with its
+   * plaintext token. A key already revoked or scheduled for revocation cannot be rolled, so
+   * every key has at most one successor.
+   */
+  async roll(id: string, data: RevokeApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO> {
+    validateId(id);
+    const input = validateRevoke(data);
+    if (!input.revoked_by) {
+      throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
+    }
+    return this.#run(
+      ctx,
+      async (store) => {
+        const [old] = await this.#lockTargets(store, id);
+        if (old!.revoked_at !== null) {
+          throw new ApiKeyError(
+            "not_allowed",
+            `ApiKey with id "${id}" is already revoked or scheduled for revocation and cannot be rolled`,
+          );
+        }
+        const now = this.#config.now();
+        const at = this.#revocationTime(now, input.revoke_in);
+        await store.update([old!.id], { revoked_at: at, revoked_by: input.revoked_by, updated_at: now });
+        const { record, token } = this.#newKey(old!, now);
+        await store.insert([record]);
+        await store.copyLinks(old!.id, record.id);
+        return toDTO(record, token);
+      },
+      true,
+    );
+  }
+
+  /** Adds and removes links from a publishable key to resources (sales channels by default). */
+  async updateLinks(id: string, data: UpdateLinksDTO, ctx?: Context): Promise<string[]> {
+    validateId(id);
+    const change = validateLinks(data);
+    return this.#run(
+      ctx,
+      async (store) => {
+        const [record] = await this.#lockTargets(store, id);
+        if (record!.type !== "publishable") {
+          throw new ApiKeyError(
+            "invalid_data",
+            `${linkLabel(change.resource_type)} can only be associated with publishable API keys`,
+          );
+        }
+        await store.removeLinks(id, change.resource_type, change.remove);
+        await store.addLinks(id, change.resource_type, change.add);
+        return store.linkedIds(id, change.resource_type);
+      },
+      true,
+    );
+  }
+
+  /** The resource ids (sales channels by default) a key is linked to. */
+  async listLinks(id: string, resourceType = "sales_channel", ctx?: Context): Promise<string[]> {
+    validateId(id);
+    return this.#run(ctx, async (store) => {
+      const [record] = await store.find(byId(id), ALL_ROWS);
+      if (!record) throw new ApiKeyError("not_found", `ApiKey with id "${id}" not found`);
+      return store.linkedIds(id, resourceType);
+    });
+  }
+
+  /** Releases what `initialize()` opened (never an app-owned Knex). Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= this.#onClose();
+    return this.#closing;
+  }
+}

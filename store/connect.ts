@@ -1,0 +1,48 @@
+// Turns the `database` option into a Knex instance, loading a driver only when it is used.
+import path from "node:path";
+import knexFactory, { type Knex } from "knex";
+
+/** What `options.database` accepts: an app-owned Knex, or a connection string we open and own. */
+export type DatabaseOption = Knex | string;
+
+export interface OpenedDatabase {
+  knex: Knex;
+  /** True when we created the Knex instance, so `close()` must destroy it. */
+  owned: boolean;
+}
+
+const PGLITE_PREFIX = "pglite://";
+/** The `pglite://` form of an in-memory database, for tests and throwaway use. */
+export const PGLITE_MEMORY = "pglite://memory";
+
+export function isKnex(value: unknown): value is Knex {
+  return typeof value === "function" && typeof (value as Partial<Knex>).transaction === "function" && "client" in value;
+}
+
+export async function openDatabase(database: DatabaseOption): Promise<OpenedDatabase> {
+  if (isKnex(database)) return { knex: database, owned: false };
+  if (typeof database !== "string") {
+    throw new TypeError("express-api-keys: `database` must be a Knex instance or a connection string.");
+  }
+  if (/^postgres(ql)?:\/\//.test(database)) {
+    return { knex: knexFactory({ client: "pg", connection: database }), owned: true };
+  }
+  if (database.startsWith(PGLITE_PREFIX)) {
+    return { knex: await openPglite(database.slice(PGLITE_PREFIX.length)), owned: true };
+  }
+  // Only the scheme is echoed: the rest of a connection string may hold a password.
+  const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(database)?.[0] ?? "(none)";
+  throw new TypeError(
+    `express-api-keys: \`database\` must start with postgres://, postgresql:// or pglite://; got scheme ${scheme}`,
+  );
+}
+
+async function openPglite(location: string): Promise<Knex> {
+  // Loaded here so that apps on PostgreSQL never load PGlite's WebAssembly.
+  const { default: ClientPgLite } = await import("knex-pglite");
+  const connection =
+    location === "memory" || location === ""
+      ? { connectionString: "memory://" }
+      : { filename: path.resolve(location) };
+  return knexFactory({ client: ClientPgLite, dialect: "postgres", connection });
+}

@@ -1,0 +1,146 @@
+// The SQL store: every read and write of `api_key` and `api_key_link`, through Knex only.
+// Runs on PostgreSQL (pg) and on embedded PGlite; knows nothing of HTTP or of tokens.
+import type { Knex } from "knex";
+import { ApiKeyError } from "../lib/errors";
+import type { Condition, NormalizedFindConfig } from "../lib/filters";
+import type { ApiKeyDTO, ApiKeyType } from "../lib/types";
+import { applyCondition } from "./compile-filter";
+
+/** A row of `api_key`: the DTO's fields, with `token` as stored (a hash for secret keys). */
+export type ApiKeyRecord = ApiKeyDTO;
+
+export type ApiKeyPatch = Partial<Pick<ApiKeyRecord, "title" | "revoked_at" | "revoked_by" | "updated_at">>;
+
+const COLUMNS: (keyof ApiKeyRecord)[] = [
+  "id",
+  "token",
+  "redacted",
+  "title",
+  "type",
+  "last_used_at",
+  "created_by",
+  "created_at",
+  "updated_at",
+  "deleted_at",
+  "revoked_by",
+  "revoked_at",
+];
+
+/** PostgreSQL error codes caused by a value the caller sent, rather than by the store. */
+const BAD_INPUT_MESSAGES: Record<string, string> = {
+  "2201B": "Invalid filter: the $re pattern is not a valid PostgreSQL regular expression",
+  "22P02": "A value has the wrong format for its column",
+  "22007": "A date value has the wrong format",
+  "22008": "A date value is out of range",
+  "22021": "A value contains bytes that are not valid UTF-8",
+  "54000": "A value is too long for its index",
+};
+
+/** Maps driver and SQL errors to typed errors: bad values are `invalid_data`, the rest `unavailable`. */
+export function translateStoreError(error: unknown): ApiKeyError {
+  if (error instanceof ApiKeyError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = typeof code === "string" ? BAD_INPUT_MESSAGES[code] : undefined;
+  if (message) return new ApiKeyError("invalid_data", message, { cause: error });
+  return new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
+}
+
+export class KnexApiKeyStore {
+  constructor(
+    private readonly db: Knex | Knex.Transaction,
+    private readonly schema?: string,
+  ) {}
+
+  /** The same store, running every query in the app's transaction. */
+  within(transaction: Knex.Transaction): KnexApiKeyStore {
+    return new KnexApiKeyStore(transaction, this.schema);
+  }
+
+  /** Runs `work` in a transaction (a savepoint when already inside one). */
+  transaction<T>(work: (store: KnexApiKeyStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((trx) => work(new KnexApiKeyStore(trx, this.schema)));
+  }
+
+  private table(name: "api_key" | "api_key_link"): Knex.QueryBuilder {
+    const builder = this.db(name);
+    return this.schema ? builder.withSchema(this.schema) : builder;
+  }
+
+  private scoped(condition: Condition, withDeleted: boolean): Knex.QueryBuilder {
+    const query = this.table("api_key");
+    if (!withDeleted) query.whereNull("deleted_at");
+    applyCondition(query, condition);
+    return query;
+  }
+
+  async insert(records: ApiKeyRecord[]): Promise<void> {
+    if (records.length > 0) await this.table("api_key").insert(records);
+  }
+
+  async find(
+    condition: Condition,
+    config: NormalizedFindConfig,
+    options: { forUpdate?: boolean } = {},
+  ): Promise<ApiKeyRecord[]> {
+    const query = this.scoped(condition, config.withDeleted).select(COLUMNS);
+    for (const [field, direction] of config.order) query.orderBy(field, direction);
+    if (config.skip !== undefined) query.offset(config.skip);
+    if (config.take !== undefined) query.limit(config.take);
+    if (options.forUpdate) query.forUpdate();
+    return (await query) as ApiKeyRecord[];
+  }
+
+  async count(condition: Condition, withDeleted: boolean): Promise<number> {
+    const [row] = (await this.scoped(condition, withDeleted).count({ count: "*" })) as { count: string | number }[];
+    return Number(row?.count ?? 0);
+  }
+
+  /** One lookup through the unique index on `token`; soft-deleted rows are never returned. */
+  async findByToken(storedToken: string, type: ApiKeyType): Promise<ApiKeyRecord | undefined> {
+    const row = (await this.table("api_key")
+      .select(COLUMNS)
+      .where({ token: storedToken, type })
+      .whereNull("deleted_at")
+      .first()) as ApiKeyRecord | undefined;
+    return row;
+  }
+
+  async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
+    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).update(patch);
+  }
+
+  /** Deletes keys; their links go with them through the foreign key's ON DELETE CASCADE. */
+  async delete(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).delete();
+  }
+
+  async linkedIds(apiKeyId: string, resourceType: string): Promise<string[]> {
+    const rows = (await this.table("api_key_link")
+      .select("resource_id")
+      .where({ api_key_id: apiKeyId, resource_type: resourceType })
+      .orderBy("resource_id")) as { resource_id: string }[];
+    return rows.map((row) => row.resource_id);
+  }
+
+  async addLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void> {
+    if (resourceIds.length === 0) return;
+    const rows = resourceIds.map((resource_id) => ({ api_key_id: apiKeyId, resource_type: resourceType, resource_id }));
+    await this.table("api_key_link").insert(rows).onConflict(["api_key_id", "resource_type", "resource_id"]).ignore();
+  }
+
+  async removeLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void> {
+    if (resourceIds.length === 0) return;
+    await this.table("api_key_link")
+      .where({ api_key_id: apiKeyId, resource_type: resourceType })
+      .whereIn("resource_id", resourceIds)
+      .delete();
+  }
+
+  /** Gives `toId` every link `fromId` has, of every resource type (used by roll). */
+  async copyLinks(fromId: string, toId: string): Promise<void> {
+    const rows = (await this.table("api_key_link")
+      .select("resource_type", "resource_id")
+      .where({ api_key_id: fromId })) as { resource_type: string; resource_id: string }[];
+    if (rows.length > 0) await this.table("api_key_link").insert(rows.map((row) => ({ ...row, api_key_id: toId })));
+  }
+}

@@ -1,0 +1,23 @@
+// Service gating in one place: under CI an unreachable PostgreSQL fails the run; elsewhere
+// the tests that need it skip with a loud message.
+import knexFactory, { type Knex } from "knex";
+
+export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export const underCI = process.env.CI === "true" || process.env.CI === "1";
+
+/** Returns a connected Knex for the shared PostgreSQL, or skips (fails under CI) when it is down. */
+export async function connectPostgres(context: Mocha.Context): Promise<Knex | undefined> {
+  const knex = knexFactory({ client: "pg", connection: POSTGRES_URL, pool: { min: 0, max: 10 } });
+  try {
+    await knex.raw("select 1");
+    return knex;
+  } catch (error) {
+    await knex.destroy();
+    const message = `PostgreSQL at ${POSTGRES_URL} is unreachable: ${(error as Error).message}`;
+    if (underCI) throw new Error(`${message} (required under CI)`);
+    console.warn(`\n  !!! SKIPPING PostgreSQL tests: ${message}\n`);
+    context.skip();
+    return undefined;
+  }
+}
