@@ -62,7 +62,7 @@ export interface OperatorMap<T = Scalar> {
   $ilike?: string;
   $re?: string;
   $exists?: boolean;
-  $not?: OperatorMap<T> | T;
+  $not?: OperatorMap<T> | T | T[];
 }
 
 type FieldFilter<T = Scalar> = T | T[] | OperatorMap<T>;

@@ -73,39 +73,21 @@ export function apiKeyMigrations(options: { schema?: string } = {}): Knex.Migrat
   };
 }
 
-const LOCK_RETRIES = 50;
-const LOCK_RETRY_MS = 100;
-
 /**
  * Brings the schema up to date. Safe to call on every boot and from several processes at
- * once: Knex's lock table lets one migrate, and the others wait for it and find nothing to do.
+ * once: a transaction-scoped advisory lock serialises our migrator per schema (Knex creates
+ * its ledger tables before taking its own lock, so concurrent boots would otherwise collide),
+ * and the processes that wait find nothing left to do.
  */
 export async function runMigrations(knex: Knex, options: { schema?: string } = {}): Promise<void> {
   const { schema } = options;
-  if (schema) await createSchema(knex, schema);
-  const config: Knex.MigratorConfig = {
-    migrationSource: apiKeyMigrations({ schema }),
-    tableName: MIGRATIONS_TABLE,
-    schemaName: schema,
-  };
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await knex.migrate.latest(config);
-      return;
-    } catch (error) {
-      const locked = error instanceof Error && error.name === "MigrationLocked";
-      if (!locked || attempt >= LOCK_RETRIES) throw error;
-      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
-    }
-  }
-}
-
-async function createSchema(knex: Knex, schema: string): Promise<void> {
-  try {
-    await knex.raw("create schema if not exists ??", [schema]);
-  } catch (error) {
-    // Two processes creating the schema at once: the loser sees a duplicate, which is fine.
-    const code = (error as { code?: string }).code;
-    if (code !== "23505" && code !== "42P06") throw error;
-  }
+  await knex.transaction(async (trx) => {
+    await trx.raw("select pg_advisory_xact_lock(hashtext(?))", [`express-api-keys:${schema ?? ""}`]);
+    if (schema) await trx.raw("create schema if not exists ??", [schema]);
+    await trx.migrate.latest({
+      migrationSource: apiKeyMigrations({ schema }),
+      tableName: MIGRATIONS_TABLE,
+      schemaName: schema,
+    });
+  });
 }

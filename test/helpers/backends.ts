@@ -10,12 +10,12 @@ import { connectPostgres } from "./services";
 
 export type BackendName = "postgres" | "pglite";
 
-/** A clock the tests move by hand, so expiry tests need no sleeps and no fake timers. */
+/** A clock that stands still until a test moves it, so expiry tests need no sleeps and no fake timers. */
 export class TestClock {
-  #offsetMs = 0;
-  readonly now = (): Date => new Date(Date.now() + this.#offsetMs);
+  #time = Date.now();
+  readonly now = (): Date => new Date(this.#time);
   advance(ms: number): void {
-    this.#offsetMs += ms;
+    this.#time += ms;
   }
 }
 

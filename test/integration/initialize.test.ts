@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import knexFactory from "knex";
+import { initialize } from "../../lib/initialize";
+import { generateToken } from "../../lib/tokens";
+import { rejectsWith } from "../helpers/assertions";
+
+const run = promisify(execFile);
+const root = path.resolve(__dirname, "../..");
+
+/** Runs `body` in a fresh Node process whose working directory and environment hold no configuration. */
+async function runIsolated(cwd: string, body: string): Promise<string> {
+  const file = path.join(root, `.tmp-initialize-${process.pid}.ts`);
+  const source = `import { initialize } from "./index";
+    process.chdir(${JSON.stringify(cwd)});
+    (async () => { ${body} })().catch((error) => { console.error(error); process.exit(1); });`;
+  await writeFile(file, source);
+  try {
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    delete env.REDIS_URL;
+    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: root, env, timeout: 60_000 });
+    return stdout.trim();
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+describe("initialize() with zero configuration", function () {
+  this.timeout(120_000);
+  let dir = "";
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "api-keys-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("uses an embedded database in ./.express-api-keys, and keys survive a restart", async () => {
+    const token = await runIsolated(
+      dir,
+      `const service = await initialize();
+       const key = await service.createApiKeys({ title: "first", type: "secret", created_by: "cli" });
+       await service.close();
+       console.log(key.token);`,
+    );
+    assert.match(token, /^sk_/);
+    const found = await runIsolated(
+      dir,
+      `const service = await initialize();
+       const key = await service.authenticate(${JSON.stringify(token)});
+       await service.close();
+       console.log(key ? key.title : "none");`,
+    );
+    assert.equal(found, "first");
+    const { stdout } = await run("ls", ["-A", path.join(dir, ".express-api-keys")]);
+    assert.match(stdout, /PG_VERSION/);
+  });
+
+  it("fails closed with unavailable when the database cannot be reached", async () => {
+    // Port 1 on loopback: nothing listens there, so every query fails to connect.
+    const knex = knexFactory({
+      client: "pg",
+      connection: "postgres://postgres@127.0.0.1:1/test",
+      acquireConnectionTimeout: 2000,
+      log: { warn: () => {}, error: () => {} },
+    });
+    const service = await initialize({ database: knex, runMigrations: false });
+    try {
+      await rejectsWith(service.authenticate(generateToken("secret")), "unavailable", "The API key store is unavailable");
+      assert.equal(await service.authenticate("sk_not_even_well_formed"), false);
+      await rejectsWith(service.listApiKeys(), "unavailable");
+    } finally {
+      await service.close();
+      await knex.destroy();
+    }
+  });
+
+  it("refuses unknown connection strings without echoing them", async () => {
+    await assert.rejects(initialize({ database: "mysql://root:hunter2@db/x" }), (error: Error) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /postgres:\/\/, postgresql:\/\/ or pglite:\/\/; got scheme mysql:/);
+      assert.doesNotMatch(error.message, /hunter2/);
+      return true;
+    });
+  });
+});
