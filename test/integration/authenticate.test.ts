@@ -12,6 +12,17 @@ forEachBackend("authenticate", (db) => {
     assert.equal("salt" in found, false);
   });
 
+  it("property: every secret token the service issues authenticates as its own key", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 40 }), async (title) => {
+        const key = await db.service.createApiKeys({ title, type: "secret", created_by: "u" });
+        const found = await db.service.authenticate(key.token);
+        return found !== false && found.id === key.id && found.title === title;
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it("returns false for publishable, unknown, revoked and deleted keys, and odd input", async () => {
     const [secret, publishable] = await db.service.createApiKeys([
       { title: "s", type: "secret", created_by: "u" },
