@@ -3,7 +3,16 @@
 /** Creates the service: the entry point of the package. */
 export { initialize, getDefaultService } from "./lib/initialize";
 /** The service's type, for apps that pass it around. */
-export type { ApiKeyService } from "./lib/service";
+export type { ApiKeyService, PublishableKeyMatch } from "./lib/service";
+/** The middleware that protects routes, and what it attaches to requests. */
+export { apiKeyAuth, type ApiKeyAuthOptions, type ErrorHandler, type NextFunction } from "./middleware/api-key-auth";
+export type {
+  ApiKeyRequestProperties,
+  AuthContext,
+  AuthenticatedRequest,
+  PublishableKeyContext,
+  SecretKeyContext,
+} from "./middleware/request-context";
 /** Options for initialize(). */
 export type { ApiKeysOptions } from "./lib/options";
 /** The one error type, with its machine-readable `type` and HTTP `status`. */

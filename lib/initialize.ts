@@ -21,7 +21,9 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
     throw error;
   }
   const store = new KnexApiKeyStore(knex, resolved.schema);
-  const service: ApiKeyService = new ApiKeyService(store, { pepper: resolved.pepper, now: resolved.now }, async () => {
+  const { pepper, now, lastUsedFlushInterval, logger } = resolved;
+  const config = { pepper, now, lastUsedFlushInterval, logger };
+  const service: ApiKeyService = new ApiKeyService(store, config, async () => {
     if (defaultService === service) defaultService = undefined;
     if (owned) await knex.destroy();
   });

@@ -1,6 +1,7 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
 import type { DatabaseOption } from "../store/connect";
+import type { Logger } from "../store/last-used";
 
 export interface ApiKeysOptions {
   /**
@@ -21,6 +22,13 @@ export interface ApiKeysOptions {
   pepper?: string | Buffer;
   /** The clock. Default: `() => new Date()`. */
   now?: () => Date;
+  /**
+   * How often the last use of each key is written, in milliseconds: uses are coalesced in
+   * memory and flushed in one statement per interval, and on `close()`. Default: `10000`.
+   */
+  lastUsedFlushInterval?: number;
+  /** Receives warnings from background work, such as a failed last_used_at flush. Default: `console`. */
+  logger?: Logger;
 }
 
 export interface ResolvedOptions {
@@ -29,12 +37,14 @@ export interface ResolvedOptions {
   runMigrations: boolean;
   pepper: string | Buffer | undefined;
   now: () => Date;
+  lastUsedFlushInterval: number;
+  logger: Logger;
 }
 
 /** Where the embedded PGlite database lives when nothing else is configured (relative to the working directory). */
 export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
-const OPTION_NAMES = ["database", "schema", "runMigrations", "pepper", "now"];
+const OPTION_NAMES = ["database", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function fail(message: string): never {
@@ -46,7 +56,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) fail(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
 
-  const { schema, runMigrations, pepper, now } = options;
+  const { schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
   if (schema !== undefined && (typeof schema !== "string" || !SCHEMA_NAME.test(schema))) {
     fail("`schema` must be a plain SQL identifier such as `auth`.");
   }
@@ -56,6 +66,15 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   }
   if (pepper !== undefined && pepper.length === 0) fail("`pepper` must not be empty; leave it out for plain SHA-256.");
   if (now !== undefined && typeof now !== "function") fail("`now` must be a function returning a Date.");
+  if (
+    lastUsedFlushInterval !== undefined &&
+    (typeof lastUsedFlushInterval !== "number" || !(lastUsedFlushInterval > 0) || !Number.isFinite(lastUsedFlushInterval))
+  ) {
+    fail("`lastUsedFlushInterval` must be a positive number of milliseconds.");
+  }
+  if (logger !== undefined && (typeof logger?.warn !== "function" || typeof logger?.error !== "function")) {
+    fail("`logger` must have `warn` and `error` methods.");
+  }
 
   return {
     database: options.database ?? env.DATABASE_URL ?? `pglite://${DEFAULT_EMBEDDED_DIRECTORY}`,
@@ -63,5 +82,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     runMigrations: runMigrations ?? true,
     pepper,
     now: now ?? (() => new Date()),
+    lastUsedFlushInterval: lastUsedFlushInterval ?? 10_000,
+    logger: logger ?? console,
   };
 }

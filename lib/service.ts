@@ -17,12 +17,23 @@ import type {
 } from "./types";
 import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
 import { type ApiKeyRecord, type KnexApiKeyStore, translateStoreError } from "../store/knex-store";
+import { LastUsedRecorder, type Logger } from "../store/last-used";
 
 export interface ServiceConfig {
   /** Server-side secret for HMAC-SHA-256 token hashes; plain SHA-256 without it. */
   pepper?: string | Buffer;
   /** The clock every expiry and revocation decision reads. */
   now: () => Date;
+  /** How often pending last_used_at writes are flushed, in milliseconds. */
+  lastUsedFlushInterval: number;
+  /** Where background failures (such as a failed last_used_at flush) are reported. */
+  logger: Logger;
+}
+
+/** What a valid publishable key gives a storefront request. */
+export interface PublishableKeyMatch {
+  api_key: ApiKeyDTO;
+  sales_channel_ids: string[];
 }
 
 const ALL_ROWS: NormalizedFindConfig = { order: [["id", "asc"]], withDeleted: false };
@@ -62,12 +73,14 @@ export class ApiKeyService {
   readonly #store: KnexApiKeyStore;
   readonly #config: ServiceConfig;
   readonly #onClose: () => Promise<void>;
+  readonly #lastUsed: LastUsedRecorder;
   #closing: Promise<void> | undefined;
 
   constructor(store: KnexApiKeyStore, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
     this.#store = store;
     this.#config = config;
     this.#onClose = onClose;
+    this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
   }
 
   /** Runs store work at the one boundary where store failures become typed errors. */
@@ -255,13 +268,27 @@ export class ApiKeyService {
   /**
    * The key for a valid, unrevoked secret token, or `false`. Malformed tokens are rejected
    * without touching the store; a store failure is an `unavailable` error, not a `false`.
+   * A success is recorded as the key's last use, written later in a batch.
    */
   async authenticate(token: string): Promise<ApiKeyDTO | false> {
     if (parseToken(token) !== "secret") return false;
     const stored = storedTokenValue(token, "secret", this.#config.pepper);
     const record = await this.#run(undefined, (store) => store.findByToken(stored, "secret"));
-    if (!record || !sameSecret(record.token, stored) || !isActive(record, this.#config.now())) return false;
+    const now = this.#config.now();
+    if (!record || !sameSecret(record.token, stored) || !isActive(record, now)) return false;
+    this.#lastUsed.record(record.id, now);
     return toDTO(record);
+  }
+
+  /** The key and sales channel ids for a valid, unrevoked publishable token, or `false`; as `authenticate`. */
+  async authenticatePublishable(token: string): Promise<PublishableKeyMatch | false> {
+    if (parseToken(token) !== "publishable") return false;
+    const found = await this.#run(undefined, (store) => store.findPublishable(token));
+    const now = this.#config.now();
+    if (!found || !isActive(found, now)) return false;
+    const { sales_channel_ids, ...record } = found;
+    this.#lastUsed.record(record.id, now);
+    return { api_key: toDTO(record), sales_channel_ids };
   }
 
   /**
@@ -330,9 +357,12 @@ export class ApiKeyService {
     });
   }
 
-  /** Releases what `initialize()` opened (never an app-owned Knex). Safe to call twice. */
+  /**
+   * Writes pending last_used_at values, then releases what `initialize()` opened (never an
+   * app-owned Knex). Safe to call twice.
+   */
   close(): Promise<void> {
-    this.#closing ??= this.#onClose();
+    this.#closing ??= this.#lastUsed.close().then(this.#onClose);
     return this.#closing;
   }
 }

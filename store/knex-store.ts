@@ -105,6 +105,42 @@ export class KnexApiKeyStore {
     return row;
   }
 
+  /**
+   * A publishable key and its sales channel ids in one round trip (the ids through a subquery
+   * on the link table's primary key), so a storefront request costs a single lookup.
+   */
+  async findPublishable(token: string): Promise<(ApiKeyRecord & { sales_channel_ids: string[] }) | undefined> {
+    const links = this.schema ? `${this.schema}.api_key_link` : "api_key_link";
+    const row = (await this.table("api_key")
+      .select(COLUMNS.map((column) => `api_key.${column}`))
+      .select(
+        this.db.raw(
+          `coalesce((select array_agg(l.resource_id order by l.resource_id) from ?? as l
+            where l.api_key_id = api_key.id and l.resource_type = 'sales_channel'), '{}') as sales_channel_ids`,
+          [links],
+        ),
+      )
+      .where({ token, type: "publishable" })
+      .whereNull("deleted_at")
+      .first()) as (ApiKeyRecord & { sales_channel_ids: string[] }) | undefined;
+    return row;
+  }
+
+  /**
+   * Writes many keys' last use in one statement. A use older than the stored one never
+   * overwrites it, so flushes from several instances can land in any order.
+   */
+  async recordLastUsed(uses: [id: string, at: Date][]): Promise<void> {
+    if (uses.length === 0) return;
+    const table = this.schema ? `${this.schema}.api_key` : "api_key";
+    const values = uses.map(() => "(?, ?::timestamptz)").join(", ");
+    await this.db.raw(
+      `update ?? as k set last_used_at = v.at from (values ${values}) as v(id, at)
+       where k.id = v.id and (k.last_used_at is null or k.last_used_at < v.at)`,
+      [table, ...uses.flat()],
+    );
+  }
+
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
     if (ids.length > 0) await this.table("api_key").whereIn("id", ids).update(patch);
   }

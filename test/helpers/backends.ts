@@ -45,8 +45,12 @@ async function openPglite(): Promise<Knex> {
   return knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { connectionString: "memory://" } });
 }
 
-export function forEachBackend(title: string, body: (backend: Backend) => void): void {
-  for (const name of ["postgres", "pglite"] as const) {
+export function forEachBackend(
+  title: string,
+  body: (backend: Backend) => void,
+  backends: readonly BackendName[] = ["postgres", "pglite"],
+): void {
+  for (const name of backends) {
     if (!selected.includes(name)) continue;
     describe(`${title} [${name}]`, function () {
       let knex: Knex | undefined;

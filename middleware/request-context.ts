@@ -1,0 +1,38 @@
+// What a successful authentication attaches to the request, with the reference's names.
+import type { IncomingMessage } from "node:http";
+import type { ApiKeyDTO } from "../lib/types";
+
+/** Set for secret keys, as Medusa's authenticate middleware sets it. */
+export interface AuthContext {
+  /** The key's id (`apk_…`). */
+  actor_id: string;
+  actor_type: "api-key";
+  auth_identity_id: "";
+  app_metadata: Record<string, unknown>;
+  user_metadata: Record<string, unknown>;
+}
+
+/** Set for secret keys: the user who created the key, for attributing the actions it takes. */
+export interface SecretKeyContext {
+  created_by: string;
+}
+
+/** Set for publishable keys: the token and the sales channels it is scoped to. */
+export interface PublishableKeyContext {
+  key: string;
+  sales_channel_ids: string[];
+}
+
+export interface ApiKeyRequestProperties {
+  auth_context?: AuthContext;
+  secret_key_context?: SecretKeyContext;
+  publishable_key_context?: PublishableKeyContext;
+  /** The authenticated key, without secret material. */
+  api_key?: ApiKeyDTO;
+}
+
+/**
+ * A request after `apiKeyAuth()`; use it as `req as AuthenticatedRequest` or
+ * `AuthenticatedRequest<express.Request>`. The package does not change Express's global types.
+ */
+export type AuthenticatedRequest<R extends IncomingMessage = IncomingMessage> = R & ApiKeyRequestProperties;

@@ -1,0 +1,83 @@
+// Records when keys were last used without a database write on the request path: uses are
+// coalesced in memory and written in one statement per flush, so each key is written at most
+// once per interval however busy it is.
+import type { KnexApiKeyStore } from "./knex-store";
+
+export interface Logger {
+  warn(message: string, ...details: unknown[]): void;
+  error(message: string, ...details: unknown[]): void;
+}
+
+/** Keys written per statement, well under PostgreSQL's limit of 65,535 bind parameters. */
+const BATCH = 1000;
+/** Uses kept while the database is unreachable; beyond this the oldest are dropped. */
+const MAX_PENDING = 100_000;
+
+export class LastUsedRecorder {
+  readonly #pending = new Map<string, Date>();
+  readonly #store: KnexApiKeyStore;
+  readonly #intervalMs: number;
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(store: KnexApiKeyStore, intervalMs: number, logger: Logger) {
+    this.#store = store;
+    this.#intervalMs = intervalMs;
+    this.#logger = logger;
+  }
+
+  /** Notes a use; the write happens at the next flush. */
+  record(id: string, at: Date): void {
+    if (this.#closed) return;
+    const known = this.#pending.get(id);
+    if (!known || known < at) this.#pending.set(id, at);
+    if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#closed) return;
+    // Jitter spreads the flushes of many instances that started together.
+    const delay = this.#intervalMs * (0.9 + Math.random() * 0.2);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, delay);
+    this.#timer.unref();
+  }
+
+  /** Writes every pending use now. Failures are logged and the uses kept for the next flush. */
+  flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(() => this.#write());
+    return this.#flushing;
+  }
+
+  async #write(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const uses = [...this.#pending];
+    this.#pending.clear();
+    for (let i = 0; i < uses.length; i += BATCH) {
+      const batch = uses.slice(i, i + BATCH);
+      try {
+        await this.#store.recordLastUsed(batch);
+      } catch (error) {
+        for (const [id, at] of batch) {
+          const known = this.#pending.get(id);
+          if (!known || known < at) this.#pending.set(id, at);
+        }
+        this.#logger.warn(`express-api-keys: could not record last_used_at for ${batch.length} keys; will retry`, error);
+        this.#schedule();
+      }
+    }
+  }
+
+  /** Stops the timer and writes what is pending. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.flush();
+  }
+}
