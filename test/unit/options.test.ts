@@ -15,6 +15,8 @@ describe("initialize options", () => {
     assert.deepEqual(strip(resolveOptions({}, {})), base);
     assert.deepEqual(strip(resolveOptions(Object.create(null) as object, {})), base);
     assert.equal(base.runMigrations, true);
+    assert.equal(base.lastUsedFlushInterval, 10_000);
+    assert.equal(resolveOptions(undefined, {}).logger, console);
   });
 
   it("keeps a deliberate false instead of replacing it with the default", () => {
@@ -29,6 +31,10 @@ describe("initialize options", () => {
       [{ pepper: 5 }, /`pepper`/],
       [{ pepper: "" }, /`pepper` must not be empty/],
       [{ now: Date.now() }, /`now`/],
+      [{ lastUsedFlushInterval: 0 }, /`lastUsedFlushInterval`/],
+      [{ lastUsedFlushInterval: Infinity }, /`lastUsedFlushInterval`/],
+      [{ lastUsedFlushInterval: "10s" }, /`lastUsedFlushInterval`/],
+      [{ logger: { warn() {} } }, /`logger`/],
       [5, /takes an object/],
     ];
     for (const [options, message] of cases) {
