@@ -10,6 +10,24 @@ import { forEachBackend } from "../helpers/backends";
 forEachBackend(
   "apiKeyAuth options",
   (db) => {
+    it("works mounted with router.use and app.use as well as per route", async () => {
+      const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      const app = express();
+      const router = express.Router();
+      router.use(apiKeyAuth({ service: db.service }));
+      router.get("/thing", (req, res) => {
+        res.json({ actor: (req as AuthenticatedRequest).auth_context?.actor_id });
+      });
+      app.use("/admin", router);
+      app.use(apiKeyAuth({ service: db.service, type: "publishable", required: false }));
+      app.get("/open", (_req, res) => {
+        res.json({ ok: true });
+      });
+      assert.deepEqual((await request(app).get("/admin/thing").set("Authorization", `Basic ${key.token}`)).body, { actor: key.id });
+      assert.equal((await request(app).get("/admin/thing")).status, 401);
+      assert.deepEqual((await request(app).get("/open")).body, { ok: true });
+    });
+
     it("getToken reads the key from wherever the app keeps it", async () => {
       const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
       const app = express();
