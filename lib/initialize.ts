@@ -1,7 +1,10 @@
 // initialize(): wires options, environment and embedded defaults into a ready service.
-import { type ApiKeysOptions, resolveOptions } from "./options";
+import { type ApiKeysOptions, type ResolvedOptions, resolveOptions } from "./options";
 import { ApiKeyService } from "./service";
 import { openDatabase } from "../store/connect";
+import { KeyCache } from "../store/cache/key-cache";
+import { openRedis } from "../store/cache/open-redis";
+import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
 import { runMigrations } from "../store/migrations";
 
@@ -22,13 +25,27 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   }
   const store = new KnexApiKeyStore(knex, resolved.schema);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
+  const cache = await openCache(resolved);
   const config = { pepper, now, lastUsedFlushInterval, logger };
-  const service: ApiKeyService = new ApiKeyService(store, config, async () => {
+  const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
     if (owned) await knex.destroy();
   });
   defaultService = service;
   return service;
+}
+
+async function openCache({ cache, redis, now, logger }: ResolvedOptions): Promise<KeyCache> {
+  if (!cache) return new KeyCache({ now, logger });
+  let redisTier: RedisTier | undefined;
+  if (redis) {
+    const { client, owned } = await openRedis(redis, cache.redisTimeout * 4);
+    redisTier = new RedisTier(client, owned, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now });
+  }
+  const { max, maxSize, ttl, staleIfError } = cache;
+  const keyCache = new KeyCache({ memory: cache.memory ? { max, maxSize, ttl, staleIfError } : undefined, redis: redisTier, now, logger });
+  await keyCache.start();
+  return keyCache;
 }
 
 /** The service the latest `initialize()` returned, while it is open. */

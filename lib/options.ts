@@ -1,7 +1,44 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
+import type { Redis } from "ioredis";
 import type { DatabaseOption } from "../store/connect";
 import type { Logger } from "../store/last-used";
+
+/** Cache settings; every field is optional and has the default shown. */
+export interface CacheOptions {
+  /** Keep verified keys in process memory (the first tier). Default: `true`. */
+  memory?: boolean;
+  /** Most keys kept in memory. Default: `10000`. */
+  max?: number;
+  /** Most bytes kept in memory, counted from each entry's JSON size. Default: `16777216` (16 MiB). */
+  maxSize?: number;
+  /**
+   * How long a key is served from memory before the next tier is asked again, in milliseconds.
+   * Without Redis this also bounds how late another instance learns of a revocation. Default: `5000`.
+   */
+  ttl?: number;
+  /** How much longer keys verified before a database outage keep working during it, in milliseconds. Default: `60000`. */
+  staleIfError?: number;
+  /** Longest life of an entry in Redis, in milliseconds (never past the key's `revoked_at`). Default: `60000`. */
+  redisTtl?: number;
+  /** Prefix of every Redis key and of the invalidation channel. Default: `"apikey:"`. */
+  redisPrefix?: string;
+  /** How long a Redis command may take before authentication goes on without it, in milliseconds. Default: `250`. */
+  redisTimeout?: number;
+}
+
+export type ResolvedCacheOptions = Required<CacheOptions>;
+
+const CACHE_DEFAULTS: ResolvedCacheOptions = {
+  memory: true,
+  max: 10_000,
+  maxSize: 16 * 1024 * 1024,
+  ttl: 5_000,
+  staleIfError: 60_000,
+  redisTtl: 60_000,
+  redisPrefix: "apikey:",
+  redisTimeout: 250,
+};
 
 export interface ApiKeysOptions {
   /**
@@ -10,6 +47,14 @@ export interface ApiKeysOptions {
    * Default: `DATABASE_URL` when set, else `pglite://.express-api-keys`.
    */
   database?: DatabaseOption;
+  /**
+   * An ioredis client the app owns, or a `redis://` URL: the shared cache tier, which also carries
+   * invalidations to every instance. `false` turns Redis off even when `REDIS_URL` is set.
+   * Default: `REDIS_URL` when set, else no Redis.
+   */
+  redis?: Redis | string | false;
+  /** Cache settings, or `false` for no cache at all (every authentication asks the database). */
+  cache?: CacheOptions | false;
   /** PostgreSQL schema for our tables. Default: the connection's search path (usually `public`). */
   schema?: string;
   /** Bring the tables up to date on initialize. Default: `true`. */
@@ -33,6 +78,8 @@ export interface ApiKeysOptions {
 
 export interface ResolvedOptions {
   database: DatabaseOption;
+  redis: Redis | string | undefined;
+  cache: ResolvedCacheOptions | false;
   schema: string | undefined;
   runMigrations: boolean;
   pepper: string | Buffer | undefined;
@@ -44,11 +91,35 @@ export interface ResolvedOptions {
 /** Where the embedded PGlite database lives when nothing else is configured (relative to the working directory). */
 export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
-const OPTION_NAMES = ["database", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
+const OPTION_NAMES = ["database", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function fail(message: string): never {
   throw new TypeError(`express-api-keys: ${message}`);
+}
+
+function isPositive(value: unknown): boolean {
+  return typeof value === "number" && value > 0 && Number.isFinite(value);
+}
+
+function resolveCache(cache: CacheOptions | false | undefined): ResolvedCacheOptions | false {
+  if (cache === false) return false;
+  if (cache !== undefined && (typeof cache !== "object" || cache === null)) fail("`cache` must be an object or `false`.");
+  const given = Object.fromEntries(Object.entries(cache ?? {}).filter(([, value]) => value !== undefined));
+  const unknown = Object.keys(given).filter((name) => !(name in CACHE_DEFAULTS));
+  if (unknown.length > 0) fail(`unknown option \`cache.${unknown[0]}\`; the cache options are ${Object.keys(CACHE_DEFAULTS).join(", ")}.`);
+  const resolved = { ...CACHE_DEFAULTS, ...given } as ResolvedCacheOptions;
+  for (const name of ["max", "maxSize", "ttl", "redisTtl", "redisTimeout"] as const) {
+    if (!isPositive(resolved[name])) fail(`\`cache.${name}\` must be a positive number.`);
+  }
+  if (typeof resolved.staleIfError !== "number" || !(resolved.staleIfError >= 0)) fail("`cache.staleIfError` must be zero or more milliseconds.");
+  if (typeof resolved.memory !== "boolean") fail("`cache.memory` must be a boolean.");
+  if (typeof resolved.redisPrefix !== "string") fail("`cache.redisPrefix` must be a string.");
+  return resolved;
+}
+
+function isRedisClient(value: unknown): value is Redis {
+  return typeof value === "object" && value !== null && typeof (value as Redis).duplicate === "function";
 }
 
 export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
@@ -56,7 +127,10 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) fail(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
 
-  const { schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
+  const { redis, schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
+  if (redis !== undefined && redis !== false && typeof redis !== "string" && !isRedisClient(redis)) {
+    fail("`redis` must be an ioredis client, a redis:// URL or false.");
+  }
   if (schema !== undefined && (typeof schema !== "string" || !SCHEMA_NAME.test(schema))) {
     fail("`schema` must be a plain SQL identifier such as `auth`.");
   }
@@ -67,8 +141,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   if (pepper !== undefined && pepper.length === 0) fail("`pepper` must not be empty; leave it out for plain SHA-256.");
   if (now !== undefined && typeof now !== "function") fail("`now` must be a function returning a Date.");
   if (
-    lastUsedFlushInterval !== undefined &&
-    (typeof lastUsedFlushInterval !== "number" || !(lastUsedFlushInterval > 0) || !Number.isFinite(lastUsedFlushInterval))
+    lastUsedFlushInterval !== undefined && !isPositive(lastUsedFlushInterval)
   ) {
     fail("`lastUsedFlushInterval` must be a positive number of milliseconds.");
   }
@@ -78,6 +151,8 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
 
   return {
     database: options.database ?? env.DATABASE_URL ?? `pglite://${DEFAULT_EMBEDDED_DIRECTORY}`,
+    redis: redis === false ? undefined : (redis ?? env.REDIS_URL),
+    cache: resolveCache(options.cache),
     schema,
     runMigrations: runMigrations ?? true,
     pepper,

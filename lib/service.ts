@@ -3,10 +3,11 @@
 import { ApiKeyError } from "./errors";
 import { type Condition, type NormalizedFindConfig, isEmptyCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
-import { generateToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
+import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
 import type {
   ApiKeyDTO,
   ApiKeyField,
+  ApiKeyType,
   Context,
   CreateApiKeyDTO,
   FilterableApiKeyProps,
@@ -18,6 +19,8 @@ import type {
 import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
 import { type ApiKeyRecord, type KnexApiKeyStore, translateStoreError } from "../store/knex-store";
 import { LastUsedRecorder, type Logger } from "../store/last-used";
+import type { CacheEntry } from "../store/cache/entry";
+import type { KeyCache } from "../store/cache/key-cache";
 
 export interface ServiceConfig {
   /** Server-side secret for HMAC-SHA-256 token hashes; plain SHA-256 without it. */
@@ -74,13 +77,48 @@ export class ApiKeyService {
   readonly #config: ServiceConfig;
   readonly #onClose: () => Promise<void>;
   readonly #lastUsed: LastUsedRecorder;
+  readonly #cache: KeyCache;
   #closing: Promise<void> | undefined;
 
-  constructor(store: KnexApiKeyStore, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
+  constructor(store: KnexApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
     this.#store = store;
+    this.#cache = cache;
     this.#config = config;
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
+  }
+
+  /** The cache name of a key: the hash of its token (a secret key's `token` column already is). */
+  #cacheKeyOf(record: ApiKeyRecord): string {
+    return record.type === "secret" ? record.token : hashToken(record.token, this.#config.pepper);
+  }
+
+  /**
+   * Drops changed keys from every cache tier once their change is committed. Inside an app's
+   * transaction that is only known later, so the keys are dropped again when it ends.
+   */
+  async #invalidate(records: ApiKeyRecord[], ctx: Context | undefined): Promise<void> {
+    const cacheKeys = records.map((record) => this.#cacheKeyOf(record));
+    await this.#cache.invalidate(cacheKeys);
+    const again = () => this.#cache.invalidate(cacheKeys);
+    ctx?.transaction?.executionPromise.then(again, again);
+  }
+
+  /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
+  async #lookup(token: string, type: ApiKeyType): Promise<CacheEntry> {
+    const hash = hashToken(token, this.#config.pepper);
+    return this.#cache.lookup(hash, () =>
+      this.#run(undefined, async (store): Promise<CacheEntry> => {
+        if (type === "secret") {
+          const record = await store.findByToken(hash, "secret");
+          return record && sameSecret(record.token, hash) ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : { found: false };
+        }
+        const found = await store.findPublishable(token);
+        if (!found) return { found: false };
+        const { sales_channel_ids, ...record } = found;
+        return { found: true, api_key: toDTO(record), sales_channel_ids };
+      }),
+    );
   }
 
   /** Runs store work at the one boundary where store failures become typed errors. */
@@ -203,11 +241,13 @@ export class ApiKeyService {
           records.map((record) => record.id),
           { title, updated_at: now },
         );
-        return records.map((record) => toDTO({ ...record, title, updated_at: now }));
+        return records.map((record) => ({ ...record, title, updated_at: now }));
       },
       true,
     );
-    return typeof idOrSelector === "string" ? updated[0]! : updated;
+    await this.#invalidate(updated, ctx);
+    const dtos = updated.map((record) => toDTO(record));
+    return typeof idOrSelector === "string" ? dtos[0]! : dtos;
   }
 
   revoke(id: string, data: RevokeApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
@@ -237,18 +277,20 @@ export class ApiKeyService {
         );
         const patch = { revoked_at: at, revoked_by: input.revoked_by, updated_at: now };
         await store.update([...changed], patch);
-        return records.map((record) => toDTO(changed.has(record.id) ? { ...record, ...patch } : record));
+        return records.map((record) => (changed.has(record.id) ? { ...record, ...patch } : record));
       },
       true,
     );
-    return typeof idOrSelector === "string" ? revoked[0]! : revoked;
+    await this.#invalidate(revoked, ctx);
+    const dtos = revoked.map((record) => toDTO(record));
+    return typeof idOrSelector === "string" ? dtos[0]! : dtos;
   }
 
   /** Deletes revoked keys for good, with their links. Unknown ids are skipped. */
   async deleteApiKeys(ids: string | string[], ctx?: Context): Promise<void> {
     const list = [...new Set((Array.isArray(ids) ? ids : [ids]).map(validateId))];
     if (list.length === 0) return;
-    await this.#run(
+    const deleted = await this.#run(
       ctx,
       async (store) => {
         const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
@@ -260,9 +302,11 @@ export class ApiKeyService {
           throw new ApiKeyError("not_allowed", `Cannot delete api keys that are not revoked - ${names}`);
         }
         await store.delete(records.map((record) => record.id));
+        return records;
       },
       true,
     );
+    await this.#invalidate(deleted, ctx);
   }
 
   /**
@@ -271,24 +315,24 @@ export class ApiKeyService {
    * A success is recorded as the key's last use, written later in a batch.
    */
   async authenticate(token: string): Promise<ApiKeyDTO | false> {
-    if (parseToken(token) !== "secret") return false;
-    const stored = storedTokenValue(token, "secret", this.#config.pepper);
-    const record = await this.#run(undefined, (store) => store.findByToken(stored, "secret"));
-    const now = this.#config.now();
-    if (!record || !sameSecret(record.token, stored) || !isActive(record, now)) return false;
-    this.#lastUsed.record(record.id, now);
-    return toDTO(record);
+    const match = await this.#authenticate(token, "secret");
+    return match && match.api_key;
   }
 
   /** The key and sales channel ids for a valid, unrevoked publishable token, or `false`; as `authenticate`. */
   async authenticatePublishable(token: string): Promise<PublishableKeyMatch | false> {
-    if (parseToken(token) !== "publishable") return false;
-    const found = await this.#run(undefined, (store) => store.findPublishable(token));
+    return this.#authenticate(token, "publishable");
+  }
+
+  async #authenticate(token: string, type: ApiKeyType): Promise<PublishableKeyMatch | false> {
+    if (parseToken(token) !== type) return false;
+    const entry = await this.#lookup(token, type);
+    // Revocation is checked on every call, cached or not, so a scheduled one takes effect at its instant.
     const now = this.#config.now();
-    if (!found || !isActive(found, now)) return false;
-    const { sales_channel_ids, ...record } = found;
-    this.#lastUsed.record(record.id, now);
-    return { api_key: toDTO(record), sales_channel_ids };
+    if (!entry.found || entry.api_key.type !== type || !isActive(entry.api_key, now)) return false;
+    this.#lastUsed.record(entry.api_key.id, now);
+    // Copies, so that callers cannot change what the cache holds.
+    return { api_key: { ...entry.api_key }, sales_channel_ids: [...entry.sales_channel_ids] };
   }
 
   /**
@@ -303,7 +347,7 @@ export class ApiKeyService {
     if (!input.revoked_by) {
       throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
     }
-    return this.#run(
+    const { old, successor, token } = await this.#run(
       ctx,
       async (store) => {
         const [old] = await this.#lockTargets(store, id);
@@ -319,17 +363,19 @@ export class ApiKeyService {
         const { record, token } = this.#newKey(old!, now);
         await store.insert([record]);
         await store.copyLinks(old!.id, record.id);
-        return toDTO(record, token);
+        return { old: { ...old!, revoked_at: at }, successor: record, token };
       },
       true,
     );
+    await this.#invalidate([old], ctx);
+    return toDTO(successor, token);
   }
 
   /** Adds and removes links from a publishable key to resources (sales channels by default). */
   async updateLinks(id: string, data: UpdateLinksDTO, ctx?: Context): Promise<string[]> {
     validateId(id);
     const change = validateLinks(data);
-    return this.#run(
+    const { record, linked } = await this.#run(
       ctx,
       async (store) => {
         const [record] = await this.#lockTargets(store, id);
@@ -341,10 +387,12 @@ export class ApiKeyService {
         }
         await store.removeLinks(id, change.resource_type, change.remove);
         await store.addLinks(id, change.resource_type, change.add);
-        return store.linkedIds(id, change.resource_type);
+        return { record: record!, linked: await store.linkedIds(id, change.resource_type) };
       },
       true,
     );
+    await this.#invalidate([record], ctx);
+    return linked;
   }
 
   /** The resource ids (sales channels by default) a key is linked to. */
@@ -362,7 +410,10 @@ export class ApiKeyService {
    * app-owned Knex). Safe to call twice.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#lastUsed.close().then(this.#onClose);
+    this.#closing ??= this.#lastUsed
+      .close()
+      .then(() => this.#cache.close())
+      .then(this.#onClose);
     return this.#closing;
   }
 }

@@ -54,14 +54,18 @@ export function parseToken(token: unknown): ApiKeyType | undefined {
   return match[1] === "pk" ? "publishable" : "secret";
 }
 
+/** SHA-256 of a token, or HMAC-SHA-256 when a pepper is set, as hex: how caches name a key. */
+export function hashToken(token: string, pepper?: string | Buffer): string {
+  return (pepper ? createHmac("sha256", pepper) : createHash("sha256")).update(token).digest("hex");
+}
+
 /**
  * The value stored in the `token` column. Publishable tokens are public identifiers and are
- * stored as they are; secret tokens only as SHA-256, or HMAC-SHA-256 when a pepper is set, so
- * a leaked table cannot be used to authenticate.
+ * stored as they are; secret tokens only as their hash, so a leaked table cannot be used to
+ * authenticate.
  */
 export function storedTokenValue(token: string, type: ApiKeyType, pepper?: string | Buffer): string {
-  if (type === "publishable") return token;
-  return (pepper ? createHmac("sha256", pepper) : createHash("sha256")).update(token).digest("hex");
+  return type === "publishable" ? token : hashToken(token, pepper);
 }
 
 /** Constant-time equality for stored secret values, so comparisons leak no timing. */

@@ -26,7 +26,8 @@ forEachBackend(
       });
       const updates = queries.filter(isUpdate);
       assert.ok(updates.length >= 1 && updates.length <= 3, `${updates.length} UPDATE statements`);
-      assert.equal(queries.filter((sql) => /^select\b/i.test(sql.trim())).length, 1000);
+      // The first ten requests miss the cache together and share one lookup; the rest are hits.
+      assert.equal(queries.filter((sql) => /^select\b/i.test(sql.trim())).length, 1);
       const [row] = await db.knex.withSchema(db.schema).from("api_key").where({ id: key.id }).select("last_used_at");
       assert.ok(row.last_used_at instanceof Date);
       assert.equal(row.last_used_at.getTime(), db.clock.now().getTime());
