@@ -25,7 +25,9 @@ export async function openDatabase(database: DatabaseOption): Promise<OpenedData
     throw new TypeError("express-api-keys: `database` must be a Knex instance or a connection string.");
   }
   if (/^postgres(ql)?:\/\//.test(database)) {
-    return { knex: knexFactory({ client: "pg", connection: database }), owned: true };
+    // Knex waits 60 s for a connection by default; during an outage that would hold every request
+    // for a minute before it could be answered 503.
+    return { knex: knexFactory({ client: "pg", connection: database, acquireConnectionTimeout: 5000 }), owned: true };
   }
   if (database.startsWith(PGLITE_PREFIX)) {
     return { knex: await openPglite(database.slice(PGLITE_PREFIX.length)), owned: true };

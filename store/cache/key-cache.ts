@@ -43,7 +43,9 @@ export class KeyCache {
         // Keep expired entries so they can stand in while the store is down.
         allowStaleOnFetchRejection: true,
         noDeleteOnFetchRejection: true,
+        // Read the service's clock on every check (lru-cache would otherwise reuse one reading for 1 ms).
         perf: { now: () => this.#now().getTime() },
+        ttlResolution: 0,
         fetchMethod: async (_key, _stale, { context }) => ({ ...(await context()), storedAt: this.#now().getTime() }),
       });
     }

@@ -51,6 +51,7 @@ export class RedisTier {
     this.#options = options;
     this.#channel = `${options.prefix}invalidate`;
     client.on("ready", this.#onReady);
+    client.on("error", this.#down);
   }
 
   #entryKey(cacheKey: string): string {
@@ -92,11 +93,11 @@ export class RedisTier {
     }
   }
 
-  #down(error: unknown): void {
+  readonly #down = (error: unknown): void => {
     if (this.#warned) return;
     this.#warned = true;
     this.#options.logger.warn("express-api-keys: Redis is unavailable; authenticating from the database until it is back", error);
-  }
+  };
 
   readonly #onReady = (): void => {
     if (this.#warned) this.#options.logger.warn("express-api-keys: Redis is back; using the shared cache again");
@@ -192,6 +193,7 @@ export class RedisTier {
   /** Closes the subscriber, and the client too when we opened it; an app's client stays open. */
   async close(): Promise<void> {
     this.#client.off("ready", this.#onReady);
+    this.#client.off("error", this.#down);
     this.#subscriber?.disconnect();
     if (this.#ownsClient) this.#client.disconnect();
   }

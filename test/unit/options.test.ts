@@ -21,6 +21,30 @@ describe("initialize options", () => {
 
   it("keeps a deliberate false instead of replacing it with the default", () => {
     assert.equal(resolveOptions({ runMigrations: false }, {}).runMigrations, false);
+    assert.equal(resolveOptions({ cache: false }, {}).cache, false);
+    const cache = resolveOptions({ cache: { staleIfError: 0 } }, {}).cache;
+    assert.equal(cache === false ? "off" : cache.staleIfError, 0);
+  });
+
+  it("takes Redis from the option, then REDIS_URL; false turns it off", () => {
+    const env = { REDIS_URL: "redis://env:6379" };
+    assert.equal(resolveOptions({ redis: "redis://opt:6379" }, env).redis, "redis://opt:6379");
+    assert.equal(resolveOptions({}, env).redis, "redis://env:6379");
+    assert.equal(resolveOptions({ redis: false }, env).redis, undefined);
+    assert.equal(resolveOptions({}, {}).redis, undefined);
+  });
+
+  it("fills cache defaults in one place", () => {
+    assert.deepEqual(resolveOptions({ cache: { ttl: 100, max: undefined } }, {}).cache, {
+      memory: true,
+      max: 10_000,
+      maxSize: 16 * 1024 * 1024,
+      ttl: 100,
+      staleIfError: 60_000,
+      redisTtl: 60_000,
+      redisPrefix: "apikey:",
+      redisTimeout: 250,
+    });
   });
 
   it("throws a TypeError naming the option for unknown or malformed options", () => {
@@ -35,6 +59,12 @@ describe("initialize options", () => {
       [{ lastUsedFlushInterval: Infinity }, /`lastUsedFlushInterval`/],
       [{ lastUsedFlushInterval: "10s" }, /`lastUsedFlushInterval`/],
       [{ logger: { warn() {} } }, /`logger`/],
+      [{ redis: 6379 }, /`redis`/],
+      [{ cache: "lru" }, /`cache`/],
+      [{ cache: { ttl: 0 } }, /`cache.ttl`/],
+      [{ cache: { tll: 5 } }, /unknown option `cache.tll`/],
+      [{ cache: { staleIfError: -1 } }, /`cache.staleIfError`/],
+      [{ cache: { memory: "yes" } }, /`cache.memory`/],
       [5, /takes an object/],
     ];
     for (const [options, message] of cases) {

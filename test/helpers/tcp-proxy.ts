@@ -1,0 +1,63 @@
+// A TCP proxy of the test's own in front of a shared server, so a test can cut the
+// connection or slow its answers without touching the server itself.
+import net from "node:net";
+
+export class TcpProxy {
+  #server: net.Server;
+  #sockets = new Set<net.Socket>();
+  #cut = false;
+  /** Delay added to every chunk the server sends back, in milliseconds. */
+  responseDelay = 0;
+
+  constructor(private readonly target: { host: string; port: number }) {
+    this.#server = net.createServer((client) => this.#connect(client));
+  }
+
+  #connect(client: net.Socket): void {
+    if (this.#cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(this.target.port, this.target.host);
+    for (const socket of [client, upstream]) {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.on("data", (chunk: Buffer) => {
+      if (this.responseDelay === 0) client.write(chunk);
+      else {
+        upstream.pause();
+        setTimeout(() => {
+          client.write(chunk);
+          upstream.resume();
+        }, this.responseDelay);
+      }
+    });
+    upstream.on("end", () => client.end());
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
+    return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  /** Drops every connection and refuses new ones until restore(). */
+  cut(): void {
+    this.#cut = true;
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.#cut = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}

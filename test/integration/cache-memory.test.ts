@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { generateToken } from "../../lib/tokens";
+import { forEachBackend } from "../helpers/backends";
+
+const selects = (queries: string[]) => queries.filter((sql) => /^select\b/i.test(sql.trim())).length;
+
+forEachBackend("in-process cache", (db) => {
+  it("serves a verified key from memory: the second lookup sends no query", async () => {
+    const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    const first = await db.countQueries(() => db.service.authenticate(key.token));
+    const second = await db.countQueries(() => db.service.authenticate(key.token));
+    assert.ok(first.result && second.result);
+    assert.deepEqual([selects(first.queries), second.queries.length], [1, 0]);
+  });
+
+  it("caches unknown well-formed tokens too", async () => {
+    const token = generateToken("secret");
+    const first = await db.countQueries(() => db.service.authenticate(token));
+    const again = await db.countQueries(() => db.service.authenticate(token));
+    assert.deepEqual([first.result, again.result, first.queries.length, again.queries.length], [false, false, 1, 0]);
+  });
+
+  it("shares one store lookup among concurrent misses for one token", async () => {
+    const key = await db.service.createApiKeys({ title: "k", type: "publishable", created_by: "u" });
+    const { result, queries } = await db.countQueries(() =>
+      Promise.all(Array.from({ length: 25 }, () => db.service.authenticatePublishable(key.token))),
+    );
+    assert.ok(result.every((match) => match && match.api_key.id === key.id));
+    assert.equal(queries.length, 1);
+  });
+
+  it("asks the store again once the entry is older than cache.ttl", async () => {
+    const service = await db.open({ cache: { ttl: 1000 } });
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    await service.authenticate(key.token);
+    db.clock.advance(999);
+    assert.equal((await db.countQueries(() => service.authenticate(key.token))).queries.length, 0);
+    db.clock.advance(2);
+    assert.equal((await db.countQueries(() => service.authenticate(key.token))).queries.length, 1);
+  });
+
+  it("applies a scheduled revocation at its instant, even to a cached key", async () => {
+    const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    await db.service.revoke(key.id, { revoked_by: "u", revoke_in: 3 });
+    assert.ok(await db.service.authenticate(key.token));
+    db.clock.advance(3000);
+    const { result, queries } = await db.countQueries(() => db.service.authenticate(key.token));
+    assert.deepEqual([result, queries.length], [false, 0]);
+  });
+
+  it("drops changed keys at once in the instance that changed them", async () => {
+    const key = await db.service.createApiKeys({ title: "old", type: "publishable", created_by: "u" });
+    assert.deepEqual((await db.service.authenticatePublishable(key.token) || undefined)?.sales_channel_ids, []);
+    await db.service.updateLinks(key.id, { add: ["sc_1"] });
+    await db.service.updateApiKeys(key.id, { title: "new" });
+    const match = await db.service.authenticatePublishable(key.token);
+    assert.ok(match);
+    assert.deepEqual([match.api_key.title, match.sales_channel_ids], ["new", ["sc_1"]]);
+    await db.service.revoke(key.id, { revoked_by: "u" });
+    assert.equal(await db.service.authenticatePublishable(key.token), false);
+  });
+
+  it("keeps at most cache.max keys", async () => {
+    const service = await db.open({ cache: { max: 50 } });
+    const first = generateToken("secret");
+    await service.authenticate(first);
+    for (let i = 0; i < 200; i++) await service.authenticate(generateToken("secret"));
+    assert.equal((await db.countQueries(() => service.authenticate(first))).queries.length, 1, "evicted");
+  });
+
+  it("with cache: false, asks the store every time", async () => {
+    const service = await db.open({ cache: false });
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    const { queries } = await db.countQueries(async () => {
+      for (let i = 0; i < 5; i++) assert.ok(await service.authenticate(key.token));
+    });
+    assert.equal(selects(queries), 5);
+  });
+
+  it("returns copies that callers cannot use to change the cache", async () => {
+    const key = await db.service.createApiKeys({ title: "k", type: "publishable", created_by: "u" });
+    const match = await db.service.authenticatePublishable(key.token);
+    assert.ok(match);
+    match.api_key.title = "tampered";
+    match.sales_channel_ids.push("sc_evil");
+    const again = await db.service.authenticatePublishable(key.token);
+    assert.ok(again);
+    assert.deepEqual([again.api_key.title, again.sales_channel_ids], ["k", []]);
+  });
+});
+
+forEachBackend(
+  "cache and app transactions",
+  (db) => {
+    it("drops a key changed in the app's transaction again when it commits", async () => {
+      const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      const trx = await db.knex.transaction();
+      await db.service.revoke(key.id, { revoked_by: "u" }, { transaction: trx });
+      // Before the commit, other connections still see the key as active, and may cache it.
+      assert.ok(await db.service.authenticate(key.token));
+      await trx.commit();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(await db.service.authenticate(key.token), false);
+    });
+  },
+  ["postgres"],
+);
