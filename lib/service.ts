@@ -1,6 +1,7 @@
 // The management service: the reference's methods and DTOs, validated up front, atomic where
 // it matters, and with no secret material in anything it returns after creation.
 import { ApiKeyError } from "./errors";
+import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
 import { type Condition, type NormalizedFindConfig, isEmptyCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
 import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
@@ -31,6 +32,12 @@ export interface ServiceConfig {
   lastUsedFlushInterval: number;
   /** Where background failures (such as a failed last_used_at flush) are reported. */
   logger: Logger;
+}
+
+/** One written row and its `updated_at` after the write (null: the row was deleted). */
+interface Probe {
+  id: string;
+  updatedAt: Date | null;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -78,6 +85,7 @@ export class ApiKeyService {
   readonly #onClose: () => Promise<void>;
   readonly #lastUsed: LastUsedRecorder;
   readonly #cache: KeyCache;
+  readonly #events: ApiKeyEventBus;
   #closing: Promise<void> | undefined;
 
   constructor(store: KnexApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
@@ -86,6 +94,18 @@ export class ApiKeyService {
     this.#config = config;
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
+    this.#events = new ApiKeyEventBus(config.logger);
+  }
+
+  /** Subscribes to an event; see ApiKeyEvents for the payloads. */
+  on<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): this {
+    this.#events.on(name, listener);
+    return this;
+  }
+
+  off<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): this {
+    this.#events.off(name, listener);
+    return this;
   }
 
   /** The cache name of a key: the hash of its token (a secret key's `token` column already is). */
@@ -94,14 +114,30 @@ export class ApiKeyService {
   }
 
   /**
-   * Drops changed keys from every cache tier once their change is committed. Inside an app's
-   * transaction that is only known later, so the keys are dropped again when it ends.
+   * Runs what follows a committed change: cache invalidation, then events. Inside an app's
+   * transaction the outcome is known only when it ends: the keys are invalidated again then
+   * (fills until then could read the old rows), and the events are sent only if the change was
+   * committed. Knex reports a rollback as success in some forms, so the database is asked:
+   * everything one call wrote commits or rolls back together, so one row tells.
    */
-  async #invalidate(records: ApiKeyRecord[], ctx: Context | undefined): Promise<void> {
+  async #committed(records: ApiKeyRecord[], events: EventBatch[], ctx: Context | undefined, probe: Probe | undefined): Promise<void> {
     const cacheKeys = records.map((record) => this.#cacheKeyOf(record));
     await this.#cache.invalidate(cacheKeys);
-    const again = () => this.#cache.invalidate(cacheKeys);
-    ctx?.transaction?.executionPromise.then(again, again);
+    const transaction = ctx?.transaction;
+    if (!transaction) {
+      this.#events.emit(events);
+      return;
+    }
+    const settled = async () => {
+      await this.#cache.invalidate(cacheKeys);
+      if (!probe || events.length === 0) return;
+      const updatedAt = await this.#store.updatedAt(probe.id);
+      const persisted = probe.updatedAt === null ? updatedAt === undefined : updatedAt?.getTime() === probe.updatedAt.getTime();
+      if (persisted) this.#events.emit(events);
+    };
+    transaction.executionPromise.then(settled, settled).catch((error: unknown) => {
+      this.#config.logger.error("express-api-keys: could not confirm a change made in an app transaction", error);
+    });
   }
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
@@ -188,6 +224,12 @@ export class ApiKeyService {
     const now = this.#config.now();
     const created = inputs.map((input) => this.#newKey(input, now));
     await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
+    const events = created.map(({ record: { id, type, title, created_by } }): EventBatch => ({
+      name: "api_key.created",
+      payload: { id, type, title, created_by },
+    }));
+    const first = created[0]?.record;
+    await this.#committed([], events, ctx, first && { id: first.id, updatedAt: first.updated_at });
     const dtos = created.map(({ record, token }) => toDTO(record, token));
     return Array.isArray(data) ? dtos : dtos[0]!;
   }
@@ -245,7 +287,8 @@ export class ApiKeyService {
       },
       true,
     );
-    await this.#invalidate(updated, ctx);
+    const events = updated.map(({ id }): EventBatch => ({ name: "api_key.updated", payload: { id, changed: ["title"] } }));
+    await this.#committed(updated, events, ctx, updated[0] && { id: updated[0].id, updatedAt: updated[0].updated_at });
     const dtos = updated.map((record) => toDTO(record));
     return typeof idOrSelector === "string" ? dtos[0]! : dtos;
   }
@@ -258,11 +301,11 @@ export class ApiKeyService {
     ctx?: Context,
   ): Promise<ApiKeyDTO | ApiKeyDTO[]> {
     const input = validateRevoke(data);
-    const revoked = await this.#run(
+    const { revoked, changed } = await this.#run(
       ctx,
       async (store) => {
         const records = await this.#lockTargets(store, idOrSelector);
-        if (records.length === 0) return [];
+        if (records.length === 0) return { revoked: [], changed: new Set<string>() };
         if (!input.revoked_by) {
           throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
         }
@@ -277,11 +320,19 @@ export class ApiKeyService {
         );
         const patch = { revoked_at: at, revoked_by: input.revoked_by, updated_at: now };
         await store.update([...changed], patch);
-        return records.map((record) => (changed.has(record.id) ? { ...record, ...patch } : record));
+        return { revoked: records.map((record) => (changed.has(record.id) ? { ...record, ...patch } : record)), changed };
       },
       true,
     );
-    await this.#invalidate(revoked, ctx);
+    // A second revoke that left a key's earlier schedule in place changed nothing and reports nothing.
+    const events = revoked
+      .filter((record) => changed.has(record.id))
+      .map(({ id, revoked_by, revoked_at }): EventBatch => ({
+        name: "api_key.revoked",
+        payload: { id, revoked_by: revoked_by!, revoked_at: revoked_at! },
+      }));
+    const probe = revoked.find((record) => changed.has(record.id));
+    await this.#committed(revoked, events, ctx, probe && { id: probe.id, updatedAt: probe.updated_at });
     const dtos = revoked.map((record) => toDTO(record));
     return typeof idOrSelector === "string" ? dtos[0]! : dtos;
   }
@@ -306,7 +357,12 @@ export class ApiKeyService {
       },
       true,
     );
-    await this.#invalidate(deleted, ctx);
+    await this.#committed(
+      deleted,
+      deleted.map(({ id }): EventBatch => ({ name: "api_key.deleted", payload: { id } })),
+      ctx,
+      deleted[0] && { id: deleted[0].id, updatedAt: null },
+    );
   }
 
   /**
@@ -363,11 +419,15 @@ export class ApiKeyService {
         const { record, token } = this.#newKey(old!, now);
         await store.insert([record]);
         await store.copyLinks(old!.id, record.id);
-        return { old: { ...old!, revoked_at: at }, successor: record, token };
+        return { old: { ...old!, revoked_at: at, updated_at: now }, successor: record, token };
       },
       true,
     );
-    await this.#invalidate([old], ctx);
+    const event: EventBatch = {
+      name: "api_key.rolled",
+      payload: { id: old.id, successor_id: successor.id, revoked_by: input.revoked_by, revoked_at: old.revoked_at! },
+    };
+    await this.#committed([old], [event], ctx, { id: old.id, updatedAt: old.updated_at });
     return toDTO(successor, token);
   }
 
@@ -387,11 +447,14 @@ export class ApiKeyService {
         }
         await store.removeLinks(id, change.resource_type, change.remove);
         await store.addLinks(id, change.resource_type, change.add);
-        return { record: record!, linked: await store.linkedIds(id, change.resource_type) };
+        const now = this.#config.now();
+        await store.update([id], { updated_at: now });
+        return { record: { ...record!, updated_at: now }, linked: await store.linkedIds(id, change.resource_type) };
       },
       true,
     );
-    await this.#invalidate([record], ctx);
+    const event: EventBatch = { name: "api_key.updated", payload: { id: record.id, changed: ["links"] } };
+    await this.#committed([record], [event], ctx, { id: record.id, updatedAt: record.updated_at });
     return linked;
   }
 

@@ -141,6 +141,12 @@ export class KnexApiKeyStore {
     );
   }
 
+  /** A key's `updated_at`, or undefined when there is no such row. */
+  async updatedAt(id: string): Promise<Date | undefined> {
+    const row = (await this.table("api_key").select("updated_at").where({ id }).first()) as { updated_at: Date } | undefined;
+    return row?.updated_at;
+  }
+
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
     if (ids.length > 0) await this.table("api_key").whereIn("id", ids).update(patch);
   }
