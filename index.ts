@@ -13,8 +13,12 @@ export type {
   PublishableKeyContext,
   SecretKeyContext,
 } from "./middleware/request-context";
+/** The admin REST routes, as an Express router. */
+export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
+/** Events the service emits, for audit logs. */
+export type { ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
 /** Options for initialize(). */
-export type { ApiKeysOptions } from "./lib/options";
+export type { ApiKeysOptions, CacheOptions } from "./lib/options";
 /** The one error type, with its machine-readable `type` and HTTP `status`. */
 export { ApiKeyError, isApiKeyError, type ApiKeyErrorType } from "./lib/errors";
 /** The reference's DTOs and filter language. */

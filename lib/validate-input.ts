@@ -39,6 +39,15 @@ function required(body: Body, field: string, issues: string[]): void {
   else typed(body, field, "string", issues);
 }
 
+/** An object holding only the `allowed` fields: the strict body check of the admin routes. */
+export function validateBody(data: unknown, allowed: readonly string[]): Body {
+  const body = objectBody(data === undefined ? {} : data, "the request body");
+  const issues: string[] = [];
+  unrecognized(body, allowed, issues);
+  fail(issues);
+  return body;
+}
+
 export function validateCreate(data: unknown): CreateApiKeyDTO {
   const body = objectBody(data, "api key data");
   const issues: string[] = [];

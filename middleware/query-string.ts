@@ -1,0 +1,69 @@
+// Parses a URL query string with bracket notation (`created_at[$gt]=…`, `id[]=a&id[]=b`,
+// `$or[0][title]=x`) into nested objects and arrays. The admin router parses the raw URL itself
+// so that it behaves the same whatever query parser the app gave Express.
+
+/** Bounds that keep a hostile query string from building a huge object. */
+const MAX_PARAMETERS = 200;
+const MAX_DEPTH = 5;
+const MAX_INDEX = 100;
+
+export class QueryStringError extends Error {}
+
+type Node = string | Node[] | { [key: string]: Node };
+
+function parseKey(key: string): string[] {
+  const match = /^([^[\]]*)((?:\[[^[\]]*\])*)$/.exec(key);
+  if (!match || match[1] === "") throw new QueryStringError(`malformed query parameter name '${key.slice(0, 40)}'`);
+  const path = [match[1]!];
+  for (const part of match[2]!.matchAll(/\[([^[\]]*)\]/g)) path.push(part[1]!);
+  if (path.length > MAX_DEPTH + 1) throw new QueryStringError(`query parameter '${key.slice(0, 40)}' is nested too deeply`);
+  return path;
+}
+
+function isIndex(segment: string): boolean {
+  return segment === "" || /^\d+$/.test(segment);
+}
+
+function assign(container: Record<string, Node> | Node[], path: string[], value: string, key: string): void {
+  const [segment, ...rest] = path as [string, ...string[]];
+  if (Array.isArray(container)) {
+    if (!isIndex(segment)) throw new QueryStringError(`query parameter '${key.slice(0, 40)}' mixes list and object forms`);
+    const index = segment === "" ? container.length : Number(segment);
+    if (index > MAX_INDEX) throw new QueryStringError(`query parameter '${key.slice(0, 40)}' has an index over ${MAX_INDEX}`);
+    place(container, index, rest, value, key);
+  } else {
+    if (segment === "__proto__" || segment === "constructor" || segment === "prototype") {
+      throw new QueryStringError(`query parameter name '${segment}' is not allowed`);
+    }
+    place(container, segment, rest, value, key);
+  }
+}
+
+function place(container: Record<string, Node> | Node[], slot: string | number, rest: string[], value: string, key: string): void {
+  const target = container as Record<string | number, Node | undefined>;
+  const existing = target[slot];
+  if (rest.length === 0) {
+    if (existing === undefined) target[slot] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else if (typeof existing === "string") target[slot] = [existing, value];
+    else throw new QueryStringError(`query parameter '${key.slice(0, 40)}' is given both as a value and as an object`);
+    return;
+  }
+  if (existing === undefined) {
+    target[slot] = isIndex(rest[0]!) ? [] : Object.create(null);
+  } else if (typeof existing === "string") {
+    throw new QueryStringError(`query parameter '${key.slice(0, 40)}' is given both as a value and as an object`);
+  }
+  assign(target[slot] as Record<string, Node> | Node[], rest, value, key);
+}
+
+export function parseQueryString(search: string): Record<string, unknown> {
+  const params = new URLSearchParams(search);
+  const result: Record<string, Node> = Object.create(null);
+  let count = 0;
+  for (const [key, value] of params) {
+    if (++count > MAX_PARAMETERS) throw new QueryStringError(`more than ${MAX_PARAMETERS} query parameters`);
+    assign(result, parseKey(key), value, key);
+  }
+  return result;
+}
