@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// The express-api-keys command line: manage keys from a terminal (including the very first
+// secret key) with the same connection rules as initialize(): --database, DATABASE_URL, or
+// the embedded database in ./.express-api-keys.
+import { userInfo } from "node:os";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { isApiKeyError } from "../lib/errors";
+import { initialize } from "../lib/initialize";
+import type { ApiKeyService } from "../lib/service";
+import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
+
+/** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+function seconds(value: string): number {
+  const number = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(number)) throw new InvalidArgumentError("expected a number of seconds.");
+  return number;
+}
+
+function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
+  return Number(value);
+}
+
+function defaultActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli";
+  }
+}
+
+function status(key: ApiKeyDTO, now: Date): string {
+  if (!key.revoked_at) return "active";
+  return key.revoked_at > now ? `revokes ${key.revoked_at.toISOString()}` : "revoked";
+}
+
+function table(keys: ApiKeyDTO[]): string {
+  const now = new Date();
+  const rows = [
+    ["ID", "TYPE", "KEY", "TITLE", "STATUS", "LAST USED"],
+    ...keys.map((key) => [key.id, key.type, key.redacted, key.title, status(key, now), key.last_used_at?.toISOString() ?? "never"]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
+}
+
+function print(json: boolean, value: unknown, text: string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : text);
+}
+
+export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
+  const program = new Command("express-api-keys")
+    .description("Manage API keys for express-api-keys.")
+    .option("--database <url>", "postgres:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
+    .option("--schema <name>", "PostgreSQL schema of the key tables")
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("create")
+    .description("Create a key; a secret key's token is printed this once.")
+    .requiredOption("--title <title>", "what the key is for")
+    .addOption(new Option("--type <type>", "key type").choices(["secret", "publishable"]).makeOptionMandatory())
+    .option("--created-by <actor>", "who creates it", defaultActor())
+    .option("--json", "print the key as JSON")
+    .action((options: { title: string; type: ApiKeyType; createdBy: string; json?: boolean }) =>
+      run(async (service) => {
+        const key = await service.createApiKeys({ title: options.title, type: options.type, created_by: options.createdBy });
+        const warning = key.type === "secret" ? "\nStore it now: it cannot be shown again." : "";
+        print(Boolean(options.json), key, `Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}${warning}`);
+      }),
+    );
+
+  program
+    .command("list")
+    .description("List keys, newest first.")
+    .addOption(new Option("--type <type>", "only this type").choices(["secret", "publishable"]))
+    .option("--search <words>", "words in the title or redacted key")
+    .option("--active", "only keys that are not revoked")
+    .option("--limit <n>", "most keys shown", positiveInteger, 50)
+    .option("--json", "print JSON")
+    .action((options: { type?: ApiKeyType; search?: string; active?: boolean; limit: number; json?: boolean }) =>
+      run(async (service) => {
+        const filters: FilterableApiKeyProps = {};
+        if (options.type) filters.type = options.type;
+        if (options.search) filters.q = options.search;
+        if (options.active) filters.$or = [{ revoked_at: null }, { revoked_at: { $gt: new Date() } }];
+        const [keys, count] = await service.listAndCountApiKeys(filters, { take: options.limit, order: { created_at: "DESC" } });
+        print(Boolean(options.json), { api_keys: keys, count }, `${table(keys)}\n${keys.length} of ${count} keys`);
+      }),
+    );
+
+  for (const [name, description] of [
+    ["revoke", "Revoke a key, now or in --in seconds."],
+    ["roll", "Replace a key: revoke it (now or in --in seconds) and print its successor's token."],
+  ] as const) {
+    program
+      .command(`${name} <id>`)
+      .description(description)
+      .option("--in <seconds>", "delay before the old key stops working", seconds)
+      .option("--by <actor>", "who does it", defaultActor())
+      .option("--json", "print the key as JSON")
+      .action((id: string, options: { in?: number; by: string; json?: boolean }) =>
+        run(async (service) => {
+          const data = { revoked_by: options.by, revoke_in: options.in };
+          if (name === "revoke") {
+            const key = await service.revoke(id, data);
+            print(Boolean(options.json), key, `Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
+          } else {
+            const key = await service.roll(id, data);
+            print(Boolean(options.json), key, `Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
+          }
+        }),
+      );
+  }
+
+  program
+    .command("delete <ids...>")
+    .description("Delete revoked keys for good.")
+    .action((ids: string[]) =>
+      run(async (service) => {
+        await service.deleteApiKeys(ids);
+        console.log(`Deleted ${ids.join(", ")}`);
+      }),
+    );
+
+  program
+    .command("link <id>")
+    .description("Link a publishable key to sales channels, or unlink it.")
+    .option("--add <ids...>", "sales channel ids to link", [])
+    .option("--remove <ids...>", "sales channel ids to unlink", [])
+    .action((id: string, options: { add: string[]; remove: string[] }) =>
+      run(async (service) => {
+        const linked = await service.updateLinks(id, { add: options.add, remove: options.remove });
+        console.log(`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
+      }),
+    );
+
+  program
+    .command("migrate")
+    .description("Create or update the key tables (every other command does this too).")
+    .action(() =>
+      run(async () => {
+        console.log("The key tables are up to date.");
+      }),
+    );
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(async (work) => {
+    const { database, schema } = program.opts<{ database?: string; schema?: string }>();
+    const service = await initialize({ database, schema });
+    try {
+      await work(service);
+    } finally {
+      await service.close();
+    }
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
+    } else if (isApiKeyError(error) || error instanceof TypeError) {
+      console.error(`error: ${error.message}`);
+      exitCode = EXIT_FAILED;
+    } else {
+      console.error(error);
+      exitCode = EXIT_FAILED;
+    }
+  }
+  return exitCode;
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});
