@@ -13,6 +13,8 @@ export type {
   PublishableKeyContext,
   SecretKeyContext,
 } from "./middleware/request-context";
+/** The credential readers the middleware uses, for handlers outside Express and Connect. */
+export { readPublishableCredential, readSecretCredential, type Credential } from "./middleware/credentials";
 /** The admin REST routes, as an Express router. */
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
 /** Events the service emits, for audit logs. */
