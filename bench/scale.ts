@@ -1,0 +1,134 @@
+// Scale run: cold authenticate latency with 1,000 and with 1,000,000 keys in the table, and
+// process memory after a flood of distinct invalid tokens. Prints one JSON line.
+// Run with --expose-gc so that memory is read after a full collection.
+import { performance } from "node:perf_hooks";
+import knexFactory, { type Knex } from "knex";
+import { apiKeyAuth, initialize } from "../index";
+import { generateToken } from "../lib/tokens";
+
+const DATABASE = process.env.BENCH_DATABASE ?? "postgres://postgres@127.0.0.1:5432/test";
+const REAL_KEYS = 1000;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** A table of `total` keys: `total - 1000` filler rows made by SQL, and 1000 real keys whose tokens we hold. */
+async function coldLatency(knex: Knex, total: number): Promise<{ keys: number; p50_ms: number; p99_ms: number; setup_s: number }> {
+  const schema = `bench_scale_${total}_${process.pid}`;
+  const setup = performance.now();
+  await knex.raw("drop schema if exists ?? cascade", [schema]);
+  const writer = await initialize({ database: knex, schema, cache: false, redis: false });
+  await knex.raw(
+    `insert into ??.api_key (id, token, redacted, title, type, created_by)
+     select 'apk_fill' || g, md5(g::text) || md5((g + 1)::text), 'sk_fil***' || (g % 1000), 'filler', 'secret', 'bench'
+     from generate_series(1, ?) g`,
+    [schema, total - REAL_KEYS],
+  );
+  const tokens: string[] = [];
+  for (let i = 0; i < REAL_KEYS; i += 500) {
+    const batch = Array.from({ length: 500 }, (_, j) => ({ title: `real ${i + j}`, type: "secret" as const, created_by: "bench" }));
+    tokens.push(...(await writer.createApiKeys(batch)).map((key) => key.token));
+  }
+  await knex.raw("analyze ??.api_key", [schema]);
+  const setupSeconds = (performance.now() - setup) / 1000;
+  // No application cache: every call is one indexed query, as for a key seen for the first time.
+  const reader = await initialize({ database: knex, schema, runMigrations: false, cache: false, redis: false });
+  const latencies: number[] = [];
+  for (const token of tokens) {
+    const start = performance.now();
+    if (!(await reader.authenticate(token))) throw new Error("a real key did not authenticate");
+    latencies.push(performance.now() - start);
+  }
+  await Promise.all([reader.close(), writer.close()]);
+  await knex.raw("drop schema ?? cascade", [schema]);
+  latencies.sort((a, b) => a - b);
+  return { keys: total, p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99), setup_s: setupSeconds };
+}
+
+function heapMiB(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 1024 / 1024;
+}
+
+/** Memory before and after distinct invalid tokens: bad checksums (never stored) and unknown well-formed tokens (cached as misses, bounded by cache.max). */
+async function invalidFlood(knex: Knex, badChecksum: number, unknownWellFormed: number) {
+  const schema = `bench_flood_${process.pid}`;
+  await knex.raw("drop schema if exists ?? cascade", [schema]);
+  const service = await initialize({ database: knex, schema, redis: false });
+  const before = heapMiB();
+  const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  for (let i = 0; i < badChecksum; i++) {
+    let token = "sk_";
+    for (let j = 0; j < 42; j++) token += alphabet[(Math.random() * 62) | 0];
+    await service.authenticate(token);
+  }
+  const afterBadChecksum = heapMiB();
+  const concurrency = 32;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < unknownWellFormed) await service.authenticate(generateToken("secret"));
+    }),
+  );
+  const afterUnknown = heapMiB();
+  await service.close();
+  await knex.raw("drop schema ?? cascade", [schema]);
+  return {
+    bad_checksum_tokens: badChecksum,
+    unknown_well_formed_tokens: unknownWellFormed,
+    heap_before_mib: before,
+    heap_after_bad_checksum_mib: afterBadChecksum,
+    heap_after_unknown_mib: afterUnknown,
+  };
+}
+
+/** The warm path in process, with no HTTP: what authentication itself adds to a request. */
+async function warmPath(knex: Knex): Promise<{ authenticate: number; middleware: number }> {
+
+  const schema = `bench_warm_${process.pid}`;
+  await knex.raw("drop schema if exists ?? cascade", [schema]);
+  const service = await initialize({ database: knex, schema, redis: false });
+  const key = await service.createApiKeys({ title: "warm", type: "secret", created_by: "bench" });
+  const middleware = apiKeyAuth({ service });
+  const header = `Basic ${Buffer.from(`${key.token}:`).toString("base64")}`;
+  const calls = 100_000;
+  const runs = { authenticate: [] as number[], middleware: [] as number[] };
+  for (let run = 0; run < 5; run++) {
+    let start = performance.now();
+    for (let i = 0; i < calls; i++) await service.authenticate(key.token);
+    runs.authenticate.push(((performance.now() - start) * 1000) / calls);
+    start = performance.now();
+    for (let i = 0; i < calls; i++) {
+      const req = { headers: { authorization: header } } as never;
+      await new Promise<void>((resolve) => middleware(req, {} as never, () => resolve()));
+    }
+    runs.middleware.push(((performance.now() - start) * 1000) / calls);
+  }
+  await service.close();
+  await knex.raw("drop schema ?? cascade", [schema]);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[2]!;
+  return { authenticate: median(runs.authenticate), middleware: median(runs.middleware) };
+}
+
+async function main(): Promise<void> {
+  const knex = knexFactory({ client: "pg", connection: DATABASE, pool: { min: 1, max: 34 } });
+  try {
+    const small = await coldLatency(knex, 1000);
+    process.stderr.write(`  cold lookups, 1,000 keys: p50 ${small.p50_ms.toFixed(3)} ms\n`);
+    const large = await coldLatency(knex, 1_000_000);
+    process.stderr.write(`  cold lookups, 1,000,000 keys: p50 ${large.p50_ms.toFixed(3)} ms (table built in ${large.setup_s.toFixed(0)} s)\n`);
+    const memory = await invalidFlood(knex, 1_000_000, Number(process.env.BENCH_UNKNOWN ?? 100_000));
+    process.stderr.write(`  memory: ${memory.heap_before_mib.toFixed(1)} -> ${memory.heap_after_unknown_mib.toFixed(1)} MiB heap\n`);
+    const warm = await warmPath(knex);
+    process.stderr.write(`  warm path: ${warm.middleware.toFixed(1)} µs per request through the middleware\n`);
+    console.log(JSON.stringify({ cold: [small, large], memory, warm_path_us: warm }));
+  } finally {
+    await knex.destroy();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,78 @@
+// Benchmark server: one Express route, protected the way BENCH_CASE says. Runs in its own
+// process so that the load generator does not share its CPU time. Prints its port when ready.
+import { randomBytes, scrypt, scryptSync } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import express from "express";
+import knexFactory from "knex";
+import { type ApiKeysOptions, apiKeyAuth, initialize, readSecretCredential } from "../index";
+
+const env = process.env;
+const CASE = env.BENCH_CASE ?? "bare";
+
+function ok(_req: unknown, res: express.Response): void {
+  res.setHeader("Content-Type", "application/json");
+  res.end('{"ok":true}');
+}
+
+async function main(): Promise<void> {
+  const knex = knexFactory({ client: "pg", connection: env.BENCH_DATABASE, pool: { min: 2, max: 10 } });
+  // Every UPDATE that reaches PostgreSQL is counted, for the last_used_at case.
+  let updates = 0;
+  knex.on("query", (query: { sql: string }) => {
+    if (/^update\b/i.test(query.sql)) updates++;
+  });
+  const service = (options: ApiKeysOptions = {}) =>
+    initialize({ database: knex, schema: env.BENCH_SCHEMA, runMigrations: false, redis: false, ...options });
+
+  const app = express();
+  app.get("/__stats", (_req, res) => {
+    res.json({ updates });
+  });
+  switch (CASE) {
+    case "bare":
+      app.get("/", ok);
+      break;
+    case "secret-memory":
+      app.get("/", apiKeyAuth({ service: await service() }), ok);
+      break;
+    case "publishable-memory":
+      app.get("/", apiKeyAuth({ type: "publishable", service: await service() }), ok);
+      break;
+    case "secret-redis":
+      app.get("/", apiKeyAuth({ service: await service({ redis: env.BENCH_REDIS, cache: { memory: false, redisPrefix: env.BENCH_PREFIX } }) }), ok);
+      break;
+    case "secret-nocache":
+      app.get("/", apiKeyAuth({ service: await service({ cache: false }) }), ok);
+      break;
+    case "last-used":
+      app.get("/", apiKeyAuth({ service: await service({ lastUsedFlushInterval: Number(env.BENCH_FLUSH_MS) }) }), ok);
+      break;
+    case "scrypt-reference": {
+      // What the reference's authenticate costs per active secret key: scrypt(token, salt) with
+      // Node's defaults (N=16384, r=8, p=1), the salt used as its hex string, 64 bytes out.
+      const secret = env.BENCH_SECRET ?? "";
+      const salt = randomBytes(16).toString("hex");
+      const expected = scryptSync(secret, salt, 64).toString("hex");
+      app.get("/", (req, res, next) => {
+        const credential = readSecretCredential(req.headers.authorization);
+        if (credential.kind !== "token") return void res.status(401).end();
+        scrypt(credential.token, salt, 64, (error, hash) => {
+          if (error) return next(error);
+          if (hash.toString("hex") !== expected) return void res.status(401).end();
+          ok(req, res);
+        });
+      });
+      break;
+    }
+    default:
+      throw new Error(`unknown BENCH_CASE ${CASE}`);
+  }
+  const server = app.listen(0, "127.0.0.1", () => {
+    console.log(`listening ${(server.address() as AddressInfo).port}`);
+  });
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
