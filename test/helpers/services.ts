@@ -21,3 +21,13 @@ export async function connectPostgres(context: Mocha.Context): Promise<Knex | un
     return undefined;
   }
 }
+
+/** A Knex whose every query fails to connect: port 1 on loopback, where nothing listens. */
+export function unreachableDatabase(): Knex {
+  return knexFactory({
+    client: "pg",
+    connection: "postgres://postgres@127.0.0.1:1/test",
+    acquireConnectionTimeout: 2000,
+    log: { warn: () => {}, error: () => {} },
+  });
+}

@@ -4,10 +4,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import knexFactory from "knex";
 import { initialize } from "../../lib/initialize";
 import { generateToken } from "../../lib/tokens";
 import { rejectsWith } from "../helpers/assertions";
+import { unreachableDatabase } from "../helpers/services";
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, "../..");
@@ -62,13 +62,7 @@ describe("initialize() with zero configuration", function () {
   });
 
   it("fails closed with unavailable when the database cannot be reached", async () => {
-    // Port 1 on loopback: nothing listens there, so every query fails to connect.
-    const knex = knexFactory({
-      client: "pg",
-      connection: "postgres://postgres@127.0.0.1:1/test",
-      acquireConnectionTimeout: 2000,
-      log: { warn: () => {}, error: () => {} },
-    });
+    const knex = unreachableDatabase();
     const service = await initialize({ database: knex, runMigrations: false });
     try {
       await rejectsWith(service.authenticate(generateToken("secret")), "unavailable", "The API key store is unavailable");

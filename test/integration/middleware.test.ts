@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import type { Server } from "node:http";
-import knexFactory from "knex";
 import request from "supertest";
 import { initialize } from "../../lib/initialize";
 import type { ApiKeyDTO } from "../../lib/types";
 import { MESSAGES } from "../../middleware/credentials";
 import { forEachBackend } from "../helpers/backends";
 import { FRAMEWORKS, createApp } from "../helpers/create-app";
+import { unreachableDatabase } from "../helpers/services";
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
 
@@ -150,12 +150,7 @@ for (const framework of FRAMEWORKS) {
       });
 
       it("answers 503 unavailable, not 401, when the database is down", async () => {
-        const down = knexFactory({
-          client: "pg",
-          connection: "postgres://postgres@127.0.0.1:1/test",
-          acquireConnectionTimeout: 2000,
-          log: { warn: () => {}, error: () => {} },
-        });
+        const down = unreachableDatabase();
         const service = await initialize({ database: down, runMigrations: false });
         try {
           const outage = createApp(framework, { service });
