@@ -60,7 +60,8 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     console.log(`express-api-keys example listening on ${base}`);
     if (!created) {
-      console.log("Keys already exist. Create another admin key with:");
+      console.log("Keys already exist. To create another admin key, stop this app (Ctrl+C; the embedded");
+      console.log("database admits one process at a time) and run:");
       console.log('  npx express-api-keys create --type secret --title "Admin"');
       return;
     }

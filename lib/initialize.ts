@@ -16,11 +16,12 @@ let defaultService: ApiKeyService | undefined;
  */
 export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyService> {
   const resolved = resolveOptions(options);
-  const { knex, owned } = await openDatabase(resolved.database);
+  const database = await openDatabase(resolved.database);
+  const { knex } = database;
   try {
     if (resolved.runMigrations) await runMigrations(knex, { schema: resolved.schema });
   } catch (error) {
-    if (owned) await knex.destroy();
+    await database.close();
     throw error;
   }
   const store = new KnexApiKeyStore(knex, resolved.schema);
@@ -29,7 +30,7 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const config = { pepper, now, lastUsedFlushInterval, logger };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
-    if (owned) await knex.destroy();
+    await database.close();
   });
   defaultService = service;
   return service;

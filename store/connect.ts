@@ -1,4 +1,5 @@
 // Turns the `database` option into a Knex instance, loading a driver only when it is used.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 
@@ -7,8 +8,8 @@ export type DatabaseOption = Knex | string;
 
 export interface OpenedDatabase {
   knex: Knex;
-  /** True when we created the Knex instance, so `close()` must destroy it. */
-  owned: boolean;
+  /** Releases what we opened (a Knex we created, an embedded database's lock); nothing for an app's own Knex. */
+  close(): Promise<void>;
 }
 
 const PGLITE_PREFIX = "pglite://";
@@ -20,17 +21,18 @@ export function isKnex(value: unknown): value is Knex {
 }
 
 export async function openDatabase(database: DatabaseOption): Promise<OpenedDatabase> {
-  if (isKnex(database)) return { knex: database, owned: false };
+  if (isKnex(database)) return { knex: database, close: async () => {} };
   if (typeof database !== "string") {
     throw new TypeError("express-api-keys: `database` must be a Knex instance or a connection string.");
   }
   if (/^postgres(ql)?:\/\//.test(database)) {
     // Knex waits 60 s for a connection by default; during an outage that would hold every request
     // for a minute before it could be answered 503.
-    return { knex: knexFactory({ client: "pg", connection: database, acquireConnectionTimeout: 5000 }), owned: true };
+    const knex = knexFactory({ client: "pg", connection: database, acquireConnectionTimeout: 5000 });
+    return { knex, close: () => knex.destroy() };
   }
   if (database.startsWith(PGLITE_PREFIX)) {
-    return { knex: await openPglite(database.slice(PGLITE_PREFIX.length)), owned: true };
+    return openPglite(database.slice(PGLITE_PREFIX.length));
   }
   // Only the scheme is echoed: the rest of a connection string may hold a password.
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(database)?.[0] ?? "(none)";
@@ -39,12 +41,53 @@ export async function openDatabase(database: DatabaseOption): Promise<OpenedData
   );
 }
 
-async function openPglite(location: string): Promise<Knex> {
+async function openPglite(location: string): Promise<OpenedDatabase> {
   // Loaded here so that apps on PostgreSQL never load PGlite's WebAssembly.
   const { default: ClientPgLite } = await import("knex-pglite");
-  const connection =
-    location === "memory" || location === ""
-      ? { connectionString: "memory://" }
-      : { filename: path.resolve(location) };
-  return knexFactory({ client: ClientPgLite, dialect: "postgres", connection });
+  if (location === "memory" || location === "") {
+    const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { connectionString: "memory://" } });
+    return { knex, close: () => knex.destroy() };
+  }
+  const directory = path.resolve(location);
+  const unlock = lockDirectory(directory);
+  const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: directory } });
+  return { knex, close: () => knex.destroy().finally(unlock) };
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * PGlite is a single-process database: a second process writing the same directory would
+ * silently lose data. A lock file beside the directory makes that a clear error instead. A lock
+ * left by a process that no longer runs is taken over.
+ */
+function lockDirectory(directory: string): () => void {
+  const lockFile = `${directory}.lock`;
+  mkdirSync(path.dirname(lockFile), { recursive: true });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockFile, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lockFile, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const owner = Number(readFileSync(lockFile, "utf8"));
+      if (owner && owner !== process.pid && isRunning(owner)) {
+        throw new Error(
+          `express-api-keys: the embedded database in ${directory} is open in another process (pid ${owner}). ` +
+            "Stop that process first, or use PostgreSQL (DATABASE_URL) to share keys between processes.",
+        );
+      }
+      rmSync(lockFile, { force: true });
+    }
+  }
+  throw new Error(`express-api-keys: could not lock the embedded database in ${directory}`);
 }

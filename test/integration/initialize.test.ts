@@ -61,6 +61,25 @@ describe("initialize() with zero configuration", function () {
     assert.match(stdout, /PG_VERSION/);
   });
 
+  it("refuses a second process on the same embedded directory instead of losing its writes", async () => {
+    const database = `pglite://${path.join(dir, "db")}`;
+    const holder = await initialize({ database });
+    try {
+      const body = `const service = await initialize({ database: ${JSON.stringify(database)} }); await service.close(); console.log("opened");`;
+      await assert.rejects(runIsolated(dir, body), (error: Error) => {
+        assert.match(error.message, /the embedded database in .*db is open in another process \(pid \d+\)\. Stop that process first/);
+        return true;
+      });
+      await holder.close();
+      assert.equal(await runIsolated(dir, body), "opened", "the lock is released by close()");
+      // A lock left by a process that is gone (a crash, say) is taken over.
+      await writeFile(path.join(dir, "db.lock"), "999999");
+      assert.equal(await runIsolated(dir, body), "opened");
+    } finally {
+      await holder.close();
+    }
+  });
+
   it("fails closed with unavailable when the database cannot be reached", async () => {
     const knex = unreachableDatabase();
     const service = await initialize({ database: knex, runMigrations: false });
