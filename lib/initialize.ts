@@ -1,4 +1,5 @@
 // initialize(): wires options, environment and embedded defaults into a ready service.
+import { ApiKeyError } from "./errors";
 import { type ApiKeysOptions, type ResolvedOptions, resolveOptions } from "./options";
 import { ApiKeyService } from "./service";
 import { openDatabase } from "../store/connect";
@@ -52,4 +53,11 @@ async function openCache({ cache, redis, now, logger }: ResolvedOptions): Promis
 /** The service the latest `initialize()` returned, while it is open. */
 export function getDefaultService(): ApiKeyService | undefined {
   return defaultService;
+}
+
+/** The given service, else the default one; `unavailable` when there is neither. */
+export function serviceOrDefault(service: ApiKeyService | undefined): ApiKeyService {
+  const found = service ?? defaultService;
+  if (!found) throw new ApiKeyError("unavailable", "No API key service: await initialize() before serving requests, or pass `service`");
+  return found;
 }

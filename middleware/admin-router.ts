@@ -4,7 +4,7 @@ import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError } from "../lib/errors";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
-import { getDefaultService } from "../lib/initialize";
+import { serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
@@ -75,18 +75,22 @@ function withBooleans(value: unknown): unknown {
   );
 }
 
-function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindConfig; offset: number; limit: number } {
-  const query = validated(() => {
-    try {
-      return parseQueryString(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
-    } catch (error) {
-      if (error instanceof QueryStringError) throw new ApiKeyError("invalid_data", error.message);
-      throw error;
-    }
-  });
-  const { fields, offset, limit, order, with_deleted, ...filters } = query;
-  const unknown = Object.keys(query).filter((name) => !LIST_PARAMETERS.includes(name));
+/** The request's query string, parsed from the raw URL, holding only the `allowed` parameters. */
+function queryOf(url: string, allowed: readonly string[]): Record<string, unknown> {
+  let query: Record<string, unknown>;
+  try {
+    query = parseQueryString(url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
+  } catch (error) {
+    if (error instanceof QueryStringError) throw invalidRequest(error.message);
+    throw error;
+  }
+  const unknown = Object.keys(query).filter((name) => !allowed.includes(name));
   if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${name.slice(0, 40)}'`).join(", ")}`);
+  return query;
+}
+
+function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindConfig; offset: number; limit: number } {
+  const { fields, offset, limit, order, with_deleted, ...filters } = queryOf(url, LIST_PARAMETERS);
   if (with_deleted !== undefined && with_deleted !== "true" && with_deleted !== "false") {
     throw invalidRequest("'with_deleted' must be true or false");
   }
@@ -116,11 +120,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   const actorOf = options.actor ?? ((req: IncomingMessage) => (req as AuthenticatedRequest).auth_context?.actor_id);
   const router = express.Router();
 
-  function keys(): ApiKeyService {
-    const found = service ?? getDefaultService();
-    if (!found) throw new ApiKeyError("unavailable", "No API key service: await initialize() before serving requests, or pass `service`");
-    return found;
-  }
+  const keys = () => serviceOrDefault(service);
 
   function idOf(req: Request): string {
     const raw: unknown = req.params.id;
@@ -170,9 +170,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
 
   router.get("/:id", route(async (req, res) => {
     const id = idOf(req);
-    const query = validated(() => parseQueryString(req.url.includes("?") ? req.url.slice(req.url.indexOf("?") + 1) : ""));
-    const unknown = Object.keys(query).filter((name) => name !== "fields");
-    if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${name.slice(0, 40)}'`).join(", ")}`);
+    const query = queryOf(req.url, ["fields"]);
     const select = query.fields === undefined ? undefined : fieldList(query.fields, "fields");
     const key = await retrieve(id, select);
     res.json({ api_key: select ? key : await withLinks(key) });
@@ -215,8 +213,8 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
       const missing = await findMissingSalesChannels(change.add);
       if (missing.length > 0) throw new ApiKeyError("invalid_data", `Sales channels with IDs ${missing.join(", ")} do not exist`);
     }
-    await keys().updateLinks(id, change);
-    res.json({ api_key: await withLinks(await keys().retrieveApiKey(id)) });
+    const linked = await keys().updateLinks(id, change);
+    res.json({ api_key: { ...(await keys().retrieveApiKey(id)), sales_channels: linked.map((channel) => ({ id: channel })) } });
   }));
 
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {

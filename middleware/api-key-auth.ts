@@ -2,7 +2,7 @@
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, isApiKeyError } from "../lib/errors";
-import { getDefaultService } from "../lib/initialize";
+import { serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
@@ -72,11 +72,8 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     const credential = await readCredential(req);
     if (credential.kind === "missing") return required ? missing : undefined;
     if (credential.kind === "invalid") return rejection(credential.message);
-    const keys = service ?? getDefaultService();
-    if (!keys) {
-      return new ApiKeyError("unavailable", "No API key service: await initialize() before serving requests, or pass `service`");
-    }
     try {
+      const keys = serviceOrDefault(service);
       let properties: ApiKeyRequestProperties;
       if (secret) {
         const key = await keys.authenticate(credential.token);

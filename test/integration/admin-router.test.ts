@@ -123,6 +123,7 @@ forEachBackend(
         ["with_deleted not a boolean", () => a.get("/?with_deleted=maybe"), 400, "invalid_data", /'with_deleted'/],
         ["an unknown id", () => a.get(`/${missing}`), 404, "not_found", `API Key with id: ${missing} was not found`],
         ["a malformed id", () => a.get("/bad%20id!"), 400, "invalid_data", /'id' must be an api key id/],
+        ["a malformed read parameter", () => a.get(`/${secret.id}?a[b=1`), 400, "invalid_data", /^Invalid request: malformed query parameter/],
         ["an unknown read parameter", () => a.get(`/${secret.id}?expand=all`), 400, "invalid_data", "Invalid request: Unrecognized fields: 'expand'"],
         ["a numeric new title", () => a.post(`/${secret.id}`, { title: 5 }), 400, "invalid_data", /field 'title'/],
         ["an empty update", () => a.post(`/${secret.id}`, {}), 400, "invalid_data", "Invalid request: Field 'title' is required"],
