@@ -29,6 +29,11 @@ export class ApiKeyError extends Error {
   }
 }
 
+/** Misconfiguration is a programming error, not a request failure: a TypeError that names the package. */
+export function failConfiguration(message: string): never {
+  throw new TypeError(`express-api-keys: ${message}`);
+}
+
 export function isApiKeyError(error: unknown): error is ApiKeyError {
   return error instanceof ApiKeyError;
 }

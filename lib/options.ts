@@ -1,6 +1,7 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
 import type { Redis } from "ioredis";
+import { failConfiguration } from "./errors";
 import type { DatabaseOption } from "../store/connect";
 import type { Logger } from "../store/last-used";
 
@@ -94,27 +95,23 @@ export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 const OPTION_NAMES = ["database", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-function fail(message: string): never {
-  throw new TypeError(`express-api-keys: ${message}`);
-}
-
 function isPositive(value: unknown): boolean {
   return typeof value === "number" && value > 0 && Number.isFinite(value);
 }
 
 function resolveCache(cache: CacheOptions | false | undefined): ResolvedCacheOptions | false {
   if (cache === false) return false;
-  if (cache !== undefined && (typeof cache !== "object" || cache === null)) fail("`cache` must be an object or `false`.");
+  if (cache !== undefined && (typeof cache !== "object" || cache === null)) failConfiguration("`cache` must be an object or `false`.");
   const given = Object.fromEntries(Object.entries(cache ?? {}).filter(([, value]) => value !== undefined));
   const unknown = Object.keys(given).filter((name) => !(name in CACHE_DEFAULTS));
-  if (unknown.length > 0) fail(`unknown option \`cache.${unknown[0]}\`; the cache options are ${Object.keys(CACHE_DEFAULTS).join(", ")}.`);
+  if (unknown.length > 0) failConfiguration(`unknown option \`cache.${unknown[0]}\`; the cache options are ${Object.keys(CACHE_DEFAULTS).join(", ")}.`);
   const resolved = { ...CACHE_DEFAULTS, ...given } as ResolvedCacheOptions;
   for (const name of ["max", "maxSize", "ttl", "redisTtl", "redisTimeout"] as const) {
-    if (!isPositive(resolved[name])) fail(`\`cache.${name}\` must be a positive number.`);
+    if (!isPositive(resolved[name])) failConfiguration(`\`cache.${name}\` must be a positive number.`);
   }
-  if (typeof resolved.staleIfError !== "number" || !(resolved.staleIfError >= 0)) fail("`cache.staleIfError` must be zero or more milliseconds.");
-  if (typeof resolved.memory !== "boolean") fail("`cache.memory` must be a boolean.");
-  if (typeof resolved.redisPrefix !== "string") fail("`cache.redisPrefix` must be a string.");
+  if (typeof resolved.staleIfError !== "number" || !(resolved.staleIfError >= 0)) failConfiguration("`cache.staleIfError` must be zero or more milliseconds.");
+  if (typeof resolved.memory !== "boolean") failConfiguration("`cache.memory` must be a boolean.");
+  if (typeof resolved.redisPrefix !== "string") failConfiguration("`cache.redisPrefix` must be a string.");
   return resolved;
 }
 
@@ -123,30 +120,30 @@ function isRedisClient(value: unknown): value is Redis {
 }
 
 export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
-  if (typeof options !== "object" || options === null) fail("`initialize(options)` takes an object.");
+  if (typeof options !== "object" || options === null) failConfiguration("`initialize(options)` takes an object.");
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
-  if (unknown.length > 0) fail(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
+  if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
 
   const { redis, schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
   if (redis !== undefined && redis !== false && typeof redis !== "string" && !isRedisClient(redis)) {
-    fail("`redis` must be an ioredis client, a redis:// URL or false.");
+    failConfiguration("`redis` must be an ioredis client, a redis:// URL or false.");
   }
   if (schema !== undefined && (typeof schema !== "string" || !SCHEMA_NAME.test(schema))) {
-    fail("`schema` must be a plain SQL identifier such as `auth`.");
+    failConfiguration("`schema` must be a plain SQL identifier such as `auth`.");
   }
-  if (runMigrations !== undefined && typeof runMigrations !== "boolean") fail("`runMigrations` must be a boolean.");
+  if (runMigrations !== undefined && typeof runMigrations !== "boolean") failConfiguration("`runMigrations` must be a boolean.");
   if (pepper !== undefined && !(typeof pepper === "string" || Buffer.isBuffer(pepper)) ) {
-    fail("`pepper` must be a string or a Buffer.");
+    failConfiguration("`pepper` must be a string or a Buffer.");
   }
-  if (pepper !== undefined && pepper.length === 0) fail("`pepper` must not be empty; leave it out for plain SHA-256.");
-  if (now !== undefined && typeof now !== "function") fail("`now` must be a function returning a Date.");
+  if (pepper !== undefined && pepper.length === 0) failConfiguration("`pepper` must not be empty; leave it out for plain SHA-256.");
+  if (now !== undefined && typeof now !== "function") failConfiguration("`now` must be a function returning a Date.");
   if (
     lastUsedFlushInterval !== undefined && !isPositive(lastUsedFlushInterval)
   ) {
-    fail("`lastUsedFlushInterval` must be a positive number of milliseconds.");
+    failConfiguration("`lastUsedFlushInterval` must be a positive number of milliseconds.");
   }
   if (logger !== undefined && (typeof logger?.warn !== "function" || typeof logger?.error !== "function")) {
-    fail("`logger` must have `warn` and `error` methods.");
+    failConfiguration("`logger` must have `warn` and `error` methods.");
   }
 
   return {

@@ -1,7 +1,7 @@
 // apiKeyAuth(): reads the credential, authenticates it and attaches the key's context to the
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiKeyError, isApiKeyError } from "../lib/errors";
+import { ApiKeyError, failConfiguration, isApiKeyError } from "../lib/errors";
 import { serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
@@ -28,24 +28,20 @@ export interface ApiKeyAuthOptions {
 
 const OPTION_NAMES = ["type", "required", "service", "getToken", "onError"];
 
-function fail(message: string): never {
-  throw new TypeError(`express-api-keys: ${message}`);
-}
-
 function checkOptions(options: unknown): ApiKeyAuthOptions {
   if (options === undefined) return {};
-  if (typeof options !== "object" || options === null) fail("`apiKeyAuth(options)` takes an object.");
+  if (typeof options !== "object" || options === null) failConfiguration("`apiKeyAuth(options)` takes an object.");
   if ("headers" in options && "method" in options) {
-    fail('apiKeyAuth() returns the middleware: write app.use(apiKeyAuth({ type: "secret" })), not app.use(apiKeyAuth).');
+    failConfiguration('apiKeyAuth() returns the middleware: write app.use(apiKeyAuth({ type: "secret" })), not app.use(apiKeyAuth).');
   }
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
-  if (unknown.length > 0) fail(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
+  if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
   const { type, required, service, getToken, onError } = options as ApiKeyAuthOptions;
-  if (type !== undefined && type !== "secret" && type !== "publishable") fail('`type` must be "secret" or "publishable".');
-  if (required !== undefined && typeof required !== "boolean") fail("`required` must be a boolean.");
-  if (service !== undefined && typeof service?.authenticate !== "function") fail("`service` must be the result of `initialize()`.");
-  if (getToken !== undefined && typeof getToken !== "function") fail("`getToken` must be a function.");
-  if (onError !== undefined && typeof onError !== "function") fail("`onError` must be a function.");
+  if (type !== undefined && type !== "secret" && type !== "publishable") failConfiguration('`type` must be "secret" or "publishable".');
+  if (required !== undefined && typeof required !== "boolean") failConfiguration("`required` must be a boolean.");
+  if (service !== undefined && typeof service?.authenticate !== "function") failConfiguration("`service` must be the result of `initialize()`.");
+  if (getToken !== undefined && typeof getToken !== "function") failConfiguration("`getToken` must be a function.");
+  if (onError !== undefined && typeof onError !== "function") failConfiguration("`onError` must be a function.");
   return options as ApiKeyAuthOptions;
 }
 

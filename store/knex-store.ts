@@ -45,6 +45,11 @@ export function translateStoreError(error: unknown): ApiKeyError {
   return new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
 }
 
+/** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
+export function qualifiedTable(schema: string | undefined, table: string): string {
+  return schema ? `${schema}.${table}` : table;
+}
+
 export class KnexApiKeyStore {
   constructor(
     private readonly db: Knex | Knex.Transaction,
@@ -110,7 +115,7 @@ export class KnexApiKeyStore {
    * on the link table's primary key), so a storefront request costs a single lookup.
    */
   async findPublishable(token: string): Promise<(ApiKeyRecord & { sales_channel_ids: string[] }) | undefined> {
-    const links = this.schema ? `${this.schema}.api_key_link` : "api_key_link";
+    const links = qualifiedTable(this.schema, "api_key_link");
     const row = (await this.table("api_key")
       .select(COLUMNS.map((column) => `api_key.${column}`))
       .select(
@@ -132,7 +137,7 @@ export class KnexApiKeyStore {
    */
   async recordLastUsed(uses: [id: string, at: Date][]): Promise<void> {
     if (uses.length === 0) return;
-    const table = this.schema ? `${this.schema}.api_key` : "api_key";
+    const table = qualifiedTable(this.schema, "api_key");
     const values = uses.map(() => "(?, ?::timestamptz)").join(", ");
     await this.db.raw(
       `update ?? as k set last_used_at = v.at from (values ${values}) as v(id, at)

@@ -1,6 +1,7 @@
 // Schema migrations as a Knex MigrationSource with a ledger table of their own, so they never
 // mix with an app's `knex_migrations`. Exported for apps that run migrations in their pipeline.
 import type { Knex } from "knex";
+import { qualifiedTable } from "./knex-store";
 
 export interface ApiKeyMigration {
   name: string;
@@ -10,10 +11,6 @@ export interface ApiKeyMigration {
 
 /** The ledger table our migrator records applied migrations in. */
 export const MIGRATIONS_TABLE = "api_key_migrations";
-
-function qualified(schema: string | undefined, table: string): string {
-  return schema ? `${schema}.${table}` : table;
-}
 
 function migrationList(schema: string | undefined): ApiKeyMigration[] {
   return [
@@ -46,7 +43,7 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
             .text("api_key_id")
             .notNullable()
             .references("id")
-            .inTable(qualified(schema, "api_key"))
+            .inTable(qualifiedTable(schema, "api_key"))
             .onDelete("CASCADE");
           table.text("resource_type").notNullable();
           table.text("resource_id").notNullable();

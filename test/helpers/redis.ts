@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Redis } from "ioredis";
-import { underCI } from "./services";
+import { skipOrFail } from "./services";
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -17,11 +17,7 @@ export async function connectRedis(context: Mocha.Context): Promise<Redis | unde
     return client;
   } catch (error) {
     client.disconnect();
-    const message = `Redis at ${REDIS_URL} is unreachable: ${(error as Error).message}`;
-    if (underCI) throw new Error(`${message} (required under CI)`);
-    console.warn(`\n  !!! SKIPPING Redis tests: ${message}\n`);
-    context.skip();
-    return undefined;
+    return skipOrFail(context, "Redis", REDIS_URL, error);
   }
 }
 

@@ -14,12 +14,17 @@ export async function connectPostgres(context: Mocha.Context): Promise<Knex | un
     return knex;
   } catch (error) {
     await knex.destroy();
-    const message = `PostgreSQL at ${POSTGRES_URL} is unreachable: ${(error as Error).message}`;
-    if (underCI) throw new Error(`${message} (required under CI)`);
-    console.warn(`\n  !!! SKIPPING PostgreSQL tests: ${message}\n`);
-    context.skip();
-    return undefined;
+    return skipOrFail(context, "PostgreSQL", POSTGRES_URL, error);
   }
+}
+
+/** A shared service is down: under CI that fails the run; elsewhere the tests skip, loudly. */
+export function skipOrFail(context: Mocha.Context, service: string, url: string, error: unknown): undefined {
+  const message = `${service} at ${url} is unreachable: ${(error as Error).message}`;
+  if (underCI) throw new Error(`${message} (required under CI)`);
+  console.warn(`\n  !!! SKIPPING ${service} tests: ${message}\n`);
+  context.skip();
+  return undefined;
 }
 
 /** A Knex whose every query fails to connect: port 1 on loopback, where nothing listens. */
