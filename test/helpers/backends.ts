@@ -1,7 +1,7 @@
 // Runs one suite against every SQL backend (PostgreSQL and embedded PGlite). Each test gets
-// a fresh schema named from its title, dropped when the test passes and kept for inspection
+// a fresh schema named from its title (and the run), dropped when the test passes and kept for inspection
 // when it fails. `DB=postgres` or `DB=pglite` narrows the run to one backend.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import knexFactory, { type Knex } from "knex";
 import { initialize } from "../../lib/initialize";
 import type { ApiKeysOptions } from "../../lib/options";
@@ -36,8 +36,11 @@ export interface Backend {
 
 const selected = (process.env.DB ?? "postgres,pglite").split(",");
 
+/** Differs per test process, so that two runs on one database server never share a schema. */
+const RUN_SALT = randomBytes(4).toString("hex");
+
 function schemaFor(title: string): string {
-  return `t_${createHash("sha256").update(title).digest("hex").slice(0, 16)}`;
+  return `t_${createHash("sha256").update(RUN_SALT + title).digest("hex").slice(0, 16)}`;
 }
 
 async function openPglite(): Promise<Knex> {
