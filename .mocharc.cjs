@@ -3,7 +3,8 @@
 module.exports = {
   "node-option": ["import=tsx"],
   require: ["test/helpers/root-hooks.ts"],
-  spec: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+  // SPEC=test/unit/tokens.test.ts,test/integration/cli.test.ts runs just those files.
+  spec: process.env.SPEC ? process.env.SPEC.split(",") : ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
   timeout: 30000,
   "forbid-only": Boolean(process.env.CI),
   reporter: "spec",
