@@ -1,0 +1,126 @@
+// ApiKeyStore: everything the service needs from storage, and nothing more. The service, the
+// last_used_at recorder and the cache tiers depend on this interface only; KnexApiKeyStore
+// (store/knex-store.ts) implements it for PostgreSQL, PGlite, MySQL/MariaDB and SQLite, and any
+// other implementation can be passed as `initialize({ store })`.
+//
+// Conventions for every member:
+// - The service validates all input before it calls a store: conditions come from
+//   `normalizeFilters`, ids are non-empty strings, lists are bounded. A store never needs to
+//   check them again, and never sees a plaintext secret token (only its hash).
+// - "Not found" is never an error: reads answer `undefined` or `[]`, writes of unknown ids do
+//   nothing.
+// - A store that cannot reach its storage throws an `ApiKeyError` of type `unavailable` (HTTP 503),
+//   or any error that `translateError` maps to one. Any other error is a bug: the service logs
+//   it and reports `unknown_error` (HTTP 500).
+// - Every call is awaited by the service, except `recordLastUsed`, which runs in the background
+//   and whose failures are logged and retried.
+import type { ApiKeyError } from "./errors";
+import type { Condition, NormalizedFindConfig } from "./filters";
+import type { ApiKeyDTO, ApiKeyType } from "./types";
+
+/** A stored key: the DTO's fields, with `token` as stored (a hash for secret keys). */
+export type ApiKeyRecord = ApiKeyDTO;
+
+/** The fields a write may change. */
+export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "token" | "redacted" | "type" | "created_by" | "created_at">>;
+
+/** A publishable key with the ids of the sales channels it is linked to, sorted. */
+export type PublishableRecord = ApiKeyRecord & { sales_channel_ids: string[] };
+
+/** A key that `roll` or a change inside an app's transaction wrote, to tell later whether it committed. */
+export interface WriteProbe {
+  id: string;
+  /** The row's `updated_at` after the write; `null` when the write deleted the row. */
+  updatedAt: Date | null;
+}
+
+export interface ApiKeyStore {
+  /**
+   * Required. The keys matching `condition`, soft-deleted ones only with `config.withDeleted`,
+   * ordered by `config.order` (always ending with `id`), then `skip`/`take` applied.
+   * `forUpdate`: called inside `transaction` before a change, to lock the rows until it ends;
+   * a store without row locks must still make read-check-write sequences in one transaction
+   * serialisable (for example by running transactions one at a time).
+   */
+  find(condition: Condition, config: NormalizedFindConfig, options?: { forUpdate?: boolean }): Promise<ApiKeyRecord[]>;
+
+  /** Required. How many keys match, ignoring `skip`/`take`; soft-deleted ones only with `withDeleted`. */
+  count(condition: Condition, withDeleted: boolean): Promise<number>;
+
+  /**
+   * Required. The one key whose stored token equals `storedToken` and whose type is `type`,
+   * soft-deleted keys excluded; called on every cache miss of the authentication path, so it
+   * should be a single indexed lookup (O(1) in the number of keys).
+   */
+  findByToken(storedToken: string, type: ApiKeyType): Promise<ApiKeyRecord | undefined>;
+
+  /**
+   * Recommended. A publishable key by token together with its sales channel ids, in one round
+   * trip. Without it the service calls `findByToken` and then `linkedIds`.
+   */
+  findPublishable?(token: string): Promise<PublishableRecord | undefined>;
+
+  /** Required. Inserts new keys; all or none. */
+  insert(records: ApiKeyRecord[]): Promise<void>;
+
+  /** Required. Applies `patch` to the keys with these ids (deleted or not). */
+  update(ids: string[], patch: ApiKeyPatch): Promise<void>;
+
+  /** Required. Removes keys for good, with their links. */
+  delete(ids: string[]): Promise<void>;
+
+  /** Required. The resource ids of one type linked to a key, sorted. */
+  linkedIds(apiKeyId: string, resourceType: string): Promise<string[]>;
+
+  /** Required. Links a key to resource ids; links that exist already are kept as they are. */
+  addLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void>;
+
+  /** Required. Unlinks resource ids; ids not linked are ignored. */
+  removeLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void>;
+
+  /** Required. Gives `toId` every link `fromId` has, of every resource type (used by `roll`). */
+  copyLinks(fromId: string, toId: string): Promise<void>;
+
+  /**
+   * Required. Writes many keys' last use at once, in the background (not awaited on any request).
+   * An older use must never overwrite a newer one, since several instances flush in any order.
+   */
+  recordLastUsed(uses: [id: string, at: Date][]): Promise<void>;
+
+  /**
+   * Required. Runs `work` atomically: every change made through the store it is given commits
+   * together or not at all, and rows read with `forUpdate` stay locked until it ends. Called
+   * inside another transaction (from `within`), it must nest (a savepoint) or join it.
+   */
+  transaction<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T>;
+
+  /**
+   * Optional. The same store, running every call inside the app's own transaction (what apps
+   * pass as `{ transaction }` in a method's context). Without it, passing a transaction is an
+   * `invalid_data` error.
+   */
+  within?(transaction: unknown): ApiKeyStore;
+
+  /**
+   * Optional, with `within`. Resolves once the app's transaction has ended, to whether the
+   * change described by `probe` was committed; the service then sends its events (or not).
+   */
+  settled?(transaction: unknown, probe: WriteProbe): Promise<boolean>;
+
+  /**
+   * Optional. The value stored under `name`, written first as `create()` when there is none;
+   * concurrent first calls from several processes must all get the same value. Keeps the
+   * deployment secret that signs cache entries when no pepper is configured. Without it, the
+   * Redis tier needs a `pepper`.
+   */
+  loadSecret?(name: string, create: () => string): Promise<string>;
+
+  /** Optional. Maps an error this store threw to a typed one (see the conventions above). */
+  translateError?(error: unknown): ApiKeyError;
+
+  /** Optional. Brings the storage up to date; `initialize()` calls it unless `runMigrations: false`. */
+  migrate?(): Promise<void>;
+
+  /** Optional. Releases what the store opened; `close()` of the service calls it last. */
+  close?(): Promise<void>;
+}
