@@ -13,6 +13,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "../last-used";
 import { type CacheEntry, openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
+import { invalidationMessages, parseInvalidation } from "./invalidation-message";
 
 export interface RedisTierOptions {
   prefix: string;
@@ -72,6 +73,7 @@ export class RedisTier {
   #keyLoading: Promise<Buffer | undefined> | undefined;
   readonly #keyFailures: FailureRun;
   readonly #rejections: FailureRun;
+  readonly #badMessages: FailureRun;
   /** Cache key -> when this instance last heard it was invalidated (its clock), oldest first. */
   readonly #invalidatedAt = new Map<string, number>();
   /** Entries written at or before this instant are refused: Infinity while not subscribed. */
@@ -92,6 +94,10 @@ export class RedisTier {
         "an invalidation, or signed under another deployment secret or pepper); such entries are looked up in the database",
       end: "express-api-keys: entries read from Redis verify again",
     });
+    this.#badMessages = new FailureRun(options.logger, options.now, QUIET_MS, {
+      start: `express-api-keys: ignored a message on the invalidation channel ${this.#channel} that is not one of ours`,
+      end: "express-api-keys: the invalidation channel carries only well-formed messages again",
+    });
     client.on("ready", this.#onReady);
     client.on("error", this.#down);
   }
@@ -111,11 +117,7 @@ export class RedisTier {
   async start(onInvalidate: (cacheKeys: string[] | "all") => void, onResync: () => void): Promise<void> {
     const subscriber = this.#client.duplicate({ enableOfflineQueue: true, lazyConnect: true });
     this.#subscriber = subscriber;
-    subscriber.on("message", (_channel: string, message: string) => {
-      const cacheKeys = message === "*" ? "all" : (JSON.parse(message) as string[]);
-      this.#heard(cacheKeys);
-      onInvalidate(cacheKeys);
-    });
+    subscriber.on("message", (_channel: string, message: unknown) => this.#onMessage(message, onInvalidate));
     // Resync once per drop and once per return, not on every failed reconnect attempt.
     let connected = false;
     let everConnected = false;
@@ -144,6 +146,26 @@ export class RedisTier {
       booting = false;
     }
     await this.#signingKey();
+  }
+
+  /**
+   * Acts on one message. Anyone who can publish to Redis can send anything: what is not one of
+   * our messages is ignored (and logged once per run), and nothing here may throw, because a
+   * throw inside an ioredis event handler would end the process.
+   */
+  #onMessage(message: unknown, onInvalidate: (cacheKeys: string[] | "all") => void): void {
+    const cacheKeys = parseInvalidation(message);
+    if (!cacheKeys) {
+      this.#badMessages.failed();
+      return;
+    }
+    this.#badMessages.succeeded();
+    try {
+      this.#heard(cacheKeys);
+      onInvalidate(cacheKeys);
+    } catch (error) {
+      this.#options.logger.error("express-api-keys: could not apply an invalidation", error);
+    }
   }
 
   /** Subscribes; from then on, entries written earlier are refused (invalidations of them may have been missed). */
@@ -290,7 +312,7 @@ export class RedisTier {
         multi.incr(this.#versionKey(cacheKey)).pexpire(this.#versionKey(cacheKey), VERSION_TTL_MS);
         multi.del(this.#entryKey(cacheKey));
       }
-      multi.publish(this.#channel, JSON.stringify(cacheKeys));
+      for (const message of invalidationMessages(cacheKeys)) multi.publish(this.#channel, message);
       return multi.exec();
     });
     if (done) return;

@@ -1,5 +1,6 @@
 // Attacks by someone who can read and write the shared Redis but holds neither the database nor
-// the pepper: forged, replayed, tampered and foreign cache entries. A raw ioredis client plays the attacker, under the
+// the pepper: forged, replayed, tampered and foreign cache entries, and garbage on the
+// invalidation channel. A raw ioredis client plays the attacker, under the
 // test's own prefix.
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
@@ -216,6 +217,7 @@ forEachBackend(
       for (const key of keys) assert.ok(key.type === "secret" ? await b.authenticate(key.token) : await b.authenticatePublishable(key.token));
       await a.revoke(keys[0]!.id, { revoked_by: "u" });
       await redis.set(entryName(keys[1]!.token), "garbage", "PX", 60_000);
+      await redis.publish(`${prefix}invalidate`, "garbage");
       db.clock.advance(PAST_MEMORY_MS);
       await b.authenticatePublishable(keys[1]!.token);
       await untilRefused(b, keys[0]!.token);
@@ -228,6 +230,73 @@ forEachBackend(
       for (const form of forms) {
         assert.equal(dump.includes(form), false, "in Redis");
         assert.equal(lines.join("\n").includes(form), false, "in the logs");
+      }
+    });
+  },
+  ["postgres"],
+);
+
+forEachBackend(
+  "the invalidation channel under attack",
+  (db) => {
+    let redis: Redis;
+    let prefix = "";
+
+    before(async function () {
+      redis = (await connectRedis(this))!;
+    });
+    after(() => redis?.disconnect());
+    beforeEach(() => {
+      prefix = testPrefix();
+    });
+    afterEach(async () => {
+      await deletePrefix(redis, prefix);
+    });
+
+    it("ignores malformed messages, logs them once, and keeps serving and hearing invalidations", async () => {
+      const { lines, logger } = captureLogger();
+      const uncaught: unknown[] = [];
+      const onUncaught = (error: unknown) => uncaught.push(error);
+      process.on("uncaughtException", onUncaught);
+      try {
+        const a = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix }, logger });
+        const b = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+        const [key, doomed] = await a.createApiKeys([
+          { title: "k", type: "secret", created_by: "u" },
+          { title: "doomed", type: "secret", created_by: "u" },
+        ]);
+        assert.ok((await a.authenticate(key!.token)) && (await a.authenticate(doomed!.token)));
+        const validKey = hashToken(key!.token);
+        const garbage = [
+          "not json",
+          "",
+          "null",
+          "{}",
+          '{"0":"x"}',
+          "[1]",
+          "[null]",
+          '"*"',
+          '["../other"]',
+          JSON.stringify([validKey, 7]),
+          JSON.stringify([validKey.toUpperCase()]),
+          JSON.stringify(Array.from({ length: 20_000 }, () => validKey)),
+          `${"[".repeat(30_000)}${"]".repeat(30_000)}`,
+          `${"[".repeat(500_000)}${"]".repeat(500_000)}`,
+        ];
+        for (const message of garbage) await redis.publish(`${prefix}invalidate`, message);
+        // Messages arrive in order: once B's revocation is heard, every message above was handled.
+        await b.revoke(doomed!.id, { revoked_by: "u" });
+        for (let attempt = 0; (await a.authenticate(doomed!.token)) !== false; attempt++) {
+          assert.ok(attempt < 2000, "A no longer hears invalidations");
+          await sleep(1);
+        }
+        const { result, queries } = await db.countQueries(() => a.authenticate(key!.token));
+        assert.equal(result && result.id, key!.id);
+        assert.equal(queries.length, 0, "no malformed message dropped the key");
+        assert.deepEqual(uncaught, []);
+        assert.equal(lines.filter((line) => /invalidation channel/.test(line)).length, 1, lines.join("\n"));
+      } finally {
+        process.off("uncaughtException", onUncaught);
       }
     });
   },
