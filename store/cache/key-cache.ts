@@ -21,9 +21,20 @@ export interface MemoryTierOptions {
 type Slot = CacheEntry & { storedAt: number };
 type Loader = () => Promise<CacheEntry>;
 
+/**
+ * One lookup past the memory tier, shared by every concurrent lookup of its key. An
+ * invalidation marks it aborted: its answer may have been read before the change, so it is
+ * neither kept nor given to anyone.
+ */
+interface Flight {
+  readonly answer: Promise<CacheEntry>;
+  aborted: boolean;
+}
+
 export class KeyCache {
-  readonly #memory: LRUCache<string, Slot, Loader> | undefined;
+  readonly #memory: LRUCache<string, Slot> | undefined;
   readonly #memoryOptions: MemoryTierOptions | undefined;
+  readonly #flights = new Map<string, Flight>();
   readonly #redis: RedisTier | undefined;
   readonly #now: () => Date;
   readonly #logger: Logger;
@@ -35,18 +46,12 @@ export class KeyCache {
     this.#logger = options.logger;
     this.#memoryOptions = options.memory;
     if (options.memory) {
-      this.#memory = new LRUCache<string, Slot, Loader>({
+      // Freshness is decided here from `storedAt`, not by lru-cache: an entry past its ttl stays
+      // (until pushed out) so that it can stand in while the store is down.
+      this.#memory = new LRUCache<string, Slot>({
         max: options.memory.max,
         maxSize: options.memory.maxSize,
         sizeCalculation: (slot) => JSON.stringify(slot).length,
-        ttl: options.memory.ttl,
-        // Keep expired entries so they can stand in while the store is down.
-        allowStaleOnFetchRejection: true,
-        noDeleteOnFetchRejection: true,
-        // Read the service's clock on every check (lru-cache would otherwise reuse one reading for 1 ms).
-        perf: { now: () => this.#now().getTime() },
-        ttlResolution: 0,
-        fetchMethod: async (_key, _stale, { context }) => ({ ...(await context()), storedAt: this.#now().getTime() }),
       });
     }
   }
@@ -54,42 +59,62 @@ export class KeyCache {
   /** Subscribes to invalidations from other instances. */
   async start(): Promise<void> {
     await this.#redis?.start(
-      (cacheKeys) => (cacheKeys === "all" ? this.#memory?.clear() : this.#dropLocal(cacheKeys)),
-      () => this.#memory?.clear(),
+      (cacheKeys) => (cacheKeys === "all" ? this.#clearLocal() : this.#dropLocal(cacheKeys)),
+      () => this.#clearLocal(),
     );
   }
 
   async lookup(cacheKey: string, load: Loader): Promise<CacheEntry> {
-    const loadThroughRedis = () => this.#loadThroughRedis(cacheKey, load);
-    if (!this.#memory) return loadThroughRedis();
+    if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
+    const slot = this.#memory.get(cacheKey);
+    if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
+    const flight = this.#flights.get(cacheKey) ?? this.#fly(cacheKey, load);
     try {
-      return await this.#fetch(cacheKey, loadThroughRedis);
+      const entry = await flight.answer;
+      if (!flight.aborted) return entry;
     } catch (error) {
-      if (error instanceof ApiKeyError) throw error;
-      // An invalidation aborted the fetch in flight, so its possibly stale result was not
-      // kept. Look again past this tier: that read starts after the change.
-      return loadThroughRedis();
+      if (!flight.aborted) return this.#standIn(slot, error);
     }
+    // An invalidation arrived while the lookup was in flight, so its answer may predate the
+    // change. Look again past this tier: that read starts after the change.
+    return this.#loadThroughRedis(cacheKey, load);
   }
 
-  async #fetch(cacheKey: string, load: Loader): Promise<CacheEntry> {
-    const status: LRUCache.Status<string, Slot, Loader> = {};
-    const slot = await this.#memory!.fetch(cacheKey, { context: load, status });
-    // A failed load with nothing stale to stand in resolves to undefined; its error is in status.
-    if (!slot) throw status.fetchError ?? new ApiKeyError("unavailable", "The API key store is unavailable");
-    if (!status.returnedStale) {
-      if (this.#servingStale) this.#logger.warn("express-api-keys: the key store is back");
-      this.#servingStale = false;
-      return slot;
-    }
-    // The refresh failed: the store is unavailable. Serve what was verified, within bounds.
+  #fly(cacheKey: string, load: Loader): Flight {
+    const flight = { aborted: false } as { answer: Promise<CacheEntry>; aborted: boolean };
+    const landed = () => {
+      if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
+    };
+    flight.answer = this.#loadThroughRedis(cacheKey, load).then(
+      (entry) => {
+        landed();
+        if (!flight.aborted) this.#keep(cacheKey, entry);
+        return entry;
+      },
+      (error: unknown) => {
+        landed();
+        throw error;
+      },
+    );
+    this.#flights.set(cacheKey, flight);
+    return flight;
+  }
+
+  #keep(cacheKey: string, entry: CacheEntry): void {
+    this.#memory!.set(cacheKey, { ...entry, storedAt: this.#now().getTime() });
+    if (this.#servingStale) this.#logger.warn("express-api-keys: the key store is back");
+    this.#servingStale = false;
+  }
+
+  /** The store failed: serve what was verified shortly before, within bounds, else the failure. */
+  #standIn(slot: Slot | undefined, error: unknown): Slot {
     const { ttl, staleIfError } = this.#memoryOptions!;
-    if (this.#now().getTime() - slot.storedAt > ttl + staleIfError) {
-      throw new ApiKeyError("unavailable", "The API key store is unavailable", { cause: status.fetchError });
+    if (!slot || this.#now().getTime() - slot.storedAt > ttl + staleIfError) {
+      throw error instanceof ApiKeyError ? error : new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
     }
     if (!this.#servingStale) {
       this.#servingStale = true;
-      this.#logger.warn("express-api-keys: the key store is unavailable; serving recently verified keys", status.fetchError);
+      this.#logger.warn("express-api-keys: the key store is unavailable; serving recently verified keys", error);
     }
     return slot;
   }
@@ -103,9 +128,23 @@ export class KeyCache {
     return entry;
   }
 
+  #abort(cacheKey: string): void {
+    const flight = this.#flights.get(cacheKey);
+    if (!flight) return;
+    flight.aborted = true;
+    this.#flights.delete(cacheKey);
+  }
+
   #dropLocal(cacheKeys: string[]): void {
-    // Deleting also aborts a fetch in flight for that key, so a fill that raced the change is never kept.
-    for (const cacheKey of cacheKeys) this.#memory?.delete(cacheKey);
+    for (const cacheKey of cacheKeys) {
+      this.#memory?.delete(cacheKey);
+      this.#abort(cacheKey);
+    }
+  }
+
+  #clearLocal(): void {
+    this.#memory?.clear();
+    for (const cacheKey of [...this.#flights.keys()]) this.#abort(cacheKey);
   }
 
   /** Drops keys here at once, and everywhere else through Redis. */
@@ -115,7 +154,7 @@ export class KeyCache {
   }
 
   async close(): Promise<void> {
-    this.#memory?.clear();
+    this.#clearLocal();
     await this.#redis?.close();
   }
 }
