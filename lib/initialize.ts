@@ -47,8 +47,9 @@ async function openCache({ cache, redis, now, logger, pepper }: ResolvedOptions,
     const signingKey = async () => deriveKey(await rootSecret(pepper, store), KEY_PURPOSES.cacheEntry);
     redisTier = new RedisTier(client, owned, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey });
   }
-  const { max, maxSize, ttl, staleIfError } = cache;
-  const keyCache = new KeyCache({ memory: cache.memory ? { max, maxSize, ttl, staleIfError } : undefined, redis: redisTier, now, logger });
+  const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
+  const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;
+  const keyCache = new KeyCache({ memory, redis: redisTier, now, logger });
   await keyCache.start();
   return keyCache;
 }

@@ -1,10 +1,12 @@
 // Looks keys up through the tiers, nearest first: in-process LRU, then Redis, then the store.
 // Concurrent misses for one token share a single lookup, invalidations fence fills in flight,
 // and while the store is down, keys verified shortly before keep working for a bounded time.
+// "No such key" answers live apart, in memory only: a flood of unknown tokens can neither push
+// valid keys out of memory nor write anything to Redis.
 import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../last-used";
-import type { CacheEntry } from "./entry";
+import type { CacheEntry, FoundEntry } from "./entry";
 import type { RedisTier } from "./redis";
 
 export interface MemoryTierOptions {
@@ -16,9 +18,15 @@ export interface MemoryTierOptions {
   ttl: number;
   /** How much longer an entry keeps working while the store cannot be reached, in milliseconds. */
   staleIfError: number;
+  /** Most "no such key" answers kept, apart from `max`. */
+  negativeMax: number;
+  /** How long a "no such key" answer is kept, in milliseconds. */
+  negativeTtl: number;
 }
 
-type Slot = CacheEntry & { storedAt: number };
+type Slot = FoundEntry & { storedAt: number };
+
+const NOT_FOUND: CacheEntry = Object.freeze({ found: false });
 type Loader = () => Promise<CacheEntry>;
 
 /**
@@ -33,6 +41,7 @@ interface Flight {
 
 export class KeyCache {
   readonly #memory: LRUCache<string, Slot> | undefined;
+  readonly #unknown: LRUCache<string, true> | undefined;
   readonly #memoryOptions: MemoryTierOptions | undefined;
   readonly #flights = new Map<string, Flight>();
   readonly #redis: RedisTier | undefined;
@@ -53,6 +62,13 @@ export class KeyCache {
         maxSize: options.memory.maxSize,
         sizeCalculation: (slot) => JSON.stringify(slot).length,
       });
+      this.#unknown = new LRUCache<string, true>({
+        max: options.memory.negativeMax,
+        ttl: options.memory.negativeTtl,
+        // Read the service's clock on every check (lru-cache would otherwise reuse one reading for 1 ms).
+        perf: { now: () => this.#now().getTime() },
+        ttlResolution: 0,
+      });
     }
   }
 
@@ -68,6 +84,7 @@ export class KeyCache {
     if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
     const slot = this.#memory.get(cacheKey);
     if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
+    if (this.#unknown!.get(cacheKey)) return NOT_FOUND;
     const flight = this.#flights.get(cacheKey) ?? this.#fly(cacheKey, load);
     try {
       const entry = await flight.answer;
@@ -101,7 +118,13 @@ export class KeyCache {
   }
 
   #keep(cacheKey: string, entry: CacheEntry): void {
-    this.#memory!.set(cacheKey, { ...entry, storedAt: this.#now().getTime() });
+    if (entry.found) {
+      this.#memory!.set(cacheKey, { ...entry, storedAt: this.#now().getTime() });
+      this.#unknown!.delete(cacheKey);
+    } else {
+      this.#memory!.delete(cacheKey);
+      this.#unknown!.set(cacheKey, true);
+    }
     if (this.#servingStale) this.#logger.warn("express-api-keys: the key store is back");
     this.#servingStale = false;
   }
@@ -124,7 +147,7 @@ export class KeyCache {
     const cached = await this.#redis.read(cacheKey);
     if (cached?.entry) return cached.entry;
     const entry = await load();
-    if (cached) await this.#redis.write(cacheKey, entry, cached.version);
+    if (cached) await this.#redis.write(cacheKey, entry, cached);
     return entry;
   }
 
@@ -138,12 +161,14 @@ export class KeyCache {
   #dropLocal(cacheKeys: string[]): void {
     for (const cacheKey of cacheKeys) {
       this.#memory?.delete(cacheKey);
+      this.#unknown?.delete(cacheKey);
       this.#abort(cacheKey);
     }
   }
 
   #clearLocal(): void {
     this.#memory?.clear();
+    this.#unknown?.clear();
     for (const cacheKey of [...this.#flights.keys()]) this.#abort(cacheKey);
   }
 

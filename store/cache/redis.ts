@@ -11,7 +11,7 @@
 // invalidations and after the last invalidation of its key this instance heard of.
 import type { Redis } from "ioredis";
 import type { Logger } from "../last-used";
-import { type CacheEntry, openSignedEntry, signEntry } from "./entry";
+import { type CacheEntry, type FoundEntry, openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
 import { invalidationMessages, parseInvalidation } from "./invalidation-message";
 
@@ -54,8 +54,10 @@ end
 return 0`;
 
 export interface RedisRead {
-  /** The entry, when one was there and passed every check. */
-  entry: CacheEntry | undefined;
+  /** The entry, when one was there and passed every check. Only found keys are ever written. */
+  entry: FoundEntry | undefined;
+  /** An entry was there but was not served: the fill replaces or deletes it. */
+  refused: boolean;
   /** The key's version when read: a fill may only write while it is unchanged. */
   version: string;
 }
@@ -261,11 +263,12 @@ export class RedisTier {
     const values = await this.#call((client) => client.mget(this.#entryKey(cacheKey), this.#versionKey(cacheKey)));
     if (!values) return undefined;
     const [text, version] = values;
-    return { entry: text ? this.#verify(key, cacheKey, text) : undefined, version: version ?? "" };
+    const entry = text ? this.#verify(key, cacheKey, text) : undefined;
+    return { entry, refused: Boolean(text) && !entry, version: version ?? "" };
   }
 
   /** The entry if `text` passes every check; undefined (a miss) otherwise. */
-  #verify(key: Buffer, cacheKey: string, text: string): CacheEntry | undefined {
+  #verify(key: Buffer, cacheKey: string, text: string): FoundEntry | undefined {
     const signed = openSignedEntry(key, cacheKey, text);
     const now = this.#options.now().getTime();
     if (!signed || signed.expiresAt - signed.writtenAt > this.#options.ttl || outlivesRevocation(signed)) {
@@ -274,7 +277,8 @@ export class RedisTier {
     }
     const { entry, writtenAt, expiresAt } = signed;
     // Expired, or older than what this instance can vouch for: a miss, but no sign of an attack.
-    if (expiresAt <= now || writtenAt <= this.#floor) return undefined;
+    // (A signed "not found" is never written: unknown tokens stay in each instance's memory.)
+    if (expiresAt <= now || writtenAt <= this.#floor || !entry.found) return undefined;
     const invalidatedAt = this.#invalidatedAt.get(cacheKey);
     if (invalidatedAt !== undefined && writtenAt <= invalidatedAt) {
       // Within the margin this may be a fill that raced the invalidation on another instance's clock.
@@ -285,17 +289,25 @@ export class RedisTier {
     return entry;
   }
 
-  /** Stores a filled entry, signed, unless an invalidation came in since `version` was read. */
-  async write(cacheKey: string, entry: CacheEntry, version: string): Promise<void> {
+  /**
+   * Stores a found key's entry, signed, unless an invalidation came in since `read` was made.
+   * "Not found" is never stored, so that unknown tokens cannot fill Redis; an entry that was
+   * refused for such a token is deleted instead.
+   */
+  async write(cacheKey: string, entry: CacheEntry, read: RedisRead): Promise<void> {
     const key = this.#key;
     if (!key) return;
+    if (!entry.found) {
+      if (read.refused) await this.#call((client) => client.del(this.#entryKey(cacheKey)));
+      return;
+    }
     const now = this.#options.now().getTime();
     let ttl = this.#options.ttl;
-    const revokedAt = entry.found ? entry.api_key.revoked_at : null;
+    const revokedAt = entry.api_key.revoked_at;
     const untilRevoked = revokedAt ? revokedAt.getTime() - now : Infinity;
     if (untilRevoked > 0) ttl = Math.min(ttl, Math.ceil(untilRevoked));
     const text = signEntry(key, cacheKey, { entry, writtenAt: now, expiresAt: now + ttl });
-    await this.#call((client) => client.eval(SET_IF_VERSION, 2, this.#entryKey(cacheKey), this.#versionKey(cacheKey), version, text, ttl));
+    await this.#call((client) => client.eval(SET_IF_VERSION, 2, this.#entryKey(cacheKey), this.#versionKey(cacheKey), read.version, text, ttl));
   }
 
   /**

@@ -1,6 +1,6 @@
 // Attacks by someone who can read and write the shared Redis but holds neither the database nor
-// the pepper: forged, replayed, tampered and foreign cache entries, and garbage on the
-// invalidation channel. A raw ioredis client plays the attacker, under the
+// the pepper: forged, replayed, tampered and foreign cache entries, garbage on the
+// invalidation channel, and floods of unknown tokens. A raw ioredis client plays the attacker, under the
 // test's own prefix.
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
@@ -110,6 +110,7 @@ forEachBackend(
       for (const text of [forged, `v1:${t}:${t + 30_000}:${"ab".repeat(32)}:${forged}`]) {
         await redis.set(entryName(token), text, "PX", 60_000);
         assert.equal(await service.authenticate(token), false, text.slice(0, 100));
+        assert.equal(await redis.exists(entryName(token)), 0, "the refused entry was deleted");
         db.clock.advance(PAST_MEMORY_MS);
       }
       assert.equal(refusals(lines), 1, lines.join("\n"));
@@ -299,6 +300,40 @@ forEachBackend(
         process.off("uncaughtException", onUncaught);
       }
     });
+  },
+  ["postgres"],
+);
+
+forEachBackend(
+  "a flood of unknown tokens",
+  (db) => {
+    let redis: Redis;
+    let prefix = "";
+
+    before(async function () {
+      redis = (await connectRedis(this))!;
+    });
+    after(() => redis?.disconnect());
+    beforeEach(() => {
+      prefix = testPrefix();
+    });
+    afterEach(async () => {
+      await deletePrefix(redis, prefix);
+    });
+
+    for (const memory of [true, false]) {
+      it(`writes nothing to Redis (in-process tier ${memory ? "on" : "off"})`, async () => {
+        const service = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix, memory }, logger: captureLogger().logger });
+        const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+        assert.ok(await service.authenticate(key.token));
+        const before = await keysUnder(redis, prefix);
+        for (let i = 0; i < 300; i++) {
+          assert.equal(await service.authenticate(generateToken("secret")), false);
+          assert.equal(await service.authenticatePublishable(generateToken("publishable")), false);
+        }
+        assert.deepEqual(await keysUnder(redis, prefix), before);
+      });
+    }
   },
   ["postgres"],
 );

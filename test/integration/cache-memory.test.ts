@@ -71,10 +71,31 @@ forEachBackend("in-process cache", (db) => {
 
   it("keeps at most cache.max keys", async () => {
     const service = await db.open({ cache: { max: 50 } });
-    const first = generateToken("secret");
-    await service.authenticate(first);
-    for (let i = 0; i < 200; i++) await service.authenticate(generateToken("secret"));
-    assert.equal((await db.countQueries(() => service.authenticate(first))).queries.length, 1, "evicted");
+    const keys = await service.createApiKeys(Array.from({ length: 60 }, (_, i) => ({ title: `k${i}`, type: "secret" as const, created_by: "u" })));
+    for (const key of keys) assert.ok(await service.authenticate(key.token));
+    assert.equal((await db.countQueries(() => service.authenticate(keys[0]!.token))).queries.length, 1, "evicted");
+  });
+
+  it("keeps valid keys cached through a flood of unknown tokens larger than cache.max", async () => {
+    const service = await db.open({ cache: { max: 50 } });
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    assert.ok(await service.authenticate(key.token));
+    for (let i = 0; i < 200; i++) assert.equal(await service.authenticate(generateToken("secret")), false);
+    const { result, queries } = await db.countQueries(() => service.authenticate(key.token));
+    assert.equal(result && result.id, key.id);
+    assert.equal(queries.length, 0, "still cached");
+  });
+
+  it("remembers unknown tokens for cache.negativeTtl only, and at most cache.negativeMax of them", async () => {
+    const service = await db.open({ cache: { negativeTtl: 1000, negativeMax: 10 } });
+    const token = generateToken("secret");
+    await service.authenticate(token);
+    db.clock.advance(999);
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 0, "remembered");
+    db.clock.advance(2);
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "forgotten after its ttl");
+    for (let i = 0; i < 10; i++) await service.authenticate(generateToken("secret"));
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "pushed out by newer ones");
   });
 
   it("with cache: false, asks the store every time", async () => {
