@@ -66,5 +66,9 @@ export function openSignedEntry(key: Buffer, cacheKey: string, text: string): Si
   const json = text.slice(match[0].length);
   const expected = mac(key, cacheKey, writtenAt, expiresAt, json);
   if (!timingSafeEqual(expected, Buffer.from(match[3]!, "hex"))) return undefined;
-  return { entry: deserializeEntry(json), writtenAt, expiresAt };
+  try {
+    return { entry: deserializeEntry(json), writtenAt, expiresAt };
+  } catch {
+    return undefined; // signed but unreadable: only a writer of another version could do that
+  }
 }

@@ -36,7 +36,7 @@ export class FailureRun {
 
   succeeded(): void {
     if (!this.#failing || this.#now().getTime() - this.#lastFailure < this.#quietMs) return;
-    this.#logger.warn(`${this.#messages.end} (${this.#count} in all)`);
+    this.#logger.warn(`${this.#messages.end} (after ${this.#count} ${this.#count === 1 ? "failure" : "failures"})`);
     this.#failing = false;
     this.#count = 0;
   }

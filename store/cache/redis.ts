@@ -28,6 +28,8 @@ export interface RedisTierOptions {
    * the database); until it succeeds, Redis is not used at all.
    */
   signingKey: () => Promise<Buffer>;
+  /** Invalidated keys remembered at most (see MAX_REMEMBERED); smaller in tests. */
+  maxRemembered?: number;
 }
 
 /** Invalidations that could not reach Redis are kept for its return; past this many, everything is cleared. */
@@ -36,6 +38,8 @@ const MAX_PENDING = 10_000;
 const VERSION_TTL_MS = 60 * 60 * 1000;
 /** Invalidated keys remembered at most; past this, the oldest give way to a floor instant. */
 const MAX_REMEMBERED = 50_000;
+/** After the signing key could not be had, how long Redis is skipped before trying again. */
+const KEY_RETRY_MS = 1_000;
 /** How long rejected entries must stop before the warning about them is lifted. */
 const QUIET_MS = 60_000;
 /**
@@ -73,6 +77,8 @@ export class RedisTier {
   #warned = false;
   #key: Buffer | undefined;
   #keyLoading: Promise<Buffer | undefined> | undefined;
+  #keyRetryAt = 0;
+  readonly #maxRemembered: number;
   readonly #keyFailures: FailureRun;
   readonly #rejections: FailureRun;
   readonly #badMessages: FailureRun;
@@ -86,6 +92,7 @@ export class RedisTier {
     this.#ownsClient = ownsClient;
     this.#options = options;
     this.#channel = `${options.prefix}invalidate`;
+    this.#maxRemembered = options.maxRemembered ?? MAX_REMEMBERED;
     this.#keyFailures = new FailureRun(options.logger, options.now, 0, {
       start: "express-api-keys: cannot read the deployment secret; the Redis tier is skipped until it can be read",
       end: "express-api-keys: the deployment secret was read; using the shared cache again",
@@ -195,16 +202,21 @@ export class RedisTier {
     }
     // Past cache.redisTtl an invalidation is no longer needed: every entry from before it has expired.
     for (const [cacheKey, at] of this.#invalidatedAt) {
-      if (now - at <= this.#options.ttl && this.#invalidatedAt.size <= MAX_REMEMBERED) break;
+      if (now - at <= this.#options.ttl && this.#invalidatedAt.size <= this.#maxRemembered) break;
       this.#invalidatedAt.delete(cacheKey);
       // Forgotten too early (the map is full): refuse everything written before it instead.
       if (now - at <= this.#options.ttl) this.#floor = Math.max(this.#floor, at);
     }
   }
 
-  /** The signing key, loading it when first needed; undefined while it cannot be had. */
+  /**
+   * The signing key, loading it when first needed; undefined while it cannot be had. After a
+   * failure (the database is down, or the secret table is missing) it is tried again at most
+   * once per KEY_RETRY_MS, so that lookups do not each wait for the database twice.
+   */
   #signingKey(): Buffer | Promise<Buffer | undefined> {
     if (this.#key) return this.#key;
+    if (!this.#keyLoading && this.#options.now().getTime() < this.#keyRetryAt) return Promise.resolve(undefined);
     this.#keyLoading ??= this.#options.signingKey().then(
       (key) => {
         this.#key = key;
@@ -214,6 +226,7 @@ export class RedisTier {
       },
       (error: unknown) => {
         this.#keyLoading = undefined;
+        this.#keyRetryAt = this.#options.now().getTime() + KEY_RETRY_MS;
         this.#keyFailures.failed(error);
         return undefined;
       },

@@ -3,14 +3,18 @@
 // invalidation channel, and floods of unknown tokens. A raw ioredis client plays the attacker, under the
 // test's own prefix.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
+import { Redis as RedisClient } from "ioredis";
 import { initialize } from "../../lib/initialize";
+import type { FoundEntry } from "../../store/cache/entry";
+import { RedisTier } from "../../store/cache/redis";
 import type { ApiKeysOptions } from "../../lib/options";
 import type { ApiKeyService } from "../../lib/service";
 import { generateToken, hashToken, redactToken } from "../../lib/tokens";
-import { forEachBackend } from "../helpers/backends";
+import { TestClock, forEachBackend } from "../helpers/backends";
 import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
 
 function captureLogger() {
@@ -114,6 +118,15 @@ forEachBackend(
         db.clock.advance(PAST_MEMORY_MS);
       }
       assert.equal(refusals(lines), 1, lines.join("\n"));
+
+      // A minute without refusals, then a good entry: the run is reported over, once.
+      db.clock.advance(60_000);
+      const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      assert.ok(await service.authenticate(key.token));
+      db.clock.advance(PAST_MEMORY_MS);
+      assert.ok(await service.authenticate(key.token));
+      assert.ok(await service.authenticate(generateToken("secret")) === false);
+      assert.equal(lines.filter((line) => /entries read from Redis verify again/.test(line)).length, 1, lines.join("\n"));
     });
 
     it("refuses a saved entry replayed after its key was revoked", async () => {
@@ -337,3 +350,75 @@ forEachBackend(
   },
   ["postgres"],
 );
+
+describe("the Redis tier's memory of invalidations", () => {
+  let redis: Redis;
+  let prefix = "";
+
+  before(async function () {
+    redis = (await connectRedis(this))!;
+  });
+  after(() => redis?.disconnect());
+  beforeEach(() => {
+    prefix = testPrefix();
+  });
+  afterEach(async () => {
+    await deletePrefix(redis, prefix);
+  });
+
+  function entryFor(id: string, at: Date): FoundEntry {
+    const api_key = {
+      id,
+      token: "",
+      redacted: "sk_abc***xyz",
+      title: id,
+      type: "secret" as const,
+      last_used_at: null,
+      created_by: "u",
+      created_at: at,
+      updated_at: at,
+      deleted_at: null,
+      revoked_by: null,
+      revoked_at: null,
+    };
+    return { found: true, api_key, sales_channel_ids: [] };
+  }
+
+  it("past its bound, refuses everything written before the invalidations it forgot", async () => {
+    const clock = new TestClock();
+    const client = new RedisClient(REDIS_URL);
+    const key = randomBytes(32);
+    const tier = new RedisTier(client, false, {
+      prefix,
+      ttl: 60_000,
+      timeout: 5_000,
+      logger: captureLogger().logger,
+      now: clock.now,
+      signingKey: async () => key,
+      maxRemembered: 2,
+    });
+    try {
+      await tier.start(() => {}, () => {});
+      clock.advance(1);
+      const cacheKeys = ["a", "b", "c"].map((c) => c.repeat(64));
+      const fill = async (cacheKey: string) => tier.write(cacheKey, entryFor(`apk_${cacheKey.slice(0, 4)}`, clock.now()), (await tier.read(cacheKey))!);
+      for (const cacheKey of cacheKeys) await fill(cacheKey);
+      for (const cacheKey of cacheKeys) assert.ok((await tier.read(cacheKey))?.entry, "served before any invalidation");
+      const saved = await Promise.all(cacheKeys.map((cacheKey) => redis.get(`${prefix}key:${cacheKey}`)));
+
+      for (const cacheKey of cacheKeys) {
+        clock.advance(1);
+        await tier.invalidate([cacheKey]); // the third pushes the first out of memory
+      }
+      for (const [i, cacheKey] of cacheKeys.entries()) await redis.set(`${prefix}key:${cacheKey}`, saved[i]!, "PX", 60_000);
+      for (const cacheKey of cacheKeys) assert.equal((await tier.read(cacheKey))?.entry, undefined, `${cacheKey.slice(0, 4)} put back`);
+
+      clock.advance(1);
+      await fill(cacheKeys[0]!);
+      assert.ok((await tier.read(cacheKeys[0]!))?.entry, "an entry written after the floor is served");
+    } finally {
+      await tier.close();
+      client.disconnect();
+    }
+  });
+});
