@@ -360,6 +360,7 @@ export class RedisTier {
 
   /** Deletes every entry under our prefix (a SCAN, never FLUSHDB) and tells every instance. */
   async clear(): Promise<void> {
+    this.#heard("all");
     await this.#call(async (client) => {
       let cursor = "0";
       do {
