@@ -112,6 +112,50 @@ forEachBackend(
 );
 
 forEachBackend(
+  "Redis down at boot",
+  (db) => {
+    let server: PrivateRedis;
+
+    beforeEach(async () => {
+      server = new PrivateRedis(await freePort()); // not started yet
+    });
+    afterEach(async () => {
+      await server.stop();
+    });
+
+    it("subscribes once Redis is up, and from then on hears invalidations", async function () {
+      this.timeout(30_000);
+      const prefix = testPrefix();
+      const early = await db.open({ redis: server.url, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+      const key = await early.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      assert.ok(await early.authenticate(key.token), "works from the database without Redis");
+
+      await server.start();
+      const late = await db.open({ redis: server.url, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+      const probe = new Redis(server.url);
+      try {
+        const subscribers = async () => Number(((await probe.pubsub("NUMSUB", `${prefix}invalidate`)) as [string, number])[1]);
+        const start = performance.now();
+        while ((await subscribers()) < 2) {
+          assert.ok(performance.now() - start < 10_000, "the instance that booted without Redis never subscribed");
+          await sleep(20);
+        }
+      } finally {
+        probe.disconnect();
+      }
+      await late.revoke(key.id, { revoked_by: "u" });
+      const start = performance.now();
+      // The clock stands still, so only the invalidation can drop the key from the early instance's memory.
+      while ((await early.authenticate(key.token)) !== false) {
+        assert.ok(performance.now() - start < 5_000, "the early instance did not hear the revocation");
+        await sleep(5);
+      }
+    });
+  },
+  ["postgres"],
+);
+
+forEachBackend(
   "database outage",
   (db) => {
     let proxy: TcpProxy;
