@@ -1,4 +1,5 @@
 // initialize(): wires options, environment and embedded defaults into a ready service.
+import { KEY_PURPOSES, deriveKey, rootSecret } from "./deployment-secret";
 import { ApiKeyError } from "./errors";
 import { type ApiKeysOptions, type ResolvedOptions, resolveOptions } from "./options";
 import { ApiKeyService } from "./service";
@@ -27,7 +28,7 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   }
   const store = new KnexApiKeyStore(knex, resolved.schema);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
-  const cache = await openCache(resolved);
+  const cache = await openCache(resolved, store);
   const config = { pepper, now, lastUsedFlushInterval, logger };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
@@ -37,15 +38,18 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   return service;
 }
 
-async function openCache({ cache, redis, now, logger }: ResolvedOptions): Promise<KeyCache> {
+async function openCache({ cache, redis, now, logger, pepper }: ResolvedOptions, store: KnexApiKeyStore): Promise<KeyCache> {
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {
     const { client, owned } = await openRedis(redis, cache.redisTimeout * 4);
-    redisTier = new RedisTier(client, owned, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now });
+    // Entries in Redis are signed with a key that whoever can write to Redis does not have.
+    const signingKey = async () => deriveKey(await rootSecret(pepper, store), KEY_PURPOSES.cacheEntry);
+    redisTier = new RedisTier(client, owned, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey });
   }
-  const { max, maxSize, ttl, staleIfError } = cache;
-  const keyCache = new KeyCache({ memory: cache.memory ? { max, maxSize, ttl, staleIfError } : undefined, redis: redisTier, now, logger });
+  const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
+  const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;
+  const keyCache = new KeyCache({ memory, redis: redisTier, now, logger });
   await keyCache.start();
   return keyCache;
 }

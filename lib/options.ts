@@ -20,6 +20,14 @@ export interface CacheOptions {
   ttl?: number;
   /** How much longer keys verified before a database outage keep working during it, in milliseconds. Default: `60000`. */
   staleIfError?: number;
+  /**
+   * Most "no such key" answers kept in memory. They have a tier of their own, apart from `max`,
+   * so that a flood of unknown tokens cannot push valid keys out; they are never written to
+   * Redis. Default: `10000`.
+   */
+  negativeMax?: number;
+  /** How long a "no such key" answer is kept in memory, in milliseconds. Default: `1000`. */
+  negativeTtl?: number;
   /** Longest life of an entry in Redis, in milliseconds (never past the key's `revoked_at`). Default: `60000`. */
   redisTtl?: number;
   /** Prefix of every Redis key and of the invalidation channel. Default: `"apikey:"`. */
@@ -36,6 +44,8 @@ const CACHE_DEFAULTS: ResolvedCacheOptions = {
   maxSize: 16 * 1024 * 1024,
   ttl: 5_000,
   staleIfError: 60_000,
+  negativeMax: 10_000,
+  negativeTtl: 1_000,
   redisTtl: 60_000,
   redisPrefix: "apikey:",
   redisTimeout: 250,
@@ -106,7 +116,7 @@ function resolveCache(cache: CacheOptions | false | undefined): ResolvedCacheOpt
   const unknown = Object.keys(given).filter((name) => !(name in CACHE_DEFAULTS));
   if (unknown.length > 0) failConfiguration(`unknown option \`cache.${unknown[0]}\`; the cache options are ${Object.keys(CACHE_DEFAULTS).join(", ")}.`);
   const resolved = { ...CACHE_DEFAULTS, ...given } as ResolvedCacheOptions;
-  for (const name of ["max", "maxSize", "ttl", "redisTtl", "redisTimeout"] as const) {
+  for (const name of ["max", "maxSize", "ttl", "negativeMax", "negativeTtl", "redisTtl", "redisTimeout"] as const) {
     if (!isPositive(resolved[name])) failConfiguration(`\`cache.${name}\` must be a positive number.`);
   }
   if (typeof resolved.staleIfError !== "number" || !(resolved.staleIfError >= 0)) failConfiguration("`cache.staleIfError` must be zero or more milliseconds.");

@@ -66,7 +66,7 @@ export class KnexApiKeyStore {
     return this.db.transaction((trx) => work(new KnexApiKeyStore(trx, this.schema)));
   }
 
-  private table(name: "api_key" | "api_key_link"): Knex.QueryBuilder {
+  private table(name: "api_key" | "api_key_link" | "api_key_secret"): Knex.QueryBuilder {
     const builder = this.db(name);
     return this.schema ? builder.withSchema(this.schema) : builder;
   }
@@ -181,6 +181,23 @@ export class KnexApiKeyStore {
       .where({ api_key_id: apiKeyId, resource_type: resourceType })
       .whereIn("resource_id", resourceIds)
       .delete();
+  }
+
+  /**
+   * The value of a named server-side secret, created from `candidate()` when there is none yet.
+   * Race-free across instances: each inserts its own candidate, the first insert wins, and
+   * every instance reads back that one row. A candidate is made (and travels in a query) only
+   * while the row is missing.
+   */
+  async secret(name: string, candidate: () => string): Promise<string> {
+    const read = async () =>
+      ((await this.table("api_key_secret").select("value").where({ name }).first()) as { value: string } | undefined)?.value;
+    const existing = await read();
+    if (existing !== undefined) return existing;
+    await this.table("api_key_secret").insert({ name, value: candidate() }).onConflict("name").ignore();
+    const created = await read();
+    if (created === undefined) throw new Error(`express-api-keys: the secret "${name}" could not be created`);
+    return created;
   }
 
   /** Gives `toId` every link `fromId` has, of every resource type (used by roll). */

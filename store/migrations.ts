@@ -57,6 +57,21 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         await knex.schema.withSchema(schema ?? "").dropTable("api_key");
       },
     },
+    {
+      // Server-side secrets by name; today one row, the deployment secret (lib/deployment-secret.ts),
+      // created by the first instance that needs it. Portable DDL only: this runs on every dialect.
+      name: "20261201000000_create_api_key_secret",
+      async up(knex) {
+        await knex.schema.withSchema(schema ?? "").createTable("api_key_secret", (table) => {
+          table.string("name", 64).primary();
+          table.string("value", 255).notNullable();
+          table.timestamp("created_at", { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").dropTable("api_key_secret");
+      },
+    },
   ];
 }
 

@@ -1,10 +1,12 @@
 // Looks keys up through the tiers, nearest first: in-process LRU, then Redis, then the store.
 // Concurrent misses for one token share a single lookup, invalidations fence fills in flight,
 // and while the store is down, keys verified shortly before keep working for a bounded time.
+// "No such key" answers live apart, in memory only: a flood of unknown tokens can neither push
+// valid keys out of memory nor write anything to Redis.
 import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../last-used";
-import type { CacheEntry } from "./entry";
+import type { CacheEntry, FoundEntry } from "./entry";
 import type { RedisTier } from "./redis";
 
 export interface MemoryTierOptions {
@@ -16,14 +18,32 @@ export interface MemoryTierOptions {
   ttl: number;
   /** How much longer an entry keeps working while the store cannot be reached, in milliseconds. */
   staleIfError: number;
+  /** Most "no such key" answers kept, apart from `max`. */
+  negativeMax: number;
+  /** How long a "no such key" answer is kept, in milliseconds. */
+  negativeTtl: number;
 }
 
-type Slot = CacheEntry & { storedAt: number };
+type Slot = FoundEntry & { storedAt: number };
+
+const NOT_FOUND: CacheEntry = Object.freeze({ found: false });
 type Loader = () => Promise<CacheEntry>;
 
+/**
+ * One lookup past the memory tier, shared by every concurrent lookup of its key. An
+ * invalidation marks it aborted: its answer may have been read before the change, so it is
+ * neither kept nor given to anyone.
+ */
+interface Flight {
+  readonly answer: Promise<CacheEntry>;
+  aborted: boolean;
+}
+
 export class KeyCache {
-  readonly #memory: LRUCache<string, Slot, Loader> | undefined;
+  readonly #memory: LRUCache<string, Slot> | undefined;
+  readonly #unknown: LRUCache<string, true> | undefined;
   readonly #memoryOptions: MemoryTierOptions | undefined;
+  readonly #flights = new Map<string, Flight>();
   readonly #redis: RedisTier | undefined;
   readonly #now: () => Date;
   readonly #logger: Logger;
@@ -35,18 +55,19 @@ export class KeyCache {
     this.#logger = options.logger;
     this.#memoryOptions = options.memory;
     if (options.memory) {
-      this.#memory = new LRUCache<string, Slot, Loader>({
+      // Freshness is decided here from `storedAt`, not by lru-cache: an entry past its ttl stays
+      // (until pushed out) so that it can stand in while the store is down.
+      this.#memory = new LRUCache<string, Slot>({
         max: options.memory.max,
         maxSize: options.memory.maxSize,
         sizeCalculation: (slot) => JSON.stringify(slot).length,
-        ttl: options.memory.ttl,
-        // Keep expired entries so they can stand in while the store is down.
-        allowStaleOnFetchRejection: true,
-        noDeleteOnFetchRejection: true,
+      });
+      this.#unknown = new LRUCache<string, true>({
+        max: options.memory.negativeMax,
+        ttl: options.memory.negativeTtl,
         // Read the service's clock on every check (lru-cache would otherwise reuse one reading for 1 ms).
         perf: { now: () => this.#now().getTime() },
         ttlResolution: 0,
-        fetchMethod: async (_key, _stale, { context }) => ({ ...(await context()), storedAt: this.#now().getTime() }),
       });
     }
   }
@@ -54,42 +75,69 @@ export class KeyCache {
   /** Subscribes to invalidations from other instances. */
   async start(): Promise<void> {
     await this.#redis?.start(
-      (cacheKeys) => (cacheKeys === "all" ? this.#memory?.clear() : this.#dropLocal(cacheKeys)),
-      () => this.#memory?.clear(),
+      (cacheKeys) => (cacheKeys === "all" ? this.#clearLocal() : this.#dropLocal(cacheKeys)),
+      () => this.#clearLocal(),
     );
   }
 
   async lookup(cacheKey: string, load: Loader): Promise<CacheEntry> {
-    const loadThroughRedis = () => this.#loadThroughRedis(cacheKey, load);
-    if (!this.#memory) return loadThroughRedis();
+    if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
+    const slot = this.#memory.get(cacheKey);
+    if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
+    if (this.#unknown!.get(cacheKey)) return NOT_FOUND;
+    const flight = this.#flights.get(cacheKey) ?? this.#fly(cacheKey, load);
     try {
-      return await this.#fetch(cacheKey, loadThroughRedis);
+      const entry = await flight.answer;
+      if (!flight.aborted) return entry;
     } catch (error) {
-      if (error instanceof ApiKeyError) throw error;
-      // An invalidation aborted the fetch in flight, so its possibly stale result was not
-      // kept. Look again past this tier: that read starts after the change.
-      return loadThroughRedis();
+      if (!flight.aborted) return this.#standIn(slot, error);
     }
+    // An invalidation arrived while the lookup was in flight, so its answer may predate the
+    // change. Look again past this tier: that read starts after the change.
+    return this.#loadThroughRedis(cacheKey, load);
   }
 
-  async #fetch(cacheKey: string, load: Loader): Promise<CacheEntry> {
-    const status: LRUCache.Status<string, Slot, Loader> = {};
-    const slot = await this.#memory!.fetch(cacheKey, { context: load, status });
-    // A failed load with nothing stale to stand in resolves to undefined; its error is in status.
-    if (!slot) throw status.fetchError ?? new ApiKeyError("unavailable", "The API key store is unavailable");
-    if (!status.returnedStale) {
-      if (this.#servingStale) this.#logger.warn("express-api-keys: the key store is back");
-      this.#servingStale = false;
-      return slot;
+  #fly(cacheKey: string, load: Loader): Flight {
+    const flight = { aborted: false } as { answer: Promise<CacheEntry>; aborted: boolean };
+    const landed = () => {
+      if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
+    };
+    flight.answer = this.#loadThroughRedis(cacheKey, load).then(
+      (entry) => {
+        landed();
+        if (!flight.aborted) this.#keep(cacheKey, entry);
+        return entry;
+      },
+      (error: unknown) => {
+        landed();
+        throw error;
+      },
+    );
+    this.#flights.set(cacheKey, flight);
+    return flight;
+  }
+
+  #keep(cacheKey: string, entry: CacheEntry): void {
+    if (entry.found) {
+      this.#memory!.set(cacheKey, { ...entry, storedAt: this.#now().getTime() });
+      this.#unknown!.delete(cacheKey);
+    } else {
+      this.#memory!.delete(cacheKey);
+      this.#unknown!.set(cacheKey, true);
     }
-    // The refresh failed: the store is unavailable. Serve what was verified, within bounds.
+    if (this.#servingStale) this.#logger.warn("express-api-keys: the key store is back");
+    this.#servingStale = false;
+  }
+
+  /** The store failed: serve what was verified shortly before, within bounds, else the failure. */
+  #standIn(slot: Slot | undefined, error: unknown): Slot {
     const { ttl, staleIfError } = this.#memoryOptions!;
-    if (this.#now().getTime() - slot.storedAt > ttl + staleIfError) {
-      throw new ApiKeyError("unavailable", "The API key store is unavailable", { cause: status.fetchError });
+    if (!slot || this.#now().getTime() - slot.storedAt > ttl + staleIfError) {
+      throw error instanceof ApiKeyError ? error : new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
     }
     if (!this.#servingStale) {
       this.#servingStale = true;
-      this.#logger.warn("express-api-keys: the key store is unavailable; serving recently verified keys", status.fetchError);
+      this.#logger.warn("express-api-keys: the key store is unavailable; serving recently verified keys", error);
     }
     return slot;
   }
@@ -99,13 +147,29 @@ export class KeyCache {
     const cached = await this.#redis.read(cacheKey);
     if (cached?.entry) return cached.entry;
     const entry = await load();
-    if (cached) await this.#redis.write(cacheKey, entry, cached.version);
+    if (cached) await this.#redis.write(cacheKey, entry, cached);
     return entry;
   }
 
+  #abort(cacheKey: string): void {
+    const flight = this.#flights.get(cacheKey);
+    if (!flight) return;
+    flight.aborted = true;
+    this.#flights.delete(cacheKey);
+  }
+
   #dropLocal(cacheKeys: string[]): void {
-    // Deleting also aborts a fetch in flight for that key, so a fill that raced the change is never kept.
-    for (const cacheKey of cacheKeys) this.#memory?.delete(cacheKey);
+    for (const cacheKey of cacheKeys) {
+      this.#memory?.delete(cacheKey);
+      this.#unknown?.delete(cacheKey);
+      this.#abort(cacheKey);
+    }
+  }
+
+  #clearLocal(): void {
+    this.#memory?.clear();
+    this.#unknown?.clear();
+    for (const cacheKey of [...this.#flights.keys()]) this.#abort(cacheKey);
   }
 
   /** Drops keys here at once, and everywhere else through Redis. */
@@ -115,7 +179,7 @@ export class KeyCache {
   }
 
   async close(): Promise<void> {
-    this.#memory?.clear();
+    this.#clearLocal();
     await this.#redis?.close();
   }
 }

@@ -17,6 +17,9 @@ export async function openRedis(redis: Redis | string, timeoutMs: number): Promi
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
   });
+  // The Redis tier reports errors through the logger once it is built; until then, this keeps
+  // ioredis from printing "Unhandled error event" to the console when Redis is down at boot.
+  client.on("error", () => {});
   // Redis is a cache: boot goes on without it, and ioredis keeps reconnecting in the background.
   await Promise.race([client.connect().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   return { client, owned: true };

@@ -6,6 +6,7 @@ export class TcpProxy {
   #server: net.Server;
   #sockets = new Set<net.Socket>();
   #cut = false;
+  #held: { deliveries: (() => void)[]; first: () => void } | undefined;
   /** Delay added to every chunk the server sends back, in milliseconds. */
   responseDelay = 0;
 
@@ -29,7 +30,14 @@ export class TcpProxy {
     }
     client.pipe(upstream);
     upstream.on("data", (chunk: Buffer) => {
-      if (this.responseDelay === 0) client.write(chunk);
+      if (this.#held) {
+        upstream.pause();
+        this.#held.deliveries.push(() => {
+          client.write(chunk);
+          upstream.resume();
+        });
+        this.#held.first();
+      } else if (this.responseDelay === 0) client.write(chunk);
       else {
         upstream.pause();
         setTimeout(() => {
@@ -44,6 +52,23 @@ export class TcpProxy {
   async listen(): Promise<number> {
     await new Promise<void>((resolve) => this.#server.listen(0, "127.0.0.1", resolve));
     return (this.#server.address() as net.AddressInfo).port;
+  }
+
+  /**
+   * Holds every answer from the server until release(). Resolves once one answer is held: the
+   * server has then run the query, and the client has not heard back.
+   */
+  hold(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#held = { deliveries: [], first: resolve };
+    });
+  }
+
+  /** Delivers what hold() kept back, in order, and stops holding. */
+  release(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    for (const deliver of held?.deliveries ?? []) deliver();
   }
 
   /** Drops every connection and refuses new ones until restore(). */

@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
+import knexFactory, { type Knex } from "knex";
+import { initialize } from "../../lib/initialize";
 import { generateToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";
+import { POSTGRES_URL } from "../helpers/services";
+import { TcpProxy } from "../helpers/tcp-proxy";
+
+function captureLogger() {
+  const lines: string[] = [];
+  return { lines, logger: { warn: (message: string) => lines.push(message), error: (message: string) => lines.push(message) } };
+}
 
 const selects = (queries: string[]) => queries.filter((sql) => /^select\b/i.test(sql.trim())).length;
 
@@ -62,10 +71,31 @@ forEachBackend("in-process cache", (db) => {
 
   it("keeps at most cache.max keys", async () => {
     const service = await db.open({ cache: { max: 50 } });
-    const first = generateToken("secret");
-    await service.authenticate(first);
-    for (let i = 0; i < 200; i++) await service.authenticate(generateToken("secret"));
-    assert.equal((await db.countQueries(() => service.authenticate(first))).queries.length, 1, "evicted");
+    const keys = await service.createApiKeys(Array.from({ length: 60 }, (_, i) => ({ title: `k${i}`, type: "secret" as const, created_by: "u" })));
+    for (const key of keys) assert.ok(await service.authenticate(key.token));
+    assert.equal((await db.countQueries(() => service.authenticate(keys[0]!.token))).queries.length, 1, "evicted");
+  });
+
+  it("keeps valid keys cached through a flood of unknown tokens larger than cache.max", async () => {
+    const service = await db.open({ cache: { max: 50 } });
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    assert.ok(await service.authenticate(key.token));
+    for (let i = 0; i < 200; i++) assert.equal(await service.authenticate(generateToken("secret")), false);
+    const { result, queries } = await db.countQueries(() => service.authenticate(key.token));
+    assert.equal(result && result.id, key.id);
+    assert.equal(queries.length, 0, "still cached");
+  });
+
+  it("remembers unknown tokens for cache.negativeTtl only, and at most cache.negativeMax of them", async () => {
+    const service = await db.open({ cache: { negativeTtl: 1000, negativeMax: 10 } });
+    const token = generateToken("secret");
+    await service.authenticate(token);
+    db.clock.advance(999);
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 0, "remembered");
+    db.clock.advance(2);
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "forgotten after its ttl");
+    for (let i = 0; i < 10; i++) await service.authenticate(generateToken("secret"));
+    assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "pushed out by newer ones");
   });
 
   it("with cache: false, asks the store every time", async () => {
@@ -88,6 +118,59 @@ forEachBackend("in-process cache", (db) => {
     assert.deepEqual([again.api_key.title, again.sales_channel_ids], ["k", []]);
   });
 });
+
+forEachBackend(
+  "in-process cache and a lookup in flight",
+  (db) => {
+    let proxy: TcpProxy;
+    let slowKnex: Knex;
+
+    beforeEach(async () => {
+      proxy = new TcpProxy({ host: "127.0.0.1", port: Number(new URL(POSTGRES_URL).port || 5432) });
+      const url = new URL(POSTGRES_URL);
+      url.port = String(await proxy.listen());
+      // One connection, opened before the test holds the proxy.
+      slowKnex = knexFactory({ client: "pg", connection: url.toString(), pool: { min: 1, max: 1 } });
+      await slowKnex.raw("select 1");
+    });
+    afterEach(async () => {
+      proxy.release();
+      await slowKnex.destroy();
+      await proxy.close();
+    });
+
+    it("makes an invalidated lookup again instead of answering from the stale entry, and reports no outage", async () => {
+      const { lines, logger } = captureLogger();
+      const service = await initialize({
+        database: slowKnex,
+        schema: db.schema,
+        runMigrations: false,
+        now: db.clock.now,
+        logger,
+        cache: { ttl: 1000 },
+      });
+      try {
+        const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+        assert.ok(await service.authenticate(key.token));
+        db.clock.advance(1001); // the memory entry is stale: the next lookup refreshes it from the store
+
+        const held = proxy.hold();
+        const lookup = service.authenticate(key.token);
+        await held; // the store has answered "active"; the answer is on its way
+        // Revoked meanwhile, through the same service, on a connection the proxy does not hold.
+        await db.knex.transaction((trx) => service.revoke(key.id, { revoked_by: "u" }, { transaction: trx }));
+        proxy.release();
+
+        assert.equal(await lookup, false, "answered from a read made after the revocation");
+        assert.equal(await service.authenticate(key.token), false);
+        assert.deepEqual(lines.filter((line) => /unavailable/.test(line)), [], lines.join("\n"));
+      } finally {
+        await service.close();
+      }
+    });
+  },
+  ["postgres"],
+);
 
 forEachBackend(
   "cache and app transactions",

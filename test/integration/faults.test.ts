@@ -9,7 +9,8 @@ import type { ApiKeyService } from "../../lib/service";
 import { hashToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";
 import { createApp } from "../helpers/create-app";
-import { PrivateRedis, freePort, testPrefix } from "../helpers/redis";
+import { apiKeyMigrations } from "../../store/migrations";
+import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";
 import { TcpProxy } from "../helpers/tcp-proxy";
 
@@ -111,6 +112,50 @@ forEachBackend(
 );
 
 forEachBackend(
+  "Redis down at boot",
+  (db) => {
+    let server: PrivateRedis;
+
+    beforeEach(async () => {
+      server = new PrivateRedis(await freePort()); // not started yet
+    });
+    afterEach(async () => {
+      await server.stop();
+    });
+
+    it("subscribes once Redis is up, and from then on hears invalidations", async function () {
+      this.timeout(30_000);
+      const prefix = testPrefix();
+      const early = await db.open({ redis: server.url, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+      const key = await early.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      assert.ok(await early.authenticate(key.token), "works from the database without Redis");
+
+      await server.start();
+      const late = await db.open({ redis: server.url, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+      const probe = new Redis(server.url);
+      try {
+        const subscribers = async () => Number(((await probe.pubsub("NUMSUB", `${prefix}invalidate`)) as [string, number])[1]);
+        const start = performance.now();
+        while ((await subscribers()) < 2) {
+          assert.ok(performance.now() - start < 10_000, "the instance that booted without Redis never subscribed");
+          await sleep(20);
+        }
+      } finally {
+        probe.disconnect();
+      }
+      await late.revoke(key.id, { revoked_by: "u" });
+      const start = performance.now();
+      // The clock stands still, so only the invalidation can drop the key from the early instance's memory.
+      while ((await early.authenticate(key.token)) !== false) {
+        assert.ok(performance.now() - start < 5_000, "the early instance did not hear the revocation");
+        await sleep(5);
+      }
+    });
+  },
+  ["postgres"],
+);
+
+forEachBackend(
   "database outage",
   (db) => {
     let proxy: TcpProxy;
@@ -174,6 +219,54 @@ forEachBackend(
       } finally {
         await service.close();
       }
+    });
+  },
+  ["postgres"],
+);
+
+forEachBackend(
+  "deployment secret out of reach",
+  (db) => {
+    let redis: Redis;
+    let prefix = "";
+
+    before(async function () {
+      redis = (await connectRedis(this))!;
+    });
+    after(() => redis?.disconnect());
+    beforeEach(() => {
+      prefix = testPrefix();
+    });
+    afterEach(async () => {
+      await deletePrefix(redis, prefix);
+    });
+
+    it("authenticates from the database without Redis until the secret can be read, saying so once each way", async () => {
+      // An app that runs migrations itself and has not applied the one that adds the secret table.
+      await db.knex.schema.withSchema(db.schema).dropTable("api_key_secret");
+      const { lines, logger } = captureLogger();
+      const service = await db.open({ redis: REDIS_URL, runMigrations: false, cache: { redisPrefix: prefix }, logger });
+      const keys = await service.createApiKeys([
+        { title: "a", type: "secret", created_by: "u" },
+        { title: "b", type: "secret", created_by: "u" },
+      ]);
+      db.clock.advance(1);
+      for (const key of keys) assert.ok(await service.authenticate(key.token));
+      assert.equal(await redis.exists(`${prefix}key:${hashToken(keys[0]!.token)}`), 0, "nothing written to Redis");
+
+      const [, secretTable] = await apiKeyMigrations({ schema: db.schema }).getMigrations([]);
+      await secretTable!.up(db.knex);
+      db.clock.advance(1_000); // past the retry pause
+      db.clock.advance(5_001); // past cache.ttl: the next lookup goes to the lower tiers
+      assert.ok(await service.authenticate(keys[0]!.token));
+      assert.equal(await redis.exists(`${prefix}key:${hashToken(keys[0]!.token)}`), 1, "Redis used again");
+      assert.deepEqual(
+        lines.filter((line) => /deployment secret/.test(line)),
+        [
+          "express-api-keys: cannot read the deployment secret; the Redis tier is skipped until it can be read",
+          "express-api-keys: the deployment secret was read; using the shared cache again (after 1 failure)",
+        ],
+      );
     });
   },
   ["postgres"],

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { initialize } from "../../lib/initialize";
+import { DEPLOYMENT_SECRET_NAME, readDeploymentSecret } from "../../lib/deployment-secret";
+import { KnexApiKeyStore } from "../../store/knex-store";
 import { MIGRATIONS_TABLE, apiKeyMigrations, runMigrations } from "../../store/migrations";
 import { forEachBackend } from "../helpers/backends";
 import { rejectsWith } from "../helpers/assertions";
@@ -15,17 +17,17 @@ forEachBackend("migrations", (db) => {
   }
 
   it("creates our tables with a ledger of their own, and runs again as a no-op", async () => {
-    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`]);
+    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"]);
     await runMigrations(db.knex, { schema: db.schema });
     await db.open();
     const ledger = await db.knex.withSchema(db.schema).from(MIGRATIONS_TABLE).select("name");
-    assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key"]);
+    assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret"]);
   });
 
   it("survives several services migrating the same schema at once", async () => {
     await db.knex.raw("drop schema ?? cascade", [db.schema]);
     await Promise.all(Array.from({ length: 4 }, () => runMigrations(db.knex, { schema: db.schema })));
-    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`]);
+    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"]);
   });
 
   it("exports a MigrationSource an app can run with its own ledger", async () => {
@@ -59,6 +61,17 @@ forEachBackend("migrations", (db) => {
       db.knex.withSchema(db.schema).into("api_key").insert({ id: "x", token: "t", redacted: "r", title: "t", type: "admin", created_by: "u" }),
       /api_key_type_check/,
     );
+  });
+
+  it("makes one deployment secret, however many instances ask for it at once", async () => {
+    const secrets = await Promise.all(
+      Array.from({ length: 8 }, () => readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))),
+    );
+    assert.equal(secrets[0]!.length, 32);
+    for (const secret of secrets) assert.ok(secret.equals(secrets[0]!));
+    const rows = await db.knex.withSchema(db.schema).from("api_key_secret").select("name");
+    assert.deepEqual(rows, [{ name: DEPLOYMENT_SECRET_NAME }]);
+    assert.ok((await readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))).equals(secrets[0]!), "read back later");
   });
 
   it("with runMigrations off, leaves the schema alone", async () => {

@@ -41,6 +41,8 @@ describe("initialize options", () => {
       maxSize: 16 * 1024 * 1024,
       ttl: 100,
       staleIfError: 60_000,
+      negativeMax: 10_000,
+      negativeTtl: 1_000,
       redisTtl: 60_000,
       redisPrefix: "apikey:",
       redisTimeout: 250,
@@ -64,6 +66,8 @@ describe("initialize options", () => {
       [{ cache: { ttl: 0 } }, /`cache.ttl`/],
       [{ cache: { tll: 5 } }, /unknown option `cache.tll`/],
       [{ cache: { staleIfError: -1 } }, /`cache.staleIfError`/],
+      [{ cache: { negativeMax: 0 } }, /`cache.negativeMax`/],
+      [{ cache: { negativeTtl: Infinity } }, /`cache.negativeTtl`/],
       [{ cache: { memory: "yes" } }, /`cache.memory`/],
       [5, /takes an object/],
     ];
