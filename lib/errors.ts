@@ -8,25 +8,42 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   not_found: 404,
   unavailable: 503,
+  // A bug or an unexpected store failure (a missing table, say): retrying will not help, so
+  // it is not reported as an outage. Named and worded as Medusa's error handler names its 500s.
+  unknown_error: 500,
 } as const;
 
 export type ApiKeyErrorType = keyof typeof ERROR_STATUS;
 
+/** The only message an `unknown_error` carries: its cause is logged, never sent to a client. */
+export const UNKNOWN_ERROR_MESSAGE = "An unknown error occurred.";
+
 /** Anything shaped like a secret token (not inside a word such as an id). */
 const SECRET_TOKEN_TEXT = /(?<![0-9A-Za-z])sk_[0-9A-Za-z]+/g;
+
+export interface ApiKeyErrorOptions {
+  cause?: unknown;
+  /** A more precise HTTP status than the type's own, such as 413 or 415 for an `invalid_data` body. */
+  status?: number;
+}
 
 export class ApiKeyError extends Error {
   readonly type: ApiKeyErrorType;
   readonly status: number;
 
-  constructor(type: ApiKeyErrorType, message: string, options?: { cause?: unknown }) {
+  constructor(type: ApiKeyErrorType, message: string, options?: ApiKeyErrorOptions) {
     // Messages may quote caller input; a secret token pasted into the wrong field must not
     // travel on into logs, so it is redacted here, where every message passes.
-    super(message.replace(SECRET_TOKEN_TEXT, redactToken), options);
+    super(message.replace(SECRET_TOKEN_TEXT, redactToken), options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.type = type;
-    this.status = ERROR_STATUS[type];
+    this.status = options?.status ?? ERROR_STATUS[type];
   }
+}
+
+/** The `unknown_error` that stands for an unexpected failure; `cause` is kept for logs only. */
+export function unknownError(cause: unknown): ApiKeyError {
+  return new ApiKeyError("unknown_error", UNKNOWN_ERROR_MESSAGE, { cause });
 }
 
 /** Misconfiguration is a programming error, not a request failure: a TypeError that names the package. */

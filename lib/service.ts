@@ -18,7 +18,8 @@ import type {
   UpdateLinksDTO,
 } from "./types";
 import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
-import { type ApiKeyRecord, type KnexApiKeyStore, translateStoreError } from "../store/knex-store";
+import type { ApiKeyRecord, KnexApiKeyStore } from "../store/knex-store";
+import { translateStoreError } from "../store/store-errors";
 import { LastUsedRecorder, type Logger } from "../store/last-used";
 import type { CacheEntry } from "../store/cache/entry";
 import type { KeyCache } from "../store/cache/key-cache";
@@ -97,6 +98,11 @@ export class ApiKeyService {
     this.#events = new ApiKeyEventBus(config.logger);
   }
 
+  /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
+  get logger(): Logger {
+    return this.#config.logger;
+  }
+
   /** Subscribes to an event; see ApiKeyEvents for the payloads. */
   on<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): this {
     this.#events.on(name, listener);
@@ -163,7 +169,12 @@ export class ApiKeyService {
     try {
       return await (transactional ? store.transaction(work) : work(store));
     } catch (error) {
-      throw translateStoreError(error);
+      const translated = translateStoreError(error);
+      // Logged here, once: the caller only ever sees the generic message.
+      if (translated.type === "unknown_error" && translated !== error) {
+        this.#config.logger.error("express-api-keys: unexpected error from the key store", error);
+      }
+      throw translated;
     }
   }
 

@@ -1,7 +1,6 @@
 // The SQL store: every read and write of `api_key` and `api_key_link`, through Knex only.
 // Runs on PostgreSQL (pg) and on embedded PGlite; knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
-import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyDTO, ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
@@ -25,25 +24,6 @@ const COLUMNS: (keyof ApiKeyRecord)[] = [
   "revoked_by",
   "revoked_at",
 ];
-
-/** PostgreSQL error codes caused by a value the caller sent, rather than by the store. */
-const BAD_INPUT_MESSAGES: Record<string, string> = {
-  "2201B": "Invalid filter: the $re pattern is not a valid PostgreSQL regular expression",
-  "22P02": "A value has the wrong format for its column",
-  "22007": "A date value has the wrong format",
-  "22008": "A date value is out of range",
-  "22021": "A value contains bytes that are not valid UTF-8",
-  "54000": "A value is too long for its index",
-};
-
-/** Maps driver and SQL errors to typed errors: bad values are `invalid_data`, the rest `unavailable`. */
-export function translateStoreError(error: unknown): ApiKeyError {
-  if (error instanceof ApiKeyError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = typeof code === "string" ? BAD_INPUT_MESSAGES[code] : undefined;
-  if (message) return new ApiKeyError("invalid_data", message, { cause: error });
-  return new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
-}
 
 /** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
 export function qualifiedTable(schema: string | undefined, table: string): string {
