@@ -1,30 +1,23 @@
 import assert from "node:assert/strict";
-import express from "express";
+import type { Server } from "node:http";
 import request from "supertest";
-import { apiKeyAdminRouter } from "../../middleware/admin-router";
-import { apiKeyAuth } from "../../middleware/api-key-auth";
 import type { ApiKeyDTO } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
+import { EXPRESS_VERSIONS, adminRouterOn, createAdminApp, expressApp } from "../helpers/create-app";
 
-forEachBackend(
-  "admin router",
+for (const version of EXPRESS_VERSIONS) forEachBackend(
+  `admin router on ${version}`,
   (db) => {
-    let app: express.Express;
+    let app: Server;
     let admin: ApiKeyDTO;
     let auth: string;
 
     beforeEach(async () => {
       admin = await db.service.createApiKeys({ title: "bootstrap", type: "secret", created_by: "user_1" });
       auth = `Basic ${Buffer.from(`${admin.token}:`).toString("base64")}`;
-      app = express();
-      app.use(
-        "/admin/api-keys",
-        apiKeyAuth({ service: db.service }),
-        apiKeyAdminRouter({
-          service: db.service,
-          findMissingSalesChannels: async (ids) => ids.filter((id) => !id.startsWith("sc_")),
-        }),
-      );
+      app = createAdminApp(version, db.service, {
+        findMissingSalesChannels: async (ids) => ids.filter((id) => !id.startsWith("sc_")),
+      });
     });
 
     const api = () => ({
@@ -81,8 +74,8 @@ forEachBackend(
     });
 
     it("refuses every request without an authenticated actor", async () => {
-      const open = express();
-      open.use("/keys", apiKeyAdminRouter({ service: db.service }));
+      const open = expressApp(version);
+      open.use("/keys", adminRouterOn(version, { service: db.service }));
       const res = await request(open).get("/keys");
       assert.equal(res.status, 401);
       assert.equal(res.body.type, "unauthorized");
