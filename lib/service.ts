@@ -2,7 +2,7 @@
 // it matters, and with no secret material in anything it returns after creation.
 import { ApiKeyError } from "./errors";
 import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
-import { type Condition, type NormalizedFindConfig, isEmptyCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
+import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
 import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
 import type {
@@ -48,6 +48,7 @@ export interface PublishableKeyMatch {
 }
 
 const ALL_ROWS: NormalizedFindConfig = { order: [["id", "asc"]], withDeleted: false };
+const MATCH_ALL: Condition = { kind: "and", items: [] };
 
 function byId(id: string): Condition {
   return { kind: "compare", field: "id", op: "=", value: id };
@@ -221,11 +222,15 @@ export class ApiKeyService {
     if (!isPlainObject(idOrSelector)) {
       throw new ApiKeyError("invalid_data", "Expected an api key id or a selector object");
     }
-    const condition = normalizeFilters(idOrSelector, this.#mapToken);
-    if (isEmptyCondition(condition)) {
-      throw new ApiKeyError("invalid_data", "A selector needs at least one filter: an empty selector would match every key");
+    // Judged by meaning, not form: `{ $or: [{}] }` or `{ id: { $nin: [] } }` is as empty as `{}`.
+    const condition = foldCondition(normalizeFilters(idOrSelector, this.#mapToken), { liveOnly: !ALL_ROWS.withDeleted });
+    if (condition === true) {
+      throw new ApiKeyError(
+        "invalid_data",
+        "The selector would match every key: an empty selector, or one whose conditions always hold (such as { id: { $nin: [] } }), cannot update or revoke keys",
+      );
     }
-    return store.find(condition, ALL_ROWS, { forUpdate: true });
+    return condition === false ? [] : store.find(condition, ALL_ROWS, { forUpdate: true });
   }
 
   createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
@@ -256,9 +261,17 @@ export class ApiKeyService {
     return project(toDTO(record), select);
   }
 
+  /** A filter's condition with its constant parts folded away; `false` when no key in scope can match. */
+  #folded(condition: Condition, find: NormalizedFindConfig): Condition | false {
+    const folded = foldCondition(condition, { liveOnly: !find.withDeleted });
+    return folded === true ? MATCH_ALL : folded;
+  }
+
   async listApiKeys(filters?: FilterableApiKeyProps, config?: FindConfig, ctx?: Context): Promise<ApiKeyDTO[]> {
-    const condition = normalizeFilters(filters, this.#mapToken);
+    const normalized = normalizeFilters(filters, this.#mapToken);
     const find = normalizeFindConfig(config);
+    const condition = this.#folded(normalized, find);
+    if (condition === false) return [];
     const records = await this.#run(ctx, (store) => store.find(condition, find));
     return records.map((record) => project(toDTO(record), find.select));
   }
@@ -268,8 +281,10 @@ export class ApiKeyService {
     config?: FindConfig,
     ctx?: Context,
   ): Promise<[ApiKeyDTO[], number]> {
-    const condition = normalizeFilters(filters, this.#mapToken);
+    const normalized = normalizeFilters(filters, this.#mapToken);
     const find = normalizeFindConfig(config);
+    const condition = this.#folded(normalized, find);
+    if (condition === false) return [[], 0];
     const [records, count] = await this.#run(ctx, async (store) => [
       await store.find(condition, find),
       await store.count(condition, find.withDeleted),

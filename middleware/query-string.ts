@@ -57,6 +57,24 @@ function place(container: Record<string, Node> | Node[], slot: string | number, 
   assign(target[slot] as Record<string, Node> | Node[], rest, value, key);
 }
 
+/**
+ * Refuses lists with gaps (`id[5]=a`, `id[0]=a&id[2]=b`): a sparse array is malformed input,
+ * not a shorter list. Indexes may come in any order as long as none is missing.
+ */
+function assertDense(node: Node, path: string): void {
+  if (typeof node === "string") return;
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      if (!Object.hasOwn(node, i)) {
+        throw new QueryStringError(`query parameter '${path.slice(0, 40)}' has no index ${i}: list indexes must run from 0 without gaps`);
+      }
+      assertDense(node[i]!, `${path}[${i}]`);
+    }
+    return;
+  }
+  for (const [key, inner] of Object.entries(node)) assertDense(inner, path === "" ? key : `${path}[${key}]`);
+}
+
 export function parseQueryString(search: string): Record<string, unknown> {
   const params = new URLSearchParams(search);
   const result: Record<string, Node> = Object.create(null);
@@ -65,5 +83,6 @@ export function parseQueryString(search: string): Record<string, unknown> {
     if (++count > MAX_PARAMETERS) throw new QueryStringError(`more than ${MAX_PARAMETERS} query parameters`);
     assign(result, parseKey(key), value, key);
   }
+  assertDense(result, "");
   return result;
 }
