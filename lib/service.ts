@@ -17,7 +17,7 @@ import type {
   UpdateApiKeyDTO,
   UpdateLinksDTO,
 } from "./types";
-import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
+import { validateCreate, validateId, validateLinks, validateList, validateRevoke, validateUpdate } from "./validate-input";
 import type { ApiKeyRecord, KnexApiKeyStore } from "../store/knex-store";
 import { translateStoreError } from "../store/store-errors";
 import { LastUsedRecorder, type Logger } from "../store/last-used";
@@ -236,7 +236,7 @@ export class ApiKeyService {
   createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
   createApiKeys(data: CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO[]>;
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
-    const inputs = (Array.isArray(data) ? data : [data]).map(validateCreate);
+    const inputs = validateList(Array.isArray(data) ? data : [data], "keys", validateCreate);
     const now = this.#config.now();
     const created = inputs.map((input) => this.#newKey(input, now));
     await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
@@ -365,7 +365,7 @@ export class ApiKeyService {
 
   /** Deletes revoked keys for good, with their links. Unknown ids are skipped. */
   async deleteApiKeys(ids: string | string[], ctx?: Context): Promise<void> {
-    const list = [...new Set((Array.isArray(ids) ? ids : [ids]).map(validateId))];
+    const list = [...new Set(validateList(Array.isArray(ids) ? ids : [ids], "ids", validateId))];
     if (list.length === 0) return;
     const deleted = await this.#run(
       ctx,

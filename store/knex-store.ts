@@ -25,6 +25,14 @@ const COLUMNS: (keyof ApiKeyRecord)[] = [
   "revoked_at",
 ];
 
+/** Rows or ids per statement: far under every driver's bind-parameter limit (SQLite: 32,766). */
+const BATCH = 1000;
+
+/** `items` in slices of BATCH, for lists whose length no caller bounds (the keys a selector matched, a key's links). */
+function* batches<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
+}
+
 /** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
 export function qualifiedTable(schema: string | undefined, table: string): string {
   return schema ? `${schema}.${table}` : table;
@@ -133,12 +141,12 @@ export class KnexApiKeyStore {
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
-    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).update(patch);
+    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).update(patch);
   }
 
   /** Deletes keys; their links go with them through the foreign key's ON DELETE CASCADE. */
   async delete(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).delete();
+    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).delete();
   }
 
   async linkedIds(apiKeyId: string, resourceType: string): Promise<string[]> {
@@ -168,6 +176,6 @@ export class KnexApiKeyStore {
     const rows = (await this.table("api_key_link")
       .select("resource_type", "resource_id")
       .where({ api_key_id: fromId })) as { resource_type: string; resource_id: string }[];
-    if (rows.length > 0) await this.table("api_key_link").insert(rows.map((row) => ({ ...row, api_key_id: toId })));
+    for (const batch of batches(rows)) await this.table("api_key_link").insert(batch.map((row) => ({ ...row, api_key_id: toId })));
   }
 }
