@@ -1,5 +1,5 @@
 // ApiKeyError: the one error type the package throws for failures an app must tell apart.
-import { redactToken } from "./tokens";
+import { TOKEN_LENGTH, redactToken } from "./tokens";
 
 /** Machine-readable error types, each with the HTTP status it maps to. */
 export const ERROR_STATUS = {
@@ -18,8 +18,37 @@ export type ApiKeyErrorType = keyof typeof ERROR_STATUS;
 /** The only message an `unknown_error` carries: its cause is logged, never sent to a client. */
 export const UNKNOWN_ERROR_MESSAGE = "An unknown error occurred.";
 
-/** Anything shaped like a secret token (not inside a word such as an id). */
-const SECRET_TOKEN_TEXT = /(?<![0-9A-Za-z])sk_[0-9A-Za-z]+/g;
+/**
+ * Anything shaped like the start of a secret token, wherever it stands: glued to other text
+ * (`xsk_...`, `token=sk_...`), in any letter case (an upper-cased token loses little to a
+ * guesser who has its checksum), cut short by a message that truncates what it quotes, or
+ * run together with another token.
+ * Eight characters are 48 bits of a token; shorter fragments say too little to be worth hiding.
+ */
+const SECRET_TOKEN_TEXT = /sk_(?:(?!sk_)[0-9a-z]){8,}/gi; // stops where a second token starts
+
+/**
+ * `text` with every secret token, or fragment of one, redacted: a whole token keeps the
+ * display form of `redactToken`, anything else shows only its prefix.
+ */
+export function redactSecrets(text: string): string {
+  return text.replace(SECRET_TOKEN_TEXT, (found) => (found.length === TOKEN_LENGTH ? redactToken(found) : `${found.slice(0, 3)}***`));
+}
+
+/**
+ * Redacts secret tokens in an error's message and stack, in place, before it is logged: a
+ * driver's message quotes the failed SQL with its values, which hold whatever a caller sent.
+ */
+export function redactError<T>(error: T): T {
+  if (!(error instanceof Error)) return error;
+  try {
+    error.message = redactSecrets(error.message);
+    if (typeof error.stack === "string") error.stack = redactSecrets(error.stack);
+  } catch {
+    // A frozen error is logged as it is: failing to log would hide the failure itself.
+  }
+  return error;
+}
 
 export interface ApiKeyErrorOptions {
   cause?: unknown;
@@ -34,7 +63,7 @@ export class ApiKeyError extends Error {
   constructor(type: ApiKeyErrorType, message: string, options?: ApiKeyErrorOptions) {
     // Messages may quote caller input; a secret token pasted into the wrong field must not
     // travel on into logs, so it is redacted here, where every message passes.
-    super(message.replace(SECRET_TOKEN_TEXT, redactToken), options?.cause === undefined ? undefined : { cause: options.cause });
+    super(redactSecrets(message), options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.type = type;
     this.status = options?.status ?? ERROR_STATUS[type];

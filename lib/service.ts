@@ -1,6 +1,6 @@
 // The management service: the reference's methods and DTOs, validated up front, atomic where
 // it matters, and with no secret material in anything it returns after creation.
-import { ApiKeyError } from "./errors";
+import { ApiKeyError, redactError } from "./errors";
 import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
@@ -173,7 +173,7 @@ export class ApiKeyService {
       const translated = translateStoreError(error);
       // Logged here, once: the caller only ever sees the generic message.
       if (translated.type === "unknown_error" && translated !== error) {
-        this.#config.logger.error("express-api-keys: unexpected error from the key store", error);
+        this.#config.logger.error("express-api-keys: unexpected error from the key store", redactError(error));
       }
       throw translated;
     }

@@ -1,6 +1,6 @@
 // Validation of service inputs (ids and DTOs). Messages follow the reference's wording, so
 // the admin router can show them as they are.
-import { ApiKeyError } from "./errors";
+import { ApiKeyError, redactSecrets } from "./errors";
 import { isPlainObject } from "./filters";
 import type { CreateApiKeyDTO, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
@@ -14,9 +14,10 @@ const MAX_SHOWN = 40;
  */
 export const MAX_IDS = 1000;
 
+/** A value as a message quotes it: secret tokens redacted first, so the cut never leaves part of one. */
 function shown(value: unknown): string {
-  const text = typeof value === "string" ? value : Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
-  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
+  const text = typeof value === "string" ? redactSecrets(value) : Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
+  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}...` : text;
 }
 
 function fail(issues: string[]): void {

@@ -2,7 +2,7 @@
 // router. Mount it behind apiKeyAuth({ type: "secret" }), usually at /admin/api-keys.
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
-import { ApiKeyError } from "../lib/errors";
+import { ApiKeyError, redactSecrets } from "../lib/errors";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
@@ -100,7 +100,7 @@ function queryOf(url: string, allowed: readonly string[]): Record<string, unknow
     throw error;
   }
   const unknown = Object.keys(query).filter((name) => !allowed.includes(name));
-  if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${name.slice(0, 40)}'`).join(", ")}`);
+  if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${redactSecrets(name).slice(0, 40)}'`).join(", ")}`);
   return query;
 }
 
@@ -295,6 +295,6 @@ function fromHttpError(error: unknown): ApiKeyError | undefined {
     known ??
     (error instanceof URIError
       ? "the path holds malformed percent-encoding"
-      : String(message ?? "the request is malformed").slice(0, 200));
+      : redactSecrets(String(message ?? "the request is malformed")).slice(0, 200));
   return new ApiKeyError("invalid_data", `Invalid request: ${words}`, { cause: error, status: code });
 }

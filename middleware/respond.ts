@@ -1,7 +1,7 @@
 // The default onError: a JSON { type, message } answer written with plain node:http calls,
 // so it works under Express 4, Express 5, Connect and a bare http server alike.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiKeyError, unknownError } from "../lib/errors";
+import { ApiKeyError, redactError, unknownError } from "../lib/errors";
 import type { Logger } from "../store/last-used";
 
 export function respondWithError(error: ApiKeyError, _req: IncomingMessage, res: ServerResponse): void {
@@ -19,6 +19,6 @@ export function respondWithError(error: ApiKeyError, _req: IncomingMessage, res:
  */
 export function asApiKeyError(error: unknown, logger: Logger, during: string): ApiKeyError {
   if (error instanceof ApiKeyError) return error;
-  logger.error(`express-api-keys: unexpected error ${during}`, error);
+  logger.error(`express-api-keys: unexpected error ${during}`, redactError(error));
   return unknownError(error);
 }

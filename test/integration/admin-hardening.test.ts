@@ -139,6 +139,29 @@ for (const version of EXPRESS_VERSIONS) {
         assert.equal((await db.service.retrieveApiKey(secret.id)).revoked_by, admin.id);
       });
 
+      it("never quotes a secret token back in an error, wherever the client put it", async () => {
+        const a = as(appWith(db.service));
+        const token = secret.token;
+        const leaks = (text: string) => Array.from({ length: token.length - 10 }, (_, i) => token.slice(3 + i, 11 + i)).some((part) => text.toLowerCase().includes(part.toLowerCase()));
+        const responses: [string, request.Test][] = [
+          ["a parameter name", a.get(`/?x${token}=1`)],
+          ["a parameter name cut at 40", a.get(`/?${"p".repeat(30)}${token}=1`)],
+          ["a malformed parameter name", a.get(`/?${token}[a=1`)],
+          ["a gap after a token name", a.get(`/?${token}[3]=1`)],
+          ["an id", a.get(`/x${token}`)],
+          ["a renamed id", a.json(`/k${token}`, { title: "t" })],
+          ["a body value cut at 40", a.json("/", { title: "t", type: `${"a".repeat(28)}${token}` })],
+          ["a body field name", a.json("/", { title: "t", type: "secret", [`x${token}`]: 1 })],
+          ["a link id", a.json(`/${publishable.id}/sales-channels`, { add: `token=${token}` })],
+          ["a charset", a.post(`/${secret.id}`).set("Content-Type", `application/json; charset=x${token}`).send("{}")],
+        ];
+        for (const [label, send] of responses) {
+          const res = await send;
+          assert.ok(res.status >= 400 && res.status < 500, `${label}: ${res.status}`);
+          assert.equal(leaks(res.text), false, `${label}: ${res.text}`);
+        }
+      });
+
       it("marks every admin response Cache-Control: no-store, above all those with a plaintext token", async () => {
         const a = as(appWith(db.service));
         const created = await a.json("/", { title: "new", type: "secret" });

@@ -47,6 +47,23 @@ forEachBackend("unexpected failures", (db) => {
     }
   });
 
+  it("logs the cause of an unexpected failure without a secret token the caller sent", async () => {
+    const { errors, logger } = captureLogger();
+    const service = await db.open({ logger });
+    // A trigger whose error quotes the value it refused, as database errors often do.
+    await db.knex.raw(
+      `create function ??.refuse_title() returns trigger language plpgsql as $$
+       begin raise exception 'title refused: %', new.title; end $$`,
+      [db.schema],
+    );
+    await db.knex.raw("create trigger refuse_title before insert on ??.api_key for each row execute function ??.refuse_title()", [db.schema, db.schema]);
+    const token = generateToken("secret");
+    await rejectsWith(service.createApiKeys({ title: `pasted x${token}`, type: "secret", created_by: "u" }), "unknown_error");
+    const cause = errors[0]![1] as Error;
+    assert.match(cause.message, /title refused: pasted xsk_\w{3}\*\*\*\w{3}$/);
+    for (const text of [cause.message, cause.stack ?? ""]) assert.equal(text.includes(token.slice(3, 20)), false, text);
+  });
+
   it("an unreachable database is a 503 unavailable, and no bug is logged", async () => {
     const { errors, logger } = captureLogger();
     const service = await initialize({ database: unreachableDatabase(), runMigrations: false, logger });
