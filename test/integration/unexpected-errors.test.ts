@@ -5,7 +5,7 @@ import { initialize } from "../../lib/initialize";
 import { generateToken } from "../../lib/tokens";
 import { rejectsWith } from "../helpers/assertions";
 import { forEachBackend } from "../helpers/backends";
-import { FRAMEWORKS, createApp } from "../helpers/create-app";
+import { EXPRESS_VERSIONS, FRAMEWORKS, adminRouterOn, createAdminApp, createApp, expressApp } from "../helpers/create-app";
 import { unreachableDatabase } from "../helpers/services";
 
 /** A logger that keeps what it is given, so tests can count reports and look at their causes. */
@@ -74,6 +74,30 @@ forEachBackend("unexpected failures", (db) => {
       assert.deepEqual(errors, []);
     } finally {
       await service.close();
+    }
+  });
+
+  it("the admin router answers a missing table with a 500 and an unreachable database with a 503, as JSON", async () => {
+    const { errors, logger } = captureLogger();
+    const service = await db.open({ logger });
+    const [admin, publishable] = await service.createApiKeys([
+      { title: "admin", type: "secret", created_by: "u" },
+      { title: "p", type: "publishable", created_by: "u" },
+    ]);
+    await db.knex.raw("alter table ??.api_key_link rename to api_key_link_gone", [db.schema]);
+    const down = await initialize({ database: unreachableDatabase(), runMigrations: false, logger });
+    try {
+      for (const version of EXPRESS_VERSIONS) {
+        const read = await request(createAdminApp(version, service)).get(`/admin/api-keys/${publishable!.id}`).set("Authorization", `Basic ${admin!.token}`);
+        assert.deepEqual([read.status, read.body], [500, UNKNOWN], version);
+        const outage = expressApp(version);
+        outage.use("/keys", adminRouterOn(version, { service: down, actor: () => "admin" }));
+        const list = await request(outage).get("/keys");
+        assert.deepEqual([list.status, list.body], [503, { type: "unavailable", message: "The API key store is unavailable" }], version);
+      }
+      assert.equal(errors.length, EXPRESS_VERSIONS.length, "the missing table, once per request; the outage is no bug");
+    } finally {
+      await down.close();
     }
   });
 
