@@ -61,7 +61,7 @@ const NULLABLE: ReadonlySet<ApiKeyField> = new Set<ApiKeyField>(["last_used_at",
 /** Bounds that keep one filter from turning into an unbounded query. */
 const MAX_DEPTH = 8;
 /** Values in one list (`$in`, `$nin` or an array), and filters in one `$and` or `$or`. */
-export const MAX_LIST = 1000;
+const MAX_LIST = 1000;
 /**
  * Values in a whole filter, each becoming one bind parameter: every list item, compared
  * value, pattern and null check counts one, every `q` word two (it is matched against two
