@@ -1,8 +1,8 @@
 // The management service: the reference's methods and DTOs, validated up front, atomic where
 // it matters, and with no secret material in anything it returns after creation.
-import { ApiKeyError } from "./errors";
+import { ApiKeyError, redactError } from "./errors";
 import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
-import { type Condition, type NormalizedFindConfig, isEmptyCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
+import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
 import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
 import type {
@@ -17,8 +17,9 @@ import type {
   UpdateApiKeyDTO,
   UpdateLinksDTO,
 } from "./types";
-import { validateCreate, validateId, validateLinks, validateRevoke, validateUpdate } from "./validate-input";
-import { type ApiKeyRecord, type KnexApiKeyStore, translateStoreError } from "../store/knex-store";
+import { validateCreate, validateId, validateLinks, validateList, validateRevoke, validateUpdate } from "./validate-input";
+import type { ApiKeyRecord, KnexApiKeyStore } from "../store/knex-store";
+import { translateStoreError } from "../store/store-errors";
 import { LastUsedRecorder, type Logger } from "../store/last-used";
 import type { CacheEntry } from "../store/cache/entry";
 import type { KeyCache } from "../store/cache/key-cache";
@@ -47,6 +48,7 @@ export interface PublishableKeyMatch {
 }
 
 const ALL_ROWS: NormalizedFindConfig = { order: [["id", "asc"]], withDeleted: false };
+const MATCH_ALL: Condition = { kind: "and", items: [] };
 
 function byId(id: string): Condition {
   return { kind: "compare", field: "id", op: "=", value: id };
@@ -95,6 +97,11 @@ export class ApiKeyService {
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
     this.#events = new ApiKeyEventBus(config.logger);
+  }
+
+  /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
+  get logger(): Logger {
+    return this.#config.logger;
   }
 
   /** Subscribes to an event; see ApiKeyEvents for the payloads. */
@@ -163,7 +170,12 @@ export class ApiKeyService {
     try {
       return await (transactional ? store.transaction(work) : work(store));
     } catch (error) {
-      throw translateStoreError(error);
+      const translated = translateStoreError(error);
+      // Logged here, once: the caller only ever sees the generic message.
+      if (translated.type === "unknown_error" && translated !== error) {
+        this.#config.logger.error("express-api-keys: unexpected error from the key store", redactError(error));
+      }
+      throw translated;
     }
   }
 
@@ -210,17 +222,21 @@ export class ApiKeyService {
     if (!isPlainObject(idOrSelector)) {
       throw new ApiKeyError("invalid_data", "Expected an api key id or a selector object");
     }
-    const condition = normalizeFilters(idOrSelector, this.#mapToken);
-    if (isEmptyCondition(condition)) {
-      throw new ApiKeyError("invalid_data", "A selector needs at least one filter: an empty selector would match every key");
+    // Judged by meaning, not form: `{ $or: [{}] }` or `{ id: { $nin: [] } }` is as empty as `{}`.
+    const condition = foldCondition(normalizeFilters(idOrSelector, this.#mapToken), { liveOnly: !ALL_ROWS.withDeleted });
+    if (condition === true) {
+      throw new ApiKeyError(
+        "invalid_data",
+        "The selector would match every key: an empty selector, or one whose conditions always hold (such as { id: { $nin: [] } }), cannot update or revoke keys",
+      );
     }
-    return store.find(condition, ALL_ROWS, { forUpdate: true });
+    return condition === false ? [] : store.find(condition, ALL_ROWS, { forUpdate: true });
   }
 
   createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
   createApiKeys(data: CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO[]>;
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
-    const inputs = (Array.isArray(data) ? data : [data]).map(validateCreate);
+    const inputs = validateList(Array.isArray(data) ? data : [data], "keys", validateCreate);
     const now = this.#config.now();
     const created = inputs.map((input) => this.#newKey(input, now));
     await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
@@ -245,9 +261,17 @@ export class ApiKeyService {
     return project(toDTO(record), select);
   }
 
+  /** A filter's condition with its constant parts folded away; `false` when no key in scope can match. */
+  #folded(condition: Condition, find: NormalizedFindConfig): Condition | false {
+    const folded = foldCondition(condition, { liveOnly: !find.withDeleted });
+    return folded === true ? MATCH_ALL : folded;
+  }
+
   async listApiKeys(filters?: FilterableApiKeyProps, config?: FindConfig, ctx?: Context): Promise<ApiKeyDTO[]> {
-    const condition = normalizeFilters(filters, this.#mapToken);
+    const normalized = normalizeFilters(filters, this.#mapToken);
     const find = normalizeFindConfig(config);
+    const condition = this.#folded(normalized, find);
+    if (condition === false) return [];
     const records = await this.#run(ctx, (store) => store.find(condition, find));
     return records.map((record) => project(toDTO(record), find.select));
   }
@@ -257,8 +281,10 @@ export class ApiKeyService {
     config?: FindConfig,
     ctx?: Context,
   ): Promise<[ApiKeyDTO[], number]> {
-    const condition = normalizeFilters(filters, this.#mapToken);
+    const normalized = normalizeFilters(filters, this.#mapToken);
     const find = normalizeFindConfig(config);
+    const condition = this.#folded(normalized, find);
+    if (condition === false) return [[], 0];
     const [records, count] = await this.#run(ctx, async (store) => [
       await store.find(condition, find),
       await store.count(condition, find.withDeleted),
@@ -339,7 +365,7 @@ export class ApiKeyService {
 
   /** Deletes revoked keys for good, with their links. Unknown ids are skipped. */
   async deleteApiKeys(ids: string | string[], ctx?: Context): Promise<void> {
-    const list = [...new Set((Array.isArray(ids) ? ids : [ids]).map(validateId))];
+    const list = [...new Set(validateList(Array.isArray(ids) ? ids : [ids], "ids", validateId))];
     if (list.length === 0) return;
     const deleted = await this.#run(
       ctx,

@@ -1,6 +1,6 @@
 // Validation of service inputs (ids and DTOs). Messages follow the reference's wording, so
 // the admin router can show them as they are.
-import { ApiKeyError } from "./errors";
+import { ApiKeyError, redactSecrets } from "./errors";
 import { isPlainObject } from "./filters";
 import type { CreateApiKeyDTO, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
@@ -8,9 +8,16 @@ type Body = Record<string, unknown>;
 
 const MAX_SHOWN = 40;
 
+/**
+ * Items in one list a caller passes: link ids per `add` or `remove`, keys per create or
+ * delete call. Bounds the bind parameters of the statements they become.
+ */
+export const MAX_IDS = 1000;
+
+/** A value as a message quotes it: secret tokens redacted first, so the cut never leaves part of one. */
 function shown(value: unknown): string {
-  const text = typeof value === "string" ? value : Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
-  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}…` : text;
+  const text = typeof value === "string" ? redactSecrets(value) : Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
+  return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN)}...` : text;
 }
 
 function fail(issues: string[]): void {
@@ -85,8 +92,13 @@ export function validateRevoke(data: unknown): RevokeApiKeyDTO {
 function idList(body: Body, field: string, issues: string[]): string[] {
   const value = body[field];
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((id) => typeof id === "string" && id.length > 0)) {
+  // Array.from turns the holes of a sparse array into undefined, which the check refuses.
+  if (!Array.isArray(value) || !Array.from(value as unknown[]).every((id) => typeof id === "string" && id.length > 0)) {
     issues.push(`Expected type: 'array' of non-empty strings for field '${field}', got: '${shown(value)}'`);
+    return [];
+  }
+  if (value.length > MAX_IDS) {
+    issues.push(`Field '${field}' holds ${value.length} ids: at most ${MAX_IDS} are allowed in one request`);
     return [];
   }
   return [...new Set(value as string[])];
@@ -113,4 +125,15 @@ export function validateId(id: unknown): string {
     throw new ApiKeyError("invalid_data", `Expected a non-empty string id, got: '${shown(id)}'`);
   }
   return id;
+}
+
+/**
+ * The items of a list argument, each validated by `each`: at most MAX_IDS of them, and no
+ * holes (map() would skip a hole and leave it in the result).
+ */
+export function validateList<T>(items: readonly unknown[], what: string, each: (item: unknown) => T): T[] {
+  if (items.length > MAX_IDS) {
+    throw new ApiKeyError("invalid_data", `At most ${MAX_IDS} ${what} are allowed in one call, got ${items.length}`);
+  }
+  return Array.from(items, each);
 }

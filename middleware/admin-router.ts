@@ -2,14 +2,15 @@
 // router. Mount it behind apiKeyAuth({ type: "secret" }), usually at /admin/api-keys.
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
-import { ApiKeyError } from "../lib/errors";
+import { ApiKeyError, redactSecrets } from "../lib/errors";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
-import { serviceOrDefault } from "../lib/initialize";
+import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
 import { QueryStringError, parseQueryString } from "./query-string";
 import type { AuthenticatedRequest } from "./request-context";
+import { asApiKeyError } from "./respond";
 
 export interface AdminRouterOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -20,6 +21,7 @@ export interface AdminRouterOptions {
   findMissingSalesChannels?: (ids: string[]) => Promise<string[]>;
 }
 
+const BODY_LIMIT = "16kb";
 const LIST_DEFAULT_LIMIT = 20;
 const LIST_MAX_LIMIT = 1000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
@@ -29,6 +31,19 @@ const LIST_PARAMETERS = [
 ];
 
 type Handler = (req: Request, res: Response) => Promise<void>;
+
+const UNSUPPORTED_MEDIA_TYPE =
+  "Invalid request: send the body as JSON, with the header Content-Type: application/json ({} when there is nothing to send)";
+
+/** What body-parser's errors mean, by their `type`, in words a client can act on. */
+const BODY_ERRORS: Record<string, string> = {
+  "entity.parse.failed": "the body is not valid JSON",
+  "entity.too.large": `the body is larger than ${BODY_LIMIT}`,
+  "charset.unsupported": "the body's charset is not supported: send UTF-8",
+  "encoding.unsupported": "the body's Content-Encoding is not supported: send it uncompressed, or gzip-compressed",
+  "request.aborted": "the request was aborted before the body was read",
+  "request.size.invalid": "the body's length does not match its Content-Length",
+};
 
 function invalidRequest(message: string): ApiKeyError {
   return new ApiKeyError("invalid_data", `Invalid request: ${message}`);
@@ -85,7 +100,7 @@ function queryOf(url: string, allowed: readonly string[]): Record<string, unknow
     throw error;
   }
   const unknown = Object.keys(query).filter((name) => !allowed.includes(name));
-  if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${name.slice(0, 40)}'`).join(", ")}`);
+  if (unknown.length > 0) throw invalidRequest(`Unrecognized fields: ${unknown.map((name) => `'${redactSecrets(name).slice(0, 40)}'`).join(", ")}`);
   return query;
 }
 
@@ -125,7 +140,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   function idOf(req: Request): string {
     const raw: unknown = req.params.id;
     const id = typeof raw === "string" ? raw : "";
-    if (!ID_PATTERN.test(id)) throw invalidRequest("'id' must be an api key id such as apk_01HZX…");
+    if (!ID_PATTERN.test(id)) throw invalidRequest("'id' must be an api key id such as apk_01HZX...");
     return id;
   }
 
@@ -145,66 +160,95 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     return { ...key, sales_channels: ids.map((id) => ({ id })) };
   }
 
-  const route = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
-    // Fail closed: the router must never serve anyone it cannot name.
+  /**
+   * Runs first on every route. Every answer here, errors included, is authenticated data and
+   * some carry a plaintext token, so no cache may keep one. And the router must never serve
+   * anyone it cannot name (fail closed).
+   */
+  function guard(req: Request, res: Response, next: NextFunction): void {
+    res.setHeader("Cache-Control", "no-store");
     if (!actorOf(req)) {
       next(new ApiKeyError("unauthorized", "No authenticated actor: mount apiKeyAuth({ type: \"secret\" }) in front of the admin router, or pass `actor`"));
       return;
     }
+    next();
+  }
+
+  const parseJson = express.json({ limit: BODY_LIMIT });
+
+  /**
+   * Writes take JSON only. A page on another site can make a browser that holds the admin's
+   * Basic credentials send a form (urlencoded, multipart or text/plain) without asking, but
+   * not an application/json body, which needs a CORS preflight. So a form post, or a post
+   * with no type at all, never reaches a handler as an empty body.
+   */
+  function jsonBody(req: Request, res: Response, next: NextFunction): void {
+    const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+    if (mediaType !== "application/json") {
+      next(new ApiKeyError("invalid_data", UNSUPPORTED_MEDIA_TYPE, { status: 415 }));
+      return;
+    }
+    parseJson(req, res, next);
+  }
+
+  const route = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
     handler(req, res).catch(next);
   };
 
-  router.use(express.json({ limit: "16kb" }));
+  const get = (path: string, handler: Handler) => router.get(path, guard, route(handler));
+  const post = (path: string, handler: Handler) => router.post(path, guard, jsonBody, route(handler));
+  // DELETE carries no body, and a browser sends it across sites only after a CORS preflight.
+  const del = (path: string, handler: Handler) => router.delete(path, guard, route(handler));
 
-  router.get("/", route(async (req, res) => {
+  get("/", async (req, res) => {
     const { filters, config, offset, limit } = listQuery(req.url);
     const [api_keys, count] = await keys().listAndCountApiKeys(filters, config);
     res.json({ api_keys, count, offset, limit });
-  }));
+  });
 
-  router.post("/", route(async (req, res) => {
+  post("/", async (req, res) => {
     const input = validated(() => validateCreate({ ...validateBody(req.body, ["title", "type"]), created_by: actorOf(req) }));
     const created = await keys().createApiKeys(input);
     res.json({ api_key: created });
-  }));
+  });
 
-  router.get("/:id", route(async (req, res) => {
+  get("/:id", async (req, res) => {
     const id = idOf(req);
     const query = queryOf(req.url, ["fields"]);
     const select = query.fields === undefined ? undefined : fieldList(query.fields, "fields");
     const key = await retrieve(id, select);
     res.json({ api_key: select ? key : await withLinks(key) });
-  }));
+  });
 
-  router.post("/:id", route(async (req, res) => {
+  post("/:id", async (req, res) => {
     const id = idOf(req);
     const input = validated(() => validateUpdate(validateBody(req.body, ["title"])));
     const updated = await keys().updateApiKeys(id, input);
     res.json({ api_key: await withLinks(updated) });
-  }));
+  });
 
-  router.delete("/:id", route(async (req, res) => {
+  del("/:id", async (req, res) => {
     const id = idOf(req);
     await retrieve(id);
     await keys().deleteApiKeys(id);
     res.json({ id, object: "api_key", deleted: true });
-  }));
+  });
 
-  router.post("/:id/revoke", route(async (req, res) => {
+  post("/:id/revoke", async (req, res) => {
     const id = idOf(req);
     const body = validated(() => validateRevoke({ ...validateBody(req.body, ["revoke_in"]), revoked_by: actorOf(req) }));
     const revoked = await keys().revoke(id, body);
     res.json({ api_key: await withLinks(revoked) });
-  }));
+  });
 
-  router.post("/:id/roll", route(async (req, res) => {
+  post("/:id/roll", async (req, res) => {
     const id = idOf(req);
     const body = validated(() => validateRevoke({ ...validateBody(req.body, ["revoke_in"]), revoked_by: actorOf(req) }));
     const successor = await keys().roll(id, body);
     res.json({ api_key: await withLinks(successor) });
-  }));
+  });
 
-  router.post("/:id/sales-channels", route(async (req, res) => {
+  post("/:id/sales-channels", async (req, res) => {
     const id = idOf(req);
     const change = validated(() => validateLinks(validateBody(req.body, ["add", "remove"])));
     const key = await retrieve(id);
@@ -215,33 +259,42 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     }
     const linked = await keys().updateLinks(id, change);
     res.json({ api_key: { ...(await keys().retrieveApiKey(id)), sales_channels: linked.map((channel) => ({ id: channel })) } });
-  }));
+  });
 
+  // Every error raised in here is answered as JSON { type, message }, never with the app's
+  // (HTML) error page: ours as they are, those of Express and body-parser by their status.
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    const known = toApiKeyError(error);
-    if (!known) {
+    if (res.headersSent) {
       next(error);
       return;
     }
-    res.status(known.status).json({ type: known.type, message: known.message });
+    const logger = (service ?? getDefaultService())?.logger ?? console;
+    const typed = fromHttpError(error) ?? asApiKeyError(error, logger, "in the admin router");
+    const body = JSON.stringify({ type: typed.type, message: typed.message });
+    res.status(typed.status);
+    res.setHeader("Cache-Control", "no-store");
+    res.setHeader("Content-Type", "application/json; charset=utf-8");
+    res.end(body);
   });
 
   return router;
 }
 
-/** Typed errors as they are; body-parser's (malformed JSON, too large) as `invalid_data`. */
-function toApiKeyError(error: unknown): ApiKeyError | undefined {
-  if (error instanceof ApiKeyError) return error;
-  const parserError = error as { type?: unknown; status?: unknown } | null;
-  if (typeof parserError?.type !== "string" || typeof parserError.status !== "number") return undefined;
-  const message =
-    parserError.type === "entity.parse.failed"
-      ? "Invalid request: the body is not valid JSON"
-      : parserError.type === "entity.too.large"
-        ? "Invalid request: the body is larger than 16kb"
-        : `Invalid request: ${String((error as Error).message)}`;
-  const typed = new ApiKeyError("invalid_data", message, { cause: error });
-  // Keep body-parser's status (413 for too large, 415 for an unsupported encoding).
-  Object.defineProperty(typed, "status", { value: parserError.status >= 400 && parserError.status < 500 ? parserError.status : 400 });
-  return typed;
+/**
+ * Errors from Express and body-parser that carry a 4xx status (a malformed body, a path
+ * parameter with broken percent-encoding) as `invalid_data` with that status. Errors with
+ * another status, or none, are not the client's doing: undefined.
+ */
+function fromHttpError(error: unknown): ApiKeyError | undefined {
+  if (error instanceof ApiKeyError || typeof error !== "object" || error === null) return undefined;
+  const { status, statusCode, type, message } = error as { status?: unknown; statusCode?: unknown; type?: unknown; message?: unknown };
+  const code = typeof status === "number" ? status : statusCode;
+  if (typeof code !== "number" || !Number.isInteger(code) || code < 400 || code > 499) return undefined;
+  const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
+  const words =
+    known ??
+    (error instanceof URIError
+      ? "the path holds malformed percent-encoding"
+      : redactSecrets(String(message ?? "the request is malformed")).slice(0, 200));
+  return new ApiKeyError("invalid_data", `Invalid request: ${words}`, { cause: error, status: code });
 }

@@ -2,12 +2,12 @@
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, failConfiguration, isApiKeyError } from "../lib/errors";
-import { serviceOrDefault } from "../lib/initialize";
+import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import type { ApiKeyRequestProperties, AuthenticatedRequest } from "./request-context";
-import { respondWithError } from "./respond";
+import { asApiKeyError, respondWithError } from "./respond";
 
 export type NextFunction = (error?: unknown) => void;
 
@@ -22,7 +22,7 @@ export interface ApiKeyAuthOptions {
   service?: ApiKeyService;
   /** Reads the token from the request yourself; return `undefined` when there is none. Default: the headers above. */
   getToken?: (req: IncomingMessage) => string | undefined | Promise<string | undefined>;
-  /** Answers a rejected request. Default: a JSON `{ type, message }` response. Pass `(err, req, res, next) => next(err)` to use your own error handler. */
+  /** Answers a rejected request, and a failed one (`unavailable` 503, `unknown_error` 500). Default: a JSON `{ type, message }` response. Pass `(err, req, res, next) => next(err)` to use your own error handler. */
   onError?: ErrorHandler;
 }
 
@@ -95,12 +95,18 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     }
   }
 
+  /** A bug here (a throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown. */
+  function unexpected(error: unknown): ApiKeyError {
+    const logger = (service ?? getDefaultService())?.logger ?? console;
+    return asApiKeyError(error, logger, "while authenticating a request");
+  }
+
   return function apiKeyAuthMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     // `next` for success is called outside any try, so an error thrown downstream is never
     // caught here and reported twice.
     authenticateRequest(req).then(
       (rejected) => (rejected ? onError(rejected, req, res, next) : next()),
-      (error: unknown) => next(error),
+      (error: unknown) => onError(unexpected(error), req, res, next),
     );
   };
 }

@@ -1,7 +1,6 @@
 // The SQL store: every read and write of `api_key` and `api_key_link`, through Knex only.
 // Runs on PostgreSQL (pg) and on embedded PGlite; knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
-import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyDTO, ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
@@ -26,23 +25,12 @@ const COLUMNS: (keyof ApiKeyRecord)[] = [
   "revoked_at",
 ];
 
-/** PostgreSQL error codes caused by a value the caller sent, rather than by the store. */
-const BAD_INPUT_MESSAGES: Record<string, string> = {
-  "2201B": "Invalid filter: the $re pattern is not a valid PostgreSQL regular expression",
-  "22P02": "A value has the wrong format for its column",
-  "22007": "A date value has the wrong format",
-  "22008": "A date value is out of range",
-  "22021": "A value contains bytes that are not valid UTF-8",
-  "54000": "A value is too long for its index",
-};
+/** Rows or ids per statement: far under every driver's bind-parameter limit (SQLite: 32,766). */
+const BATCH = 1000;
 
-/** Maps driver and SQL errors to typed errors: bad values are `invalid_data`, the rest `unavailable`. */
-export function translateStoreError(error: unknown): ApiKeyError {
-  if (error instanceof ApiKeyError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const message = typeof code === "string" ? BAD_INPUT_MESSAGES[code] : undefined;
-  if (message) return new ApiKeyError("invalid_data", message, { cause: error });
-  return new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
+/** `items` in slices of BATCH, for lists whose length no caller bounds (the keys a selector matched, a key's links). */
+function* batches<T>(items: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
 }
 
 /** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
@@ -153,12 +141,12 @@ export class KnexApiKeyStore {
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
-    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).update(patch);
+    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).update(patch);
   }
 
   /** Deletes keys; their links go with them through the foreign key's ON DELETE CASCADE. */
   async delete(ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.table("api_key").whereIn("id", ids).delete();
+    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).delete();
   }
 
   async linkedIds(apiKeyId: string, resourceType: string): Promise<string[]> {
@@ -205,6 +193,6 @@ export class KnexApiKeyStore {
     const rows = (await this.table("api_key_link")
       .select("resource_type", "resource_id")
       .where({ api_key_id: fromId })) as { resource_type: string; resource_id: string }[];
-    if (rows.length > 0) await this.table("api_key_link").insert(rows.map((row) => ({ ...row, api_key_id: toId })));
+    for (const batch of batches(rows)) await this.table("api_key_link").insert(batch.map((row) => ({ ...row, api_key_id: toId })));
   }
 }

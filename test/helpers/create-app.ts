@@ -1,9 +1,13 @@
 // One app shape on every framework the middleware supports: Express 5, Express 4, Connect and
 // a bare node:http server. Routes answer with what the middleware attached to the request.
+// The admin router gets its own app, on Express 5 and Express 4.
+import assert from "node:assert/strict";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import connect from "connect";
 import express5 from "express";
 import express4 from "express4";
+import type { ApiKeyService } from "../../lib/service";
+import { type AdminRouterOptions, apiKeyAdminRouter } from "../../middleware/admin-router";
 import { apiKeyAuth, type ApiKeyAuthOptions } from "../../middleware/api-key-auth";
 import type { AuthenticatedRequest } from "../../middleware/request-context";
 
@@ -64,4 +68,37 @@ export function createApp(framework: Framework, options: ApiKeyAuthOptions = {})
         auth(req, res, (error) => (error ? failWith500(res, error) : echo(req, res)));
       });
   }
+}
+
+export const EXPRESS_VERSIONS = ["express5", "express4"] as const;
+export type ExpressVersion = (typeof EXPRESS_VERSIONS)[number];
+
+/** A bare app of the Express under test. */
+export function expressApp(version: ExpressVersion): express5.Express {
+  return (version === "express5" ? express5() : express4()) as express5.Express;
+}
+
+/**
+ * The admin router as the Express under test builds it: the router takes `require("express")`
+ * from the app's installation, so an Express 4 app gets an Express 4 router and body parser.
+ */
+export function adminRouterOn(version: ExpressVersion, options: AdminRouterOptions): express5.Router {
+  if (version === "express5") return apiKeyAdminRouter(options);
+  const entry = require.cache[require.resolve("express")]!;
+  const original: unknown = entry.exports;
+  entry.exports = express4;
+  try {
+    const router = apiKeyAdminRouter(options);
+    assert.equal(Object.getPrototypeOf(router), express4.Router, "an Express 4 router");
+    return router;
+  } finally {
+    entry.exports = original;
+  }
+}
+
+/** The admin router at /admin/api-keys behind apiKeyAuth, on the Express under test. */
+export function createAdminApp(version: ExpressVersion, service: ApiKeyService, options: AdminRouterOptions = {}): http.Server {
+  const app = expressApp(version);
+  app.use("/admin/api-keys", apiKeyAuth({ service }), adminRouterOn(version, { service, ...options }));
+  return http.createServer(app);
 }

@@ -1,30 +1,23 @@
 import assert from "node:assert/strict";
-import express from "express";
+import type { Server } from "node:http";
 import request from "supertest";
-import { apiKeyAdminRouter } from "../../middleware/admin-router";
-import { apiKeyAuth } from "../../middleware/api-key-auth";
 import type { ApiKeyDTO } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
+import { EXPRESS_VERSIONS, adminRouterOn, createAdminApp, expressApp } from "../helpers/create-app";
 
-forEachBackend(
-  "admin router",
+for (const version of EXPRESS_VERSIONS) forEachBackend(
+  `admin router on ${version}`,
   (db) => {
-    let app: express.Express;
+    let app: Server;
     let admin: ApiKeyDTO;
     let auth: string;
 
     beforeEach(async () => {
       admin = await db.service.createApiKeys({ title: "bootstrap", type: "secret", created_by: "user_1" });
       auth = `Basic ${Buffer.from(`${admin.token}:`).toString("base64")}`;
-      app = express();
-      app.use(
-        "/admin/api-keys",
-        apiKeyAuth({ service: db.service }),
-        apiKeyAdminRouter({
-          service: db.service,
-          findMissingSalesChannels: async (ids) => ids.filter((id) => !id.startsWith("sc_")),
-        }),
-      );
+      app = createAdminApp(version, db.service, {
+        findMissingSalesChannels: async (ids) => ids.filter((id) => !id.startsWith("sc_")),
+      });
     });
 
     const api = () => ({
@@ -81,8 +74,8 @@ forEachBackend(
     });
 
     it("refuses every request without an authenticated actor", async () => {
-      const open = express();
-      open.use("/keys", apiKeyAdminRouter({ service: db.service }));
+      const open = expressApp(version);
+      open.use("/keys", adminRouterOn(version, { service: db.service }));
       const res = await request(open).get("/keys");
       assert.equal(res.status, 401);
       assert.equal(res.body.type, "unauthorized");
@@ -121,6 +114,10 @@ forEachBackend(
         ["$or as a string", () => a.get("/?$or=x"), 400, "invalid_data", /'\$or'/],
         ["a malformed parameter name", () => a.get("/?a[b=1"), 400, "invalid_data", /malformed query parameter/],
         ["with_deleted not a boolean", () => a.get("/?with_deleted=maybe"), 400, "invalid_data", /'with_deleted'/],
+        ["a list with a gap", () => a.get("/?id[0]=a&id[2]=b"), 400, "invalid_data", "Invalid request: query parameter 'id' has no index 1: list indexes must run from 0 without gaps"],
+        ["a list that starts late", () => a.get("/?id[5]=a"), 400, "invalid_data", /^Invalid request: query parameter 'id' has no index 0/],
+        ["an $or with a gap", () => a.get("/?$or[1][title]=a"), 400, "invalid_data", /^Invalid request: query parameter '\$or' has no index 0/],
+        ["an $in with a gap", () => a.get("/?title[$in][0]=a&title[$in][3]=b"), 400, "invalid_data", /^Invalid request: query parameter 'title\[\$in\]' has no index 1/],
         ["an unknown id", () => a.get(`/${missing}`), 404, "not_found", `API Key with id: ${missing} was not found`],
         ["a malformed id", () => a.get("/bad%20id!"), 400, "invalid_data", /'id' must be an api key id/],
         ["a malformed read parameter", () => a.get(`/${secret.id}?a[b=1`), 400, "invalid_data", /^Invalid request: malformed query parameter/],

@@ -107,10 +107,45 @@ forEachBackend(
       );
     });
 
+    it("admin paths and content types: every error is JSON with a 4xx status, and nothing changes", async function () {
+      this.timeout(30_000);
+      const hex = fc.constantFrom(..."0123456789abcdefAFgz%");
+      const escape = fc.tuple(hex, hex).map(([high, low]) => `%${high}${low}`);
+      const segment = fc
+        .array(fc.oneof(fc.constantFrom(..."aZ09_-~!*'()"), escape, fc.constantFrom("%E0%A4%A", "%C3", "%", "%25", "%2F", `${store.id}`)), { minLength: 1, maxLength: 6 })
+        .map((parts) => parts.join(""));
+      const target = fc.oneof(
+        fc.tuple(fc.constantFrom("get", "post", "delete"), segment).map(([method, id]) => [method, `/${id}`] as const),
+        fc.tuple(segment, fc.constantFrom("revoke", "roll", "sales-channels")).map(([id, action]) => ["post", `/${id}/${action}`] as const),
+      );
+      const contentType = fc.oneof(
+        fc.constant(undefined),
+        fc.constantFrom("application/json", "Application/JSON; charset=utf-8", "application/json; charset=latin1", "application/json; charset=utf-16", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/problem+json"),
+        printable.filter((text) => text.trim() !== ""),
+      );
+      const body = fc.oneof(fc.constant(undefined), printable, fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.stringify(value)));
+      const before = await db.service.listApiKeys();
+      await fc.assert(
+        fc.asyncProperty(target, contentType, body, async ([method, path], type, payload) => {
+          let req = request(app)[method](`/admin/api-keys${path}`).set("Authorization", auth);
+          if (type !== undefined) req = req.set("Content-Type", type);
+          if (payload !== undefined) req = req.send(payload);
+          const res = await req;
+          const label = `${method} ${path} ${type} ${payload}: ${res.status} ${res.text.slice(0, 200)}`;
+          assert.ok(res.status === 200 || (res.status >= 400 && res.status < 500), label);
+          assert.equal(res.headers["cache-control"], "no-store", label);
+          if (res.status >= 400) assert.ok(isJsonError(res.body), label);
+        }),
+        settings,
+      );
+      // Random ids name no key, so every write was refused: the keys are as they were.
+      assert.deepEqual(await db.service.listApiKeys(), before);
+    });
+
     it("admin query strings: 200 or a 400 JSON error, never a 5xx", async function () {
       this.timeout(30_000);
       const name = fc.constantFrom("q", "id", "title", "token", "type", "created_at", "revoked_at", "$or", "$and", "limit", "offset", "order", "fields", "with_deleted", "foo", "__proto__");
-      const suffix = fc.constantFrom("", "[]", "[$gt]", "[$in][]", "[$re]", "[$exists]", "[0][title]", "[0][type]", "[$not][$eq]", "[", "]", "[a][b][c][d][e][f]");
+      const suffix = fc.constantFrom("", "[]", "[$gt]", "[$in][]", "[$re]", "[$exists]", "[0][title]", "[1][title]", "[0][type]", "[5]", "[$in][2]", "[$not][$eq]", "[", "]", "[a][b][c][d][e][f]");
       const value = fc.oneof(printable, fc.constantFrom("true", "2026-01-01", "-created_at", "id,title", "secret", "(", "9".repeat(30)));
       const pair = fc.tuple(name, suffix, value).map(([n, s, v]) => `${encodeURIComponent(n + s)}=${encodeURIComponent(v)}`);
       await fc.assert(

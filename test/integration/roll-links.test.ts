@@ -57,7 +57,11 @@ forEachBackend("roll", (db) => {
       db.schema,
       db.schema,
     ]);
-    await rejectsWith(db.service.roll(old.id, { revoked_by: "u" }), "unavailable");
+    // A failed trigger is no outage: an unexpected error, logged, and nothing is half-done.
+    const logged: unknown[] = [];
+    const service = await db.open({ logger: { warn: () => {}, error: (_message, cause) => void logged.push(cause) } });
+    await rejectsWith(service.roll(old.id, { revoked_by: "u" }), "unknown_error");
+    assert.deepEqual(logged.map((cause) => (cause as { code?: string }).code), ["P0001"]);
     const after = await db.service.listApiKeys();
     assert.deepEqual(after.map((k) => [k.id, k.revoked_at]), [[old.id, null]]);
     assert.deepEqual(await db.service.listLinks(old.id), ["sc_1"]);

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
+import type { FilterableApiKeyProps } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
 import { rejectsWith } from "../helpers/assertions";
 
@@ -174,5 +176,151 @@ forEachBackend("deleteApiKeys", (db) => {
   it("rejects ids that are not strings", async () => {
     await rejectsWith(db.service.deleteApiKeys([5] as never), "invalid_data", /string id/);
     await rejectsWith(db.service.deleteApiKeys({ id: "x" } as never), "invalid_data", /string id/);
+  });
+});
+
+forEachBackend("selectors that match every key in disguise", (db) => {
+  const DISGUISED: unknown[] = [
+    {},
+    { q: "  " },
+    { $or: [{}] },
+    { id: { $nin: [] } },
+    { $and: [{ $or: [{}] }] },
+    { id: { $not: { $in: [] } } },
+    { $or: [{ title: "a" }, {}] },
+    { $or: [{ title: "a" }, { type: { $nin: [] } }] },
+    { title: { $not: { $not: { $nin: [] } } } },
+    { id: { $exists: true } },
+    { title: { $ne: null } },
+    { deleted_at: null },
+    { created_by: { $like: "%" } },
+    { $or: [{ revoked_at: null }, { revoked_at: { $exists: true } }] },
+  ];
+
+  it("refuses every one for updateApiKeys and revoke, changing nothing", async () => {
+    await db.service.createApiKeys([
+      { title: "a", type: "secret", created_by: "u" },
+      { title: "b", type: "publishable", created_by: "u" },
+    ]);
+    const before = await db.service.listApiKeys();
+    for (const selector of DISGUISED) {
+      const label = JSON.stringify(selector);
+      await rejectsWith(db.service.updateApiKeys(selector as never, { title: "x" }), "invalid_data", /would match every key/).catch((error: Error) => {
+        throw new Error(`updateApiKeys(${label}): ${error.message}`);
+      });
+      await rejectsWith(db.service.revoke(selector as never, { revoked_by: "u" }), "invalid_data", /would match every key/).catch((error: Error) => {
+        throw new Error(`revoke(${label}): ${error.message}`);
+      });
+    }
+    assert.deepEqual(await db.service.listApiKeys(), before);
+  });
+
+  it("accepts selectors that can match nothing, and changes nothing", async () => {
+    await db.service.createApiKeys({ title: "a", type: "secret", created_by: "u" });
+    const before = await db.service.listApiKeys();
+    for (const selector of [{ id: { $in: [] } }, { title: { $not: { $nin: [] } } }, { $or: [{ id: [] }, { deleted_at: { $exists: true } }] }]) {
+      assert.deepEqual(await db.service.updateApiKeys(selector as never, { title: "x" }), [], JSON.stringify(selector));
+      assert.deepEqual(await db.service.revoke(selector as never, { revoked_by: "u" }), [], JSON.stringify(selector));
+    }
+    assert.deepEqual(await db.service.listApiKeys(), before);
+  });
+
+  it("refuses sparse arrays anywhere in a selector or a filter", async () => {
+    await db.service.createApiKeys({ title: "a", type: "secret", created_by: "u" });
+    const before = await db.service.listApiKeys();
+    const sparse: unknown[] = [{ id: [, "x"] }, { title: { $nin: new Array(2) } }, { $or: [, { title: "a" }] }, { $and: [{ $or: [{ title: "a" }, , ] }] }];
+    for (const selector of sparse) {
+      await rejectsWith(db.service.updateApiKeys(selector as never, { title: "x" }), "invalid_data", /hole/);
+      await rejectsWith(db.service.revoke(selector as never, { revoked_by: "u" }), "invalid_data", /hole/);
+      await rejectsWith(db.service.listApiKeys(selector as never), "invalid_data", /hole/);
+    }
+    assert.deepEqual(await db.service.listApiKeys(), before);
+  });
+
+  it("property: a selector is refused exactly when it would match every key, and otherwise touches only its matches", async function () {
+    this.timeout(60_000);
+    const TITLES = ["a", "b", "c"] as const;
+    const CREATORS = ["u1", "u2"] as const;
+    const keys = await db.service.createApiKeys(
+      TITLES.flatMap((title, i) => CREATORS.map((created_by) => ({ title, created_by, type: i % 2 ? ("secret" as const) : ("publishable" as const) }))),
+    );
+    // Matches no atom the generator can write: only a selector that matches every key reaches it.
+    const canary = await db.service.createApiKeys({ title: "zzz canary", type: "secret", created_by: "canary" });
+    const all = [...keys, canary];
+    const before = await db.service.listApiKeys();
+
+    type Key = (typeof all)[number];
+    interface Node {
+      selector: Record<string, unknown>;
+      test: (key: Key) => boolean;
+    }
+    const constant = (selector: Record<string, unknown>, value: boolean): Node => ({ selector, test: () => value });
+    const subset = <T>(items: readonly T[]) => fc.subarray([...items], { minLength: 1 });
+    const atom: fc.Arbitrary<Node> = fc.oneof(
+      fc.constantFrom(...TITLES).map((title): Node => ({ selector: { title }, test: (key) => key.title === title })),
+      subset(TITLES).map((titles): Node => ({ selector: { title: { $in: titles } }, test: (key) => titles.includes(key.title as never) })),
+      subset(TITLES).map((titles): Node => ({ selector: { title: titles }, test: (key) => titles.includes(key.title as never) })),
+      fc.constantFrom(...TITLES).map((title): Node => ({ selector: { title: { $like: `${title}%` } }, test: (key) => key.title.startsWith(title) })),
+      fc.constantFrom(...CREATORS).map((user): Node => ({ selector: { created_by: { $eq: user } }, test: (key) => key.created_by === user })),
+      subset(keys.map((key) => key.id)).map((ids): Node => ({ selector: { id: { $in: ids } }, test: (key) => ids.includes(key.id) })),
+      fc.constantFrom(
+        constant({}, true),
+        constant({ q: " " }, true),
+        constant({ id: { $in: [] } }, false),
+        constant({ id: [] }, false),
+        constant({ id: { $nin: [] } }, true),
+        constant({ title: { $not: { $in: [] } } }, true),
+        constant({ title: { $not: { $nin: [] } } }, false),
+        constant({ id: { $exists: true } }, true),
+        constant({ title: null }, false),
+        constant({ created_by: { $like: "%" } }, true),
+        constant({ deleted_at: null }, true),
+        constant({ deleted_at: { $ne: null } }, false),
+        constant({ $or: [{ revoked_at: null }, { revoked_at: { $exists: true } }] }, true),
+        constant({ revoked_at: { $exists: true, $eq: null } }, false),
+      ),
+    );
+    const { node } = fc.letrec<{ node: Node }>((tie) => ({
+      node: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        atom,
+        fc.array(tie("node"), { minLength: 1, maxLength: 3 }).map((items): Node => ({
+          selector: { $and: items.map((item) => item.selector) },
+          test: (key) => items.every((item) => item.test(key)),
+        })),
+        fc.array(tie("node"), { minLength: 1, maxLength: 3 }).map((items): Node => ({
+          selector: { $or: items.map((item) => item.selector) },
+          test: (key) => items.some((item) => item.test(key)),
+        })),
+        fc.tuple(tie("node"), tie("node")).map(([left, right]): Node => ({
+          selector: { $and: [left.selector], $or: [right.selector] },
+          test: (key) => left.test(key) && right.test(key),
+        })),
+      ),
+    }));
+
+    await fc.assert(
+      fc.asyncProperty(node, fc.constantFrom("update", "revoke"), async ({ selector, test }, operation) => {
+        const label = `${operation}(${JSON.stringify(selector)})`;
+        const everything = test(canary);
+        const transaction = await db.knex.transaction();
+        try {
+          const run =
+            operation === "update"
+              ? db.service.updateApiKeys(selector as FilterableApiKeyProps, { title: "renamed" }, { transaction })
+              : db.service.revoke(selector as FilterableApiKeyProps, { revoked_by: "property" }, { transaction });
+          if (everything) {
+            await rejectsWith(run, "invalid_data", /would match every key/);
+          } else {
+            const touched = (await run).map((key) => key.id).sort();
+            assert.deepEqual(touched, all.filter(test).map((key) => key.id).sort(), label);
+          }
+        } finally {
+          await transaction.rollback();
+        }
+      }),
+      { numRuns: 200, interruptAfterTimeLimit: 8000 },
+    );
+    assert.deepEqual(await db.service.listApiKeys(), before);
   });
 });
