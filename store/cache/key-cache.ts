@@ -129,12 +129,15 @@ export class KeyCache {
     this.#servingStale = false;
   }
 
-  /** The store failed: serve what was verified shortly before, within bounds, else the failure. */
+  /**
+   * The store could not be reached: serve what was verified shortly before, within bounds,
+   * else the failure. Any other failure (a bug, a broken schema) is no outage and is never
+   * papered over with a stale entry.
+   */
   #standIn(slot: Slot | undefined, error: unknown): Slot {
+    if (!(error instanceof ApiKeyError && error.type === "unavailable")) throw error;
     const { ttl, staleIfError } = this.#memoryOptions!;
-    if (!slot || this.#now().getTime() - slot.storedAt > ttl + staleIfError) {
-      throw error instanceof ApiKeyError ? error : new ApiKeyError("unavailable", "The API key store is unavailable", { cause: error });
-    }
+    if (!slot || this.#now().getTime() - slot.storedAt > ttl + staleIfError) throw error;
     if (!this.#servingStale) {
       this.#servingStale = true;
       this.#logger.warn("express-api-keys: the key store is unavailable; serving recently verified keys", error);

@@ -47,6 +47,17 @@ forEachBackend("unexpected failures", (db) => {
     }
   });
 
+  it("never serves a stale cached key over a failure that is no outage", async () => {
+    const { logger, warnings } = captureLogger();
+    const service = await db.open({ logger, cache: { ttl: 1000, staleIfError: 60_000 } });
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    assert.ok(await service.authenticate(key.token));
+    db.clock.advance(1500);
+    await db.knex.raw("alter table ??.api_key rename to api_key_gone", [db.schema]);
+    await rejectsWith(service.authenticate(key.token), "unknown_error", UNKNOWN_ERROR_MESSAGE);
+    assert.deepEqual(warnings, [], "a missing table is not reported as the store being unavailable");
+  });
+
   it("logs the cause of an unexpected failure without a secret token the caller sent", async () => {
     const { errors, logger } = captureLogger();
     const service = await db.open({ logger });
