@@ -37,5 +37,10 @@ export type {
   UpdateApiKeyDTO,
   UpdateLinksDTO,
 } from "./lib/types";
+/** The storage interface, and the store this package ships for Knex (PostgreSQL, PGlite, MySQL/MariaDB, SQLite). */
+export type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./lib/store";
+export { KnexApiKeyStore } from "./store/knex-store";
+/** Where the package reports background failures. */
+export type { Logger } from "./lib/logger";
 /** Our migrations, for apps that run their own Knex migration pipeline. */
 export { apiKeyMigrations, runMigrations, MIGRATIONS_TABLE } from "./store/migrations";

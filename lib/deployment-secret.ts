@@ -4,7 +4,7 @@
 // server-side key the package derives, one key per purpose (today: the key that signs Redis
 // cache entries). It stays in the database and in process memory: never logged, never in Redis.
 import { createHmac, randomBytes } from "node:crypto";
-import type { KnexApiKeyStore } from "../store/knex-store";
+import type { ApiKeyStore } from "./store";
 
 /** The row of `api_key_secret` that holds the deployment secret. */
 export const DEPLOYMENT_SECRET_NAME = "deployment";
@@ -23,16 +23,19 @@ export function deriveKey(root: string | Buffer, purpose: string): Buffer {
 }
 
 /** The root of derived keys: the pepper when one is set, else the deployment secret (read, or made, once per call). */
-export async function rootSecret(pepper: string | Buffer | undefined, store: Pick<KnexApiKeyStore, "secret">): Promise<string | Buffer> {
+export async function rootSecret(pepper: string | Buffer | undefined, store: Pick<ApiKeyStore, "loadSecret">): Promise<string | Buffer> {
   return pepper ?? readDeploymentSecret(store);
 }
 
 /** Reads the deployment secret, making it on first use (race-free: several instances may boot at once). */
-export async function readDeploymentSecret(store: Pick<KnexApiKeyStore, "secret">): Promise<Buffer> {
+export async function readDeploymentSecret(store: Pick<ApiKeyStore, "loadSecret">): Promise<Buffer> {
+  if (!store.loadSecret) {
+    throw new Error("express-api-keys: the store keeps no deployment secret (it has no `loadSecret`); set `pepper` to sign Redis entries");
+  }
   let candidate: string | undefined;
   let value: string;
   try {
-    value = await store.secret(DEPLOYMENT_SECRET_NAME, () => (candidate = randomBytes(SECRET_BYTES).toString("base64url")));
+    value = await store.loadSecret(DEPLOYMENT_SECRET_NAME, () => (candidate = randomBytes(SECRET_BYTES).toString("base64url")));
   } catch (error) {
     throw withoutCandidate(error, candidate);
   }

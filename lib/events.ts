@@ -1,7 +1,7 @@
 // Events the service emits after a change is committed, for audit logs and the like. One event
 // per affected key; payloads carry ids and actors, never a token or a hash.
 import { EventEmitter } from "node:events";
-import type { Logger } from "../store/last-used";
+import type { Logger } from "./logger";
 import type { ApiKeyType } from "./types";
 
 export interface ApiKeyEvents {

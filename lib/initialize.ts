@@ -3,12 +3,12 @@ import { KEY_PURPOSES, deriveKey, rootSecret } from "./deployment-secret";
 import { ApiKeyError } from "./errors";
 import { type ApiKeysOptions, type ResolvedOptions, resolveOptions } from "./options";
 import { ApiKeyService } from "./service";
+import type { ApiKeyStore } from "./store";
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
 import { openRedis } from "../store/cache/open-redis";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
-import { runMigrations } from "../store/migrations";
 
 let defaultService: ApiKeyService | undefined;
 
@@ -18,27 +18,37 @@ let defaultService: ApiKeyService | undefined;
  */
 export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyService> {
   const resolved = resolveOptions(options);
-  const database = await openDatabase(resolved.database);
-  const { knex } = database;
-  try {
-    if (resolved.runMigrations) await runMigrations(knex, { schema: resolved.schema });
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
-  const store = new KnexApiKeyStore(knex, resolved.schema);
+  const { store, close } = await openStore(resolved);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
   const cache = await openCache(resolved, store);
   const config = { pepper, now, lastUsedFlushInterval, logger };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
-    await database.close();
+    await close();
   });
   defaultService = service;
   return service;
 }
 
-async function openCache({ cache, redis, now, logger, pepper }: ResolvedOptions, store: KnexApiKeyStore): Promise<KeyCache> {
+/** The app's own store as it is, or a Knex store on the configured database; migrated unless turned off. */
+async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; close(): Promise<void> }> {
+  if (resolved.store) {
+    if (resolved.runMigrations) await resolved.store.migrate?.();
+    // The app's store stays open: the app made it and closes it.
+    return { store: resolved.store, close: async () => {} };
+  }
+  const database = await openDatabase(resolved.database);
+  const store = new KnexApiKeyStore(database.knex, resolved.schema);
+  try {
+    if (resolved.runMigrations) await store.migrate();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  return { store, close: () => database.close() };
+}
+
+async function openCache({ cache, redis, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore): Promise<KeyCache> {
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {

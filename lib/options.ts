@@ -3,7 +3,8 @@
 import type { Redis } from "ioredis";
 import { failConfiguration } from "./errors";
 import type { DatabaseOption } from "../store/connect";
-import type { Logger } from "../store/last-used";
+import { type ApiKeyStore, assertApiKeyStore } from "./store";
+import type { Logger } from "./logger";
 
 /** Cache settings; every field is optional and has the default shown. */
 export interface CacheOptions {
@@ -59,6 +60,11 @@ export interface ApiKeysOptions {
    */
   database?: DatabaseOption;
   /**
+   * Any ApiKeyStore implementation, instead of `database` (not both). It stays the app's: the
+   * service never closes it. Default: a KnexApiKeyStore on `database`.
+   */
+  store?: ApiKeyStore;
+  /**
    * An ioredis client the app owns, or a `redis://` URL: the shared cache tier, which also carries
    * invalidations to every instance. `false` turns Redis off even when `REDIS_URL` is set.
    * Default: `REDIS_URL` when set, else no Redis.
@@ -89,6 +95,7 @@ export interface ApiKeysOptions {
 
 export interface ResolvedOptions {
   database: DatabaseOption;
+  store: ApiKeyStore | undefined;
   redis: Redis | string | undefined;
   cache: ResolvedCacheOptions | false;
   schema: string | undefined;
@@ -102,7 +109,7 @@ export interface ResolvedOptions {
 /** Where the embedded PGlite database lives when nothing else is configured (relative to the working directory). */
 export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
-const OPTION_NAMES = ["database", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
+const OPTION_NAMES = ["database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function isPositive(value: unknown): boolean {
@@ -134,7 +141,12 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
 
-  const { redis, schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
+  const { store, redis, schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
+  if (store !== undefined) {
+    if (options.database !== undefined) failConfiguration("pass `store` or `database`, not both.");
+    if (schema !== undefined) failConfiguration("`schema` belongs to the database store; configure a custom `store` itself.");
+    assertApiKeyStore(store);
+  }
   if (redis !== undefined && redis !== false && typeof redis !== "string" && !isRedisClient(redis)) {
     failConfiguration("`redis` must be an ioredis client, a redis:// URL or false.");
   }
@@ -158,6 +170,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
 
   return {
     database: options.database ?? env.DATABASE_URL ?? `pglite://${DEFAULT_EMBEDDED_DIRECTORY}`,
+    store,
     redis: redis === false ? undefined : (redis ?? env.REDIS_URL),
     cache: resolveCache(options.cache),
     schema,

@@ -1,6 +1,6 @@
 // The management service: the reference's methods and DTOs, validated up front, atomic where
 // it matters, and with no secret material in anything it returns after creation.
-import { ApiKeyError, redactError } from "./errors";
+import { ApiKeyError, redactError, unknownError } from "./errors";
 import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
@@ -18,9 +18,9 @@ import type {
   UpdateLinksDTO,
 } from "./types";
 import { validateCreate, validateId, validateLinks, validateList, validateRevoke, validateUpdate } from "./validate-input";
-import type { ApiKeyRecord, KnexApiKeyStore } from "../store/knex-store";
-import { translateStoreError } from "../store/store-errors";
-import { LastUsedRecorder, type Logger } from "../store/last-used";
+import type { ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./store";
+import { LastUsedRecorder } from "./last-used";
+import type { Logger } from "./logger";
 import type { CacheEntry } from "../store/cache/entry";
 import type { KeyCache } from "../store/cache/key-cache";
 
@@ -33,12 +33,6 @@ export interface ServiceConfig {
   lastUsedFlushInterval: number;
   /** Where background failures (such as a failed last_used_at flush) are reported. */
   logger: Logger;
-}
-
-/** One written row and its `updated_at` after the write (null: the row was deleted). */
-interface Probe {
-  id: string;
-  updatedAt: Date | null;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -82,7 +76,7 @@ function linkLabel(resourceType: string): string {
 }
 
 export class ApiKeyService {
-  readonly #store: KnexApiKeyStore;
+  readonly #store: ApiKeyStore;
   readonly #config: ServiceConfig;
   readonly #onClose: () => Promise<void>;
   readonly #lastUsed: LastUsedRecorder;
@@ -90,7 +84,7 @@ export class ApiKeyService {
   readonly #events: ApiKeyEventBus;
   #closing: Promise<void> | undefined;
 
-  constructor(store: KnexApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
+  constructor(store: ApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
     this.#store = store;
     this.#cache = cache;
     this.#config = config;
@@ -123,28 +117,28 @@ export class ApiKeyService {
   /**
    * Runs what follows a committed change: cache invalidation, then events. Inside an app's
    * transaction the outcome is known only when it ends: the keys are invalidated again then
-   * (fills until then could read the old rows), and the events are sent only if the change was
-   * committed. Knex reports a rollback as success in some forms, so the database is asked:
-   * everything one call wrote commits or rolls back together, so one row tells.
+   * (fills until then could read the old rows), and the events are sent only if the store says
+   * the change was committed.
    */
-  async #committed(records: ApiKeyRecord[], events: EventBatch[], ctx: Context | undefined, probe: Probe | undefined): Promise<void> {
+  async #committed(records: ApiKeyRecord[], events: EventBatch[], ctx: Context | undefined, probe: WriteProbe | undefined): Promise<void> {
     const cacheKeys = records.map((record) => this.#cacheKeyOf(record));
     await this.#cache.invalidate(cacheKeys);
     const transaction = ctx?.transaction;
-    if (!transaction) {
+    if (transaction === undefined) {
       this.#events.emit(events);
       return;
     }
-    const settled = async () => {
-      await this.#cache.invalidate(cacheKeys);
-      if (!probe || events.length === 0) return;
-      const updatedAt = await this.#store.updatedAt(probe.id);
-      const persisted = probe.updatedAt === null ? updatedAt === undefined : updatedAt?.getTime() === probe.updatedAt.getTime();
-      if (persisted) this.#events.emit(events);
-    };
-    transaction.executionPromise.then(settled, settled).catch((error: unknown) => {
-      this.#config.logger.error("express-api-keys: could not confirm a change made in an app transaction", error);
-    });
+    const settled = this.#store.settled;
+    if (!settled) return;
+    settled
+      .call(this.#store, transaction, probe ?? { id: "", updatedAt: null })
+      .then(async (committed) => {
+        await this.#cache.invalidate(cacheKeys);
+        if (committed && probe) this.#events.emit(events);
+      })
+      .catch((error: unknown) => {
+        this.#config.logger.error("express-api-keys: could not confirm a change made in an app transaction", error);
+      });
   }
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
@@ -156,7 +150,9 @@ export class ApiKeyService {
           const record = await store.findByToken(hash, "secret");
           return record && sameSecret(record.token, hash) ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : { found: false };
         }
-        const found = await store.findPublishable(token);
+        const found = store.findPublishable
+          ? await store.findPublishable(token)
+          : await this.#publishableInTwoSteps(store, token);
         if (!found) return { found: false };
         const { sales_channel_ids, ...record } = found;
         return { found: true, api_key: toDTO(record), sales_channel_ids };
@@ -164,15 +160,29 @@ export class ApiKeyService {
     );
   }
 
+  /** For stores without `findPublishable`: the key, then its sales channels. */
+  async #publishableInTwoSteps(store: ApiKeyStore, token: string): Promise<PublishableRecord | undefined> {
+    const record = await store.findByToken(token, "publishable");
+    return record && { ...record, sales_channel_ids: await store.linkedIds(record.id, "sales_channel") };
+  }
+
+  /** The store, bound to the app's transaction when the call was given one. */
+  #storeFor(ctx: Context | undefined): ApiKeyStore {
+    if (ctx?.transaction === undefined) return this.#store;
+    if (!this.#store.within) throw new ApiKeyError("invalid_data", "This store does not take an app transaction in `{ transaction }`");
+    return this.#store.within(ctx.transaction);
+  }
+
   /** Runs store work at the one boundary where store failures become typed errors. */
-  async #run<T>(ctx: Context | undefined, work: (store: KnexApiKeyStore) => Promise<T>, transactional = false): Promise<T> {
-    const store = ctx?.transaction ? this.#store.within(ctx.transaction) : this.#store;
+  async #run<T>(ctx: Context | undefined, work: (store: ApiKeyStore) => Promise<T>, transactional = false): Promise<T> {
+    const store = this.#storeFor(ctx);
     try {
       return await (transactional ? store.transaction(work) : work(store));
     } catch (error) {
-      const translated = translateStoreError(error);
+      if (error instanceof ApiKeyError) throw error;
+      const translated = this.#store.translateError?.(error) ?? unknownError(error);
       // Logged here, once: the caller only ever sees the generic message.
-      if (translated.type === "unknown_error" && translated !== error) {
+      if (translated.type === "unknown_error") {
         this.#config.logger.error("express-api-keys: unexpected error from the key store", redactError(error));
       }
       throw translated;
@@ -212,7 +222,7 @@ export class ApiKeyService {
   }
 
   /** Resolves an id or a selector to locked rows inside the caller's transaction. */
-  async #lockTargets(store: KnexApiKeyStore, idOrSelector: unknown): Promise<ApiKeyRecord[]> {
+  async #lockTargets(store: ApiKeyStore, idOrSelector: unknown): Promise<ApiKeyRecord[]> {
     if (typeof idOrSelector === "string") {
       const id = validateId(idOrSelector);
       const rows = await store.find(byId(id), ALL_ROWS, { forUpdate: true });

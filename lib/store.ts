@@ -14,7 +14,7 @@
 //   it and reports `unknown_error` (HTTP 500).
 // - Every call is awaited by the service, except `recordLastUsed`, which runs in the background
 //   and whose failures are logged and retried.
-import type { ApiKeyError } from "./errors";
+import { type ApiKeyError, failConfiguration } from "./errors";
 import type { Condition, NormalizedFindConfig } from "./filters";
 import type { ApiKeyDTO, ApiKeyType } from "./types";
 
@@ -123,4 +123,17 @@ export interface ApiKeyStore {
 
   /** Optional. Releases what the store opened; `close()` of the service calls it last. */
   close?(): Promise<void>;
+}
+
+/** The members every store must have; the rest are optional. */
+const REQUIRED_MEMBERS = [
+  "find", "count", "findByToken", "insert", "update", "delete",
+  "linkedIds", "addLinks", "removeLinks", "copyLinks", "recordLastUsed", "transaction",
+] as const;
+
+/** Checks at `initialize()` that a custom store has every required method, naming the first one missing. */
+export function assertApiKeyStore(value: unknown): asserts value is ApiKeyStore {
+  if (typeof value !== "object" || value === null) failConfiguration("`store` must be an object implementing ApiKeyStore.");
+  const missing = REQUIRED_MEMBERS.find((name) => typeof (value as Record<string, unknown>)[name] !== "function");
+  if (missing) failConfiguration(`\`store\` has no \`${missing}()\` method; see ApiKeyStore for what a store must implement.`);
 }

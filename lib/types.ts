@@ -1,5 +1,4 @@
 // Public data shapes, named and shaped as the reference's DTOs.
-import type { Knex } from "knex";
 import type { ApiKeyType } from "./tokens";
 
 export type { ApiKeyType };
@@ -94,7 +93,10 @@ export interface FindConfig {
   withDeleted?: boolean;
 }
 
-/** Runs a call inside the app's own Knex transaction; our writes then commit or roll back with it. */
+/**
+ * Runs a call inside the app's own transaction, of whatever kind the store understands (a Knex
+ * transaction for the Knex store); our writes then commit or roll back with it.
+ */
 export interface Context {
-  transaction?: Knex.Transaction;
+  transaction?: unknown;
 }

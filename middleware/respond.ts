@@ -2,7 +2,7 @@
 // so it works under Express 4, Express 5, Connect and a bare http server alike.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, redactError, unknownError } from "../lib/errors";
-import type { Logger } from "../store/last-used";
+import type { Logger } from "../lib/logger";
 
 export function respondWithError(error: ApiKeyError, _req: IncomingMessage, res: ServerResponse): void {
   const body = JSON.stringify({ type: error.type, message: error.message });

@@ -1,14 +1,13 @@
 // The SQL store: every read and write of `api_key` and `api_key_link`, through Knex only.
 // Runs on PostgreSQL (pg) and on embedded PGlite; knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
+import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
-import type { ApiKeyDTO, ApiKeyType } from "../lib/types";
+import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, WriteProbe } from "../lib/store";
+import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
-
-/** A row of `api_key`: the DTO's fields, with `token` as stored (a hash for secret keys). */
-export type ApiKeyRecord = ApiKeyDTO;
-
-export type ApiKeyPatch = Partial<Pick<ApiKeyRecord, "title" | "revoked_at" | "revoked_by" | "updated_at">>;
+import { runMigrations } from "./migrations";
+import { translateStoreError } from "./store-errors";
 
 const COLUMNS: (keyof ApiKeyRecord)[] = [
   "id",
@@ -33,24 +32,52 @@ function* batches<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
 }
 
+function isKnexTransaction(value: unknown): value is Knex.Transaction {
+  return typeof value === "function" && typeof (value as Partial<Knex.Transaction>).commit === "function" && "executionPromise" in value;
+}
+
 /** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
 export function qualifiedTable(schema: string | undefined, table: string): string {
   return schema ? `${schema}.${table}` : table;
 }
 
-export class KnexApiKeyStore {
+export class KnexApiKeyStore implements ApiKeyStore {
   constructor(
     private readonly db: Knex | Knex.Transaction,
     private readonly schema?: string,
   ) {}
 
-  /** The same store, running every query in the app's transaction. */
-  within(transaction: Knex.Transaction): KnexApiKeyStore {
+  /** The same store, running every query in the app's transaction (a Knex transaction). */
+  within(transaction: unknown): KnexApiKeyStore {
+    if (!isKnexTransaction(transaction)) {
+      throw new TypeError("express-api-keys: `transaction` must be a Knex transaction of the database the store uses.");
+    }
     return new KnexApiKeyStore(transaction, this.schema);
   }
 
+  /**
+   * Whether a change made in the app's transaction was committed, once it has ended. Knex
+   * reports a rollback as success in some forms, so the database is asked: everything one
+   * call wrote commits or rolls back together, so one row tells.
+   */
+  async settled(transaction: unknown, probe: WriteProbe): Promise<boolean> {
+    if (!isKnexTransaction(transaction)) return false;
+    await transaction.executionPromise.catch(() => undefined);
+    const updatedAt = await this.updatedAt(probe.id);
+    return probe.updatedAt === null ? updatedAt === undefined : updatedAt?.getTime() === probe.updatedAt.getTime();
+  }
+
+  translateError(error: unknown): ApiKeyError {
+    return translateStoreError(error);
+  }
+
+  /** Brings our tables up to date (see store/migrations.ts). */
+  migrate(): Promise<void> {
+    return runMigrations(this.db as Knex, { schema: this.schema });
+  }
+
   /** Runs `work` in a transaction (a savepoint when already inside one). */
-  transaction<T>(work: (store: KnexApiKeyStore) => Promise<T>): Promise<T> {
+  transaction<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T> {
     return this.db.transaction((trx) => work(new KnexApiKeyStore(trx, this.schema)));
   }
 
@@ -177,7 +204,7 @@ export class KnexApiKeyStore {
    * every instance reads back that one row. A candidate is made (and travels in a query) only
    * while the row is missing.
    */
-  async secret(name: string, candidate: () => string): Promise<string> {
+  async loadSecret(name: string, candidate: () => string): Promise<string> {
     const read = async () =>
       ((await this.table("api_key_secret").select("value").where({ name }).first()) as { value: string } | undefined)?.value;
     const existing = await read();

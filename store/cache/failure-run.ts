@@ -1,6 +1,6 @@
 // Logs a run of failures once when it starts and once when it ends, never once per failure:
 // a flood of bad input must not turn into a flood of log lines.
-import type { Logger } from "../last-used";
+import type { Logger } from "../../lib/logger";
 
 export interface FailureRunMessages {
   /** Logged at the first failure of a run. */

@@ -5,7 +5,7 @@
 // valid keys out of memory nor write anything to Redis.
 import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
-import type { Logger } from "../last-used";
+import type { Logger } from "../../lib/logger";
 import type { CacheEntry, FoundEntry } from "./entry";
 import type { RedisTier } from "./redis";
 

@@ -10,7 +10,7 @@
 // holds, it has not expired, and it was written after this instance subscribed to
 // invalidations and after the last invalidation of its key this instance heard of.
 import type { Redis } from "ioredis";
-import type { Logger } from "../last-used";
+import type { Logger } from "../../lib/logger";
 import { type CacheEntry, type FoundEntry, openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
 import { invalidationMessages, parseInvalidation } from "./invalidation-message";

@@ -1,12 +1,8 @@
 // Records when keys were last used without a database write on the request path: uses are
 // coalesced in memory and written in one statement per flush, so each key is written at most
 // once per interval however busy it is.
-import type { KnexApiKeyStore } from "./knex-store";
-
-export interface Logger {
-  warn(message: string, ...details: unknown[]): void;
-  error(message: string, ...details: unknown[]): void;
-}
+import type { Logger } from "./logger";
+import type { ApiKeyStore } from "./store";
 
 /** Keys written per statement, well under PostgreSQL's limit of 65,535 bind parameters. */
 const BATCH = 1000;
@@ -15,14 +11,14 @@ const MAX_PENDING = 100_000;
 
 export class LastUsedRecorder {
   readonly #pending = new Map<string, Date>();
-  readonly #store: KnexApiKeyStore;
+  readonly #store: Pick<ApiKeyStore, "recordLastUsed">;
   readonly #intervalMs: number;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(store: KnexApiKeyStore, intervalMs: number, logger: Logger) {
+  constructor(store: Pick<ApiKeyStore, "recordLastUsed">, intervalMs: number, logger: Logger) {
     this.#store = store;
     this.#intervalMs = intervalMs;
     this.#logger = logger;

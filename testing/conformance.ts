@@ -1,0 +1,325 @@
+// The store conformance suite: the service's contract, checked through any ApiKeyStore. Store
+// authors run it in their own test runner; this package runs it on every store it ships.
+//
+//   import { apiKeyStoreConformance } from "express-api-keys/testing";
+//   for (const check of apiKeyStoreConformance({ openStore: async () => new MyStore() })) {
+//     it(check.title, check.run);
+//   }
+//
+// Each check opens a fresh, empty store, builds a service on it with no cache (so every call
+// reaches the store) and a clock that moves only when the check moves it.
+import assert from "node:assert/strict";
+import { ApiKeyError, type ApiKeyErrorType } from "../lib/errors";
+import { initialize } from "../lib/initialize";
+import type { ApiKeyService } from "../lib/service";
+import type { ApiKeyStore } from "../lib/store";
+import type { ApiKeyDTO, FilterableApiKeyProps, FindConfig } from "../lib/types";
+
+export interface ConformanceOptions {
+  /** Returns a store holding no keys, ready to use (migrated). Called once per check. */
+  openStore(): Promise<ApiKeyStore>;
+  /** Releases a store after its check. Default: `store.close?.()`. */
+  closeStore?(store: ApiKeyStore): Promise<void>;
+  /** Checks to leave out, by title, each with the reason (say, an operator the store refuses). */
+  skip?: Record<string, string>;
+}
+
+export interface ConformanceCheck {
+  title: string;
+  run(): Promise<void>;
+}
+
+interface Harness {
+  service: ApiKeyService;
+  store: ApiKeyStore;
+  /** Moves the service's clock forward. */
+  advance(ms: number): void;
+  now(): Date;
+  /** Another service on the same store (a second app instance). */
+  open(): Promise<ApiKeyService>;
+}
+
+async function rejectsWith(promise: Promise<unknown>, type: ApiKeyErrorType, message?: string | RegExp): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof ApiKeyError, `expected an ApiKeyError, got ${String(error)}`);
+    assert.equal(error.type, type, `type of "${error.message}"`);
+    if (typeof message === "string") assert.equal(error.message, message);
+    else if (message) assert.match(error.message, message);
+    return true;
+  });
+}
+
+const checks: [string, (h: Harness) => Promise<void>][] = [
+  ["creates keys and hands out a secret key's plaintext only once", async ({ service }) => {
+    const secret = await service.createApiKeys({ title: "Admin", type: "secret", created_by: "user_1" });
+    assert.match(secret.token, /^sk_/);
+    const read = await service.retrieveApiKey(secret.id);
+    assert.equal(read.token, "");
+    assert.deepEqual({ ...read, token: secret.token }, secret);
+    const publishable = await service.createApiKeys({ title: "Store", type: "publishable", created_by: "user_1" });
+    assert.equal((await service.retrieveApiKey(publishable.id)).token, publishable.token);
+  }],
+
+  ["keeps dates exactly, to the millisecond", async ({ service, advance }) => {
+    advance(123);
+    const key = await service.createApiKeys({ title: "t", type: "secret", created_by: "u" });
+    const read = await service.retrieveApiKey(key.id);
+    assert.ok(read.created_at instanceof Date);
+    assert.equal(read.created_at.getTime(), key.created_at.getTime());
+    assert.equal(read.updated_at.getTime(), key.updated_at.getTime());
+  }],
+
+  ["mirrors its input and creates a batch in order", async ({ service }) => {
+    const keys = await service.createApiKeys([
+      { title: "one", type: "secret", created_by: "u" },
+      { title: "two", type: "publishable", created_by: "u" },
+    ]);
+    assert.deepEqual(keys.map((key) => key.title), ["one", "two"]);
+    assert.deepEqual(await service.createApiKeys([]), []);
+    assert.deepEqual((await service.listApiKeys()).map((key) => key.title), ["one", "two"]);
+  }],
+
+  ["answers not_found for an unknown id", async ({ service }) => {
+    await rejectsWith(service.retrieveApiKey("apk_missing"), "not_found", "ApiKey with id: apk_missing was not found");
+    await rejectsWith(service.updateApiKeys("apk_missing", { title: "x" }), "not_found");
+  }],
+
+  ["filters by values, arrays, null and operator maps", async ({ service, advance }) => {
+    const [a, b, c] = (await service.createApiKeys([
+      { title: "Storefront Web", type: "publishable", created_by: "alice" },
+      { title: "Storefront App", type: "publishable", created_by: "bob" },
+      { title: "CI deploy", type: "secret", created_by: "alice" },
+    ])) as [ApiKeyDTO, ApiKeyDTO, ApiKeyDTO];
+    advance(1000);
+    await service.revoke(c.id, { revoked_by: "bob" });
+    const titles = async (filters: FilterableApiKeyProps, config?: FindConfig) =>
+      (await service.listApiKeys(filters, config)).map((key) => key.title);
+    assert.deepEqual(await titles({ type: "publishable" }), ["Storefront Web", "Storefront App"]);
+    assert.deepEqual(await titles({ id: [c.id, b.id] }), ["Storefront App", "CI deploy"]);
+    assert.deepEqual(await titles({ id: [] }), []);
+    assert.deepEqual(await titles({ revoked_at: null }), ["Storefront Web", "Storefront App"]);
+    assert.deepEqual(await titles({ revoked_at: { $ne: null } }), ["CI deploy"]);
+    assert.deepEqual(await titles({ created_by: { $ne: "alice" } }), ["Storefront App"]);
+    assert.deepEqual(await titles({ created_by: { $nin: ["alice"] } }), ["Storefront App"]);
+    assert.deepEqual(await titles({ revoked_by: { $ne: "bob" } }), [], "NULLs never equal or differ from a value");
+    assert.deepEqual(await titles({ revoked_at: { $exists: true } }), ["CI deploy"]);
+    assert.deepEqual(await titles({ revoked_at: { $gt: a.created_at } }), ["CI deploy"]);
+    assert.deepEqual(await titles({ created_at: { $lte: a.created_at } }), ["Storefront Web", "Storefront App", "CI deploy"]);
+    assert.deepEqual(await titles({ title: { $gte: "Storefront" } }), ["Storefront Web", "Storefront App"]);
+    assert.deepEqual(await titles({ created_by: { $not: { $eq: "alice" } } }), ["Storefront App"]);
+    assert.deepEqual(await titles({ token: a.token }), ["Storefront Web"]);
+    assert.deepEqual(await titles({ token: c.token }), ["CI deploy"]);
+  }],
+
+  ["combines filters with $and and $or, nested", async ({ service }) => {
+    await service.createApiKeys([
+      { title: "alpha", type: "publishable", created_by: "alice" },
+      { title: "beta", type: "secret", created_by: "bob" },
+      { title: "gamma", type: "secret", created_by: "alice" },
+    ]);
+    const titles = async (filters: FilterableApiKeyProps) => (await service.listApiKeys(filters)).map((key) => key.title);
+    assert.deepEqual(await titles({ $or: [{ title: "alpha" }, { created_by: "bob" }] }), ["alpha", "beta"]);
+    assert.deepEqual(await titles({ $and: [{ type: "secret" }, { $or: [{ created_by: "alice" }, { title: "zzz" }] }] }), ["gamma"]);
+  }],
+
+  ["searches with q: every word, case-insensitively, in the title or the redacted token", async ({ service }) => {
+    const [web] = (await service.createApiKeys([
+      { title: "Storefront Web", type: "publishable", created_by: "u" },
+      { title: "Storefront App", type: "publishable", created_by: "u" },
+      { title: "100%_sync", type: "secret", created_by: "u" },
+    ])) as [ApiKeyDTO];
+    const titles = async (q: string) => (await service.listApiKeys({ q })).map((key) => key.title);
+    assert.deepEqual(await titles("storefront"), ["Storefront Web", "Storefront App"]);
+    assert.deepEqual(await titles("STOREFRONT web"), ["Storefront Web"]);
+    assert.deepEqual(await titles("%_"), ["100%_sync"], "LIKE wildcards match literally");
+    assert.ok((await titles(web.redacted.slice(3, 6))).includes("Storefront Web"));
+  }],
+
+  ["matches $like case-sensitively and $ilike case-insensitively", async ({ service }) => {
+    await service.createApiKeys([
+      { title: "Storefront", type: "publishable", created_by: "u" },
+      { title: "storeroom", type: "publishable", created_by: "u" },
+    ]);
+    const titles = async (filters: FilterableApiKeyProps) => (await service.listApiKeys(filters)).map((key) => key.title);
+    assert.deepEqual(await titles({ title: { $like: "Store%" } }), ["Storefront"]);
+    assert.deepEqual(await titles({ title: { $like: "store_oom" } }), ["storeroom"]);
+    assert.deepEqual(await titles({ title: { $ilike: "STORE%" } }), ["Storefront", "storeroom"]);
+  }],
+
+  ["matches $re as a case-sensitive regular expression", async ({ service }) => {
+    await service.createApiKeys([
+      { title: "key-2024", type: "secret", created_by: "u" },
+      { title: "Key-2025", type: "secret", created_by: "u" },
+    ]);
+    const titles = async (filters: FilterableApiKeyProps) => (await service.listApiKeys(filters)).map((key) => key.title);
+    assert.deepEqual(await titles({ title: { $re: "^key-[0-9]+$" } }), ["key-2024"]);
+  }],
+
+  ["orders, pages and counts", async ({ service }) => {
+    await service.createApiKeys(["c", "a", "d", "b"].map((title) => ({ title, type: "secret" as const, created_by: "u" })));
+    const page = await service.listApiKeys({}, { order: { title: "DESC" }, skip: 1, take: 2 });
+    assert.deepEqual(page.map((key) => key.title), ["c", "b"]);
+    const [rows, count] = await service.listAndCountApiKeys({ type: "secret" }, { take: 1 });
+    assert.equal(rows.length, 1);
+    assert.equal(count, 4);
+    const [selected] = await service.listApiKeys({ title: "a" }, { select: ["title"] });
+    assert.deepEqual(Object.keys(selected!).sort(), ["id", "title"]);
+  }],
+
+  ["renames by id and by selector", async ({ service }) => {
+    const [a, b] = (await service.createApiKeys([
+      { title: "a", type: "secret", created_by: "u" },
+      { title: "b", type: "secret", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    assert.equal((await service.updateApiKeys(a.id, { title: "a2" })).title, "a2");
+    const updated = await service.updateApiKeys({ id: [b.id] }, { title: "b2" });
+    assert.deepEqual(updated.map((key) => key.title), ["b2"]);
+    assert.deepEqual((await service.listApiKeys()).map((key) => key.title), ["a2", "b2"]);
+    await rejectsWith(service.updateApiKeys({}, { title: "all" }), "invalid_data");
+  }],
+
+  ["revokes now or later; a scheduled key authenticates until that instant", async ({ service, advance }) => {
+    const [now, later] = (await service.createApiKeys([
+      { title: "now", type: "secret", created_by: "u" },
+      { title: "later", type: "secret", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    await service.revoke(now.id, { revoked_by: "admin" });
+    assert.equal(await service.authenticate(now.token), false);
+    await service.revoke(later.id, { revoked_by: "admin", revoke_in: 60 });
+    assert.ok(await service.authenticate(later.token));
+    advance(59_999);
+    assert.ok(await service.authenticate(later.token));
+    advance(1);
+    assert.equal(await service.authenticate(later.token), false);
+    await rejectsWith(service.revoke(now.id, { revoked_by: "admin" }), "invalid_data", /already revoked/);
+  }],
+
+  ["deletes only revoked keys, with their links", async ({ service }) => {
+    const [live, gone] = (await service.createApiKeys([
+      { title: "live", type: "publishable", created_by: "u" },
+      { title: "gone", type: "publishable", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    await service.updateLinks(gone.id, { add: ["sc_1"] });
+    await rejectsWith(service.deleteApiKeys([live.id]), "not_allowed", `Cannot delete api keys that are not revoked - ${live.id}`);
+    await service.revoke(gone.id, { revoked_by: "u" });
+    await service.deleteApiKeys([gone.id, "apk_unknown"]);
+    assert.deepEqual((await service.listApiKeys({}, { withDeleted: true })).map((key) => key.id), [live.id]);
+    const successor = await service.createApiKeys({ title: "new", type: "publishable", created_by: "u" });
+    assert.deepEqual(await service.listLinks(successor.id), []);
+  }],
+
+  ["authenticates secret keys only, and never a soft-deleted one", async ({ service, store }) => {
+    const [secret, publishable] = (await service.createApiKeys([
+      { title: "s", type: "secret", created_by: "u" },
+      { title: "p", type: "publishable", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    const found = await service.authenticate(secret.token);
+    assert.ok(found);
+    assert.equal(found.id, secret.id);
+    assert.equal(found.token, "");
+    assert.equal(await service.authenticate(publishable.token), false);
+    assert.equal(await service.authenticate(`${secret.token.slice(0, -1)}x`), false);
+    await store.update([secret.id], { deleted_at: new Date() });
+    assert.equal(await service.authenticate(secret.token), false);
+    assert.deepEqual(await service.listApiKeys({ id: secret.id }), []);
+    assert.equal((await service.listApiKeys({ id: secret.id }, { withDeleted: true })).length, 1);
+  }],
+
+  ["authenticates publishable keys with their sales channels, sorted", async ({ service }) => {
+    const key = await service.createApiKeys({ title: "p", type: "publishable", created_by: "u" });
+    assert.deepEqual(await service.authenticatePublishable(key.token).then((match) => match && match.sales_channel_ids), []);
+    await service.updateLinks(key.id, { add: ["sc_b", "sc_a"] });
+    await service.updateLinks(key.id, { resource_type: "region", add: ["reg_1"] });
+    const match = await service.authenticatePublishable(key.token);
+    assert.ok(match);
+    assert.deepEqual(match.sales_channel_ids, ["sc_a", "sc_b"]);
+    assert.equal(match.api_key.id, key.id);
+  }],
+
+  ["adds and removes links idempotently, on publishable keys only", async ({ service }) => {
+    const [key, secret] = (await service.createApiKeys([
+      { title: "p", type: "publishable", created_by: "u" },
+      { title: "s", type: "secret", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    assert.deepEqual(await service.updateLinks(key.id, { add: ["sc_1", "sc_2"] }), ["sc_1", "sc_2"]);
+    assert.deepEqual(await service.updateLinks(key.id, { add: ["sc_1"], remove: ["sc_2", "sc_9"] }), ["sc_1"]);
+    assert.deepEqual(await service.listLinks(key.id, "region"), []);
+    await rejectsWith(service.updateLinks(secret.id, { add: ["sc_1"] }), "invalid_data", /publishable/);
+  }],
+
+  ["rolls a key atomically into one successor with the same links", async ({ service, open }) => {
+    const old = await service.createApiKeys({ title: "Storefront", type: "publishable", created_by: "alice" });
+    await service.updateLinks(old.id, { add: ["sc_1"] });
+    const other = await open();
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, (_, i) => (i % 2 ? other : service).roll(old.id, { revoked_by: `r${i}` })),
+    );
+    const won = results.filter((result) => result.status === "fulfilled") as PromiseFulfilledResult<ApiKeyDTO>[];
+    assert.equal(won.length, 1, "exactly one concurrent roll succeeds");
+    const successor = won[0]!.value;
+    assert.deepEqual([successor.title, successor.type, successor.created_by], ["Storefront", "publishable", "alice"]);
+    assert.deepEqual(await service.listLinks(successor.id), ["sc_1"]);
+    assert.notEqual((await service.retrieveApiKey(old.id)).revoked_at, null);
+  }],
+
+  ["serialises concurrent revocations: each key is revoked once", async ({ service, open }) => {
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    const other = await open();
+    const results = await Promise.allSettled(
+      Array.from({ length: 4 }, (_, i) => (i % 2 ? other : service).revoke(key.id, { revoked_by: `r${i}` })),
+    );
+    assert.equal(results.filter((result) => result.status === "fulfilled").length, 1);
+  }],
+
+  ["records last use in the background, never going back in time", async ({ service, store, advance, now }) => {
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    advance(5000);
+    assert.ok(await service.authenticate(key.token));
+    const used = now();
+    await store.recordLastUsed([[key.id, new Date(used.getTime() - 1000)]]);
+    await service.close();
+    const [row] = await store.find(
+      { kind: "compare", field: "id", op: "=", value: key.id },
+      { order: [["id", "asc"]], withDeleted: false },
+    );
+    assert.equal(row!.last_used_at?.getTime(), used.getTime());
+  }],
+
+  ["runs store transactions all or nothing", async ({ service, store }) => {
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+    await assert.rejects(
+      store.transaction(async (inner) => {
+        await inner.update([key.id], { title: "changed" });
+        throw new Error("rolled back");
+      }),
+      /rolled back/,
+    );
+    assert.equal((await service.retrieveApiKey(key.id)).title, "k");
+  }],
+];
+
+export function apiKeyStoreConformance(options: ConformanceOptions): ConformanceCheck[] {
+  const skip = options.skip ?? {};
+  return checks
+    .filter(([title]) => !(title in skip))
+    .map(([title, body]) => ({
+      title,
+      async run() {
+        const store = await options.openStore();
+        let time = Date.UTC(2026, 0, 1);
+        const now = () => new Date(time);
+        const services: ApiKeyService[] = [];
+        const open = async () => {
+          const service = await initialize({ store, now, cache: false, redis: false, runMigrations: false });
+          services.push(service);
+          return service;
+        };
+        try {
+          await body({ service: await open(), store, advance: (ms) => (time += ms), now, open });
+        } finally {
+          await Promise.all(services.map((service) => service.close()));
+          await (options.closeStore ? options.closeStore(store) : store.close?.());
+        }
+      },
+    }));
+}
