@@ -243,8 +243,8 @@ round, and the table shows medians over the rounds (req/s is itself the median o
 samples). The machine has 2 cores shared by server, load generator, PostgreSQL and Redis, so
 absolute numbers are noisy; read the ratios.
 
-In process, with no HTTP around it, the warm path costs ${scale.warm_path_us.middleware.toFixed(1)} µs per request through the
-middleware (${scale.warm_path_us.authenticate.toFixed(1)} µs of it in \`authenticate\`): median of 5 runs of 100,000 calls.
+In process, with no HTTP around it, the warm path costs ${scale.warm_path_us.middleware.toFixed(1)} \u00b5s per request through the
+middleware (${scale.warm_path_us.authenticate.toFixed(1)} \u00b5s of it in \`authenticate\`): median of 5 runs of 100,000 calls.
 
 | case | req/s | p50 ms | p99 ms | ratio to bare | non-2xx |
 |---|---|---|---|---|---|

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     const memory = await invalidFlood(knex, 1_000_000, Number(process.env.BENCH_UNKNOWN ?? 100_000));
     process.stderr.write(`  memory: ${memory.heap_before_mib.toFixed(1)} -> ${memory.heap_after_unknown_mib.toFixed(1)} MiB heap\n`);
     const warm = await warmPath(knex);
-    process.stderr.write(`  warm path: ${warm.middleware.toFixed(1)} µs per request through the middleware\n`);
+    process.stderr.write(`  warm path: ${warm.middleware.toFixed(1)} \u00b5s per request through the middleware\n`);
     console.log(JSON.stringify({ cold: [small, large], memory, warm_path_us: warm }));
   } finally {
     await knex.destroy();

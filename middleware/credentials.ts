@@ -32,7 +32,7 @@ function invalid(message: string): Credential {
 
 /**
  * Reads a secret key from `Authorization: Basic`, as the reference does: the scheme in any
- * case, the key raw (`Basic sk_…`) or base64-encoded as `sk_…:`, one trailing colon allowed.
+ * case, the key raw (`Basic sk_...`) or base64-encoded as `sk_...:`, one trailing colon allowed.
  * Other schemes (a Bearer JWT, say) are not ours and count as "no key".
  */
 export function readSecretCredential(header: string | string[] | undefined): Credential {

@@ -4,7 +4,7 @@ import type { ApiKeyDTO } from "../lib/types";
 
 /** Set for secret keys, as Medusa's authenticate middleware sets it. */
 export interface AuthContext {
-  /** The key's id (`apk_…`). */
+  /** The key's id (`apk_...`). */
   actor_id: string;
   actor_type: "api-key";
   auth_identity_id: "";

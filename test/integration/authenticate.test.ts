@@ -47,7 +47,7 @@ forEachBackend("authenticate", (db) => {
     const { result, queries } = await db.countQueries(async () => {
       const results: unknown[] = [];
       for (let i = 0; i < key.token.length; i++) {
-        for (const char of ["0", "a", "Z", "_", "-", "é"]) {
+        for (const char of ["0", "a", "Z", "_", "-", "\u00e9"]) {
           if (char === key.token[i]) continue;
           results.push(await db.service.authenticate(key.token.slice(0, i) + char + key.token.slice(i + 1)));
         }

@@ -33,7 +33,7 @@ for (const framework of FRAMEWORKS) {
       }
 
       describe("secret keys", () => {
-        it("accepts Basic base64(sk_…:) and attaches the reference's contexts", async () => {
+        it("accepts Basic base64(sk_...:) and attaches the reference's contexts", async () => {
           const res = await request(app).get("/admin").set("Authorization", basic(secret.token));
           assert.equal(res.status, 200);
           assert.deepEqual(res.body.auth_context, {
