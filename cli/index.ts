@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The express-api-keys command line: manage keys from a terminal (including the very first
-// secret key) with the same connection rules as initialize(): --database, DATABASE_URL, or
-// the embedded database in ./.express-api-keys.
+// secret key) with the same configuration as initialize(): each flag is the explicit option, and
+// without it the same environment variables and defaults apply (DATABASE_URL, else the embedded
+// database in ./.express-api-keys; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
+import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isApiKeyError } from "../lib/errors";
@@ -22,6 +24,23 @@ function seconds(value: string): number {
 function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
   return Number(value);
+}
+
+/**
+ * Reads the pepper from a file, so that the secret never appears on a command line (which other
+ * users of the machine can see). One trailing newline, as editors and `echo` write, is dropped;
+ * the rest is taken byte for byte, as the app's Buffer or UTF-8 string pepper would be.
+ */
+function pepperFile(file: string): Buffer {
+  let content: Buffer;
+  try {
+    content = readFileSync(file);
+  } catch (error) {
+    throw new InvalidArgumentError(`the file cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}).`);
+  }
+  const end = content.at(-1) === 0x0a ? (content.at(-2) === 0x0d ? content.length - 2 : content.length - 1) : content.length;
+  if (end === 0) throw new InvalidArgumentError("the file is empty.");
+  return content.subarray(0, end);
 }
 
 function defaultActor(): string {
@@ -55,7 +74,10 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
     .option("--database <url>", "postgres:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
-    .option("--schema <name>", "PostgreSQL schema of the key tables")
+    .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
+    .option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)")
+    .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
+    .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
     .showHelpAfterError()
     .exitOverride();
 
@@ -151,11 +173,21 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
   return program;
 }
 
+interface GlobalOptions {
+  database?: string;
+  schema?: string;
+  redis?: string;
+  redisPrefix?: string;
+  pepperFile?: Buffer;
+}
+
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
-    const { database, schema } = program.opts<{ database?: string; schema?: string }>();
-    const service = await initialize({ database, schema });
+    const { database, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
+    // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
+    const cache = redisPrefix === undefined ? undefined : { redisPrefix };
+    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile });
     try {
       await work(service);
     } finally {

@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import type { Redis } from "ioredis";
 import { forEachBackend } from "../helpers/backends";
+import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";
 
 const execFileAsync = promisify(execFile);
@@ -17,9 +23,11 @@ interface Result {
 forEachBackend(
   "CLI",
   (db) => {
-    async function cli(...args: string[]): Promise<Result> {
+    /** Runs the CLI on this test's schema, with no configuration from the environment but `extraEnv`. */
+    async function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
       const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: POSTGRES_URL };
-      delete env.REDIS_URL;
+      for (const name of ["REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
+      Object.assign(env, extraEnv);
       try {
         const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema, ...args], {
           cwd: root,
@@ -31,6 +39,10 @@ forEachBackend(
         const failed = error as { code: number; stdout: string; stderr: string };
         return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
       }
+    }
+
+    function cli(...args: string[]): Promise<Result> {
+      return cliWith({}, ...args);
     }
 
     it("creates, lists, rolls, revokes and deletes keys, with the exit codes a shell expects", async function () {
@@ -79,6 +91,87 @@ forEachBackend(
       assert.deepEqual([linked.code, linked.stdout.trim()], [0, `${key.id} sales channels: sc_1, sc_2`]);
       const migrated = await cli("migrate");
       assert.deepEqual([migrated.code, migrated.stdout.trim()], [0, "The key tables are up to date."]);
+    });
+
+    it("creates secret keys that authenticate in an app with the same pepper, given by API_KEYS_PEPPER or --pepper-file", async function () {
+      this.timeout(120_000);
+      const pepper = "a server-side secret shared by the app and the CLI";
+      const dir = await mkdtemp(path.join(tmpdir(), "api-keys-pepper-"));
+      try {
+        // A file as editors and `echo` write it: its one trailing newline is not part of the pepper.
+        const pepperFile = path.join(dir, "pepper");
+        await writeFile(pepperFile, `${pepper}\n`, { mode: 0o600 });
+        const runs = [
+          await cliWith({ API_KEYS_PEPPER: pepper }, "create", "--title", "from env", "--type", "secret", "--json"),
+          await cli("--pepper-file", pepperFile, "create", "--title", "from file", "--type", "secret", "--json"),
+        ];
+        const app = await db.open({ pepper });
+        for (const run of runs) {
+          assert.equal(run.code, 0, run.stderr);
+          const { token, title } = JSON.parse(run.stdout) as { token: string; title: string };
+          const found = await app.authenticate(token);
+          assert.ok(found && found.title === title, `${title}: works in the app with the pepper`);
+          assert.equal(await db.service.authenticate(token), false, `${title}: was hashed with the pepper, not without`);
+        }
+        const empty = path.join(dir, "empty");
+        await writeFile(empty, "");
+        const refused = await cli("--pepper-file", empty, "list");
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /--pepper-file.*is empty/);
+        const missing = await cli("--pepper-file", path.join(dir, "nope"), "list");
+        assert.equal(missing.code, 2);
+        assert.match(missing.stderr, /--pepper-file.*cannot be read/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    describe("with Redis", () => {
+      let redis: Redis;
+      before(async function () {
+        redis = (await connectRedis(this))!;
+      });
+      after(() => redis?.disconnect());
+
+      async function cachedKeys(prefix: string): Promise<string[]> {
+        const found: string[] = [];
+        let cursor = "0";
+        do {
+          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}key:*`, "COUNT", 500);
+          cursor = next;
+          found.push(...keys);
+        } while (cursor !== "0");
+        return found;
+      }
+
+      for (const via of ["--redis and --redis-prefix", "REDIS_URL and API_KEYS_REDIS_PREFIX"]) {
+        it(`a revocation by the CLI reaches a running app within 100 ms, given ${via}`, async function () {
+          this.timeout(120_000);
+          const prefix = testPrefix();
+          try {
+            // The app keeps keys in memory far longer than the test runs, so only the invalidation the
+            // CLI sends through Redis can make it refuse the key in time. The CLI revokes by the real
+            // clock, so the app reads it too.
+            const app = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix, ttl: 600_000 }, now: () => new Date() });
+            const key = await app.createApiKeys({ title: "cached", type: "secret", created_by: "u" });
+            assert.ok(await app.authenticate(key.token));
+            assert.equal((await cachedKeys(prefix)).length, 1, "the key is cached in Redis under the app's prefix");
+
+            const revoked = via.startsWith("--")
+              ? await cli("--redis", REDIS_URL, "--redis-prefix", prefix, "revoke", key.id)
+              : await cliWith({ REDIS_URL, API_KEYS_REDIS_PREFIX: prefix }, "revoke", key.id);
+            const exited = performance.now();
+            assert.equal(revoked.code, 0, revoked.stderr);
+            assert.equal(revoked.stderr, "");
+            while (await app.authenticate(key.token)) {
+              if (performance.now() - exited > 100) assert.fail("the app still accepts the key 100 ms after the CLI revoked it");
+              await sleep(1);
+            }
+          } finally {
+            await deletePrefix(redis, prefix);
+          }
+        });
+      }
     });
 
     it("rejects bad arguments with exit code 2 and says what is wrong", async function () {
