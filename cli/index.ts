@@ -5,9 +5,12 @@
 // database in ./.express-api-keys; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { inspect } from "node:util";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isApiKeyError } from "../lib/errors";
 import { initialize } from "../lib/initialize";
+import type { Logger } from "../store/last-used";
+import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 
@@ -61,13 +64,25 @@ function table(keys: ApiKeyDTO[]): string {
   const rows = [
     ["ID", "TYPE", "KEY", "TITLE", "STATUS", "LAST USED"],
     ...keys.map((key) => [key.id, key.type, key.redacted, key.title, status(key, now), key.last_used_at?.toISOString() ?? "never"]),
-  ];
+  ].map((row) => row.map(terminalText));
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
 }
 
+/** Prints a result: `text` must already be escaped (built with safe`...` or terminalText). */
 function print(json: boolean, value: unknown, text: string): void {
-  console.log(json ? JSON.stringify(value, null, 2) : text);
+  console.log(json ? terminalJson(value) : text);
+}
+
+/** Warnings from background work (Redis unreachable, say), one escaped line each on stderr. */
+const cliLogger: Logger = {
+  warn: (message, ...details) => console.error(`warning: ${oneLine(message, details)}`),
+  error: (message, ...details) => console.error(`error: ${oneLine(message, details)}`),
+};
+
+function oneLine(message: string, details: unknown[]): string {
+  const reasons = details.map((detail) => (detail instanceof Error ? detail.message : String(detail)));
+  return terminalText([message, ...reasons].join(": "));
 }
 
 export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
@@ -79,6 +94,11 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
     .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
     .showHelpAfterError()
+    // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this.
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(terminalLines(text)),
+      writeErr: (text) => process.stderr.write(terminalLines(text)),
+    })
     .exitOverride();
 
   program
@@ -92,7 +112,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       run(async (service) => {
         const key = await service.createApiKeys({ title: options.title, type: options.type, created_by: options.createdBy });
         const warning = key.type === "secret" ? "\nStore it now: it cannot be shown again." : "";
-        print(Boolean(options.json), key, `Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}${warning}`);
+        print(Boolean(options.json), key, safe`Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}` + warning);
       }),
     );
 
@@ -130,10 +150,10 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
           const data = { revoked_by: options.by, revoke_in: options.in };
           if (name === "revoke") {
             const key = await service.revoke(id, data);
-            print(Boolean(options.json), key, `Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
+            print(Boolean(options.json), key, safe`Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
           } else {
             const key = await service.roll(id, data);
-            print(Boolean(options.json), key, `Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
+            print(Boolean(options.json), key, safe`Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
           }
         }),
       );
@@ -145,7 +165,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .action((ids: string[]) =>
       run(async (service) => {
         await service.deleteApiKeys(ids);
-        console.log(`Deleted ${ids.join(", ")}`);
+        console.log(safe`Deleted ${ids.join(", ")}`);
       }),
     );
 
@@ -157,7 +177,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .action((id: string, options: { add: string[]; remove: string[] }) =>
       run(async (service) => {
         const linked = await service.updateLinks(id, { add: options.add, remove: options.remove });
-        console.log(`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
+        console.log(safe`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
       }),
     );
 
@@ -187,7 +207,7 @@ async function main(argv: string[]): Promise<number> {
     const { database, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
     // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
     const cache = redisPrefix === undefined ? undefined : { redisPrefix };
-    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile });
+    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile, logger: cliLogger });
     try {
       await work(service);
     } finally {
@@ -200,10 +220,10 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (isApiKeyError(error) || error instanceof TypeError) {
-      console.error(`error: ${error.message}`);
+      console.error(`error: ${terminalText(error.message)}`);
       exitCode = EXIT_FAILED;
     } else {
-      console.error(error);
+      console.error(terminalLines(inspect(error)));
       exitCode = EXIT_FAILED;
     }
   }

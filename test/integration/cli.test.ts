@@ -14,6 +14,17 @@ import { POSTGRES_URL } from "../helpers/services";
 const execFileAsync = promisify(execFile);
 const root = path.resolve(__dirname, "../..");
 
+/**
+ * What a terminal would act on, or what changes how the text around it reads: C0 controls but
+ * the newline, DEL, C1 controls (U+0080-U+009F, which some terminals take as ESC sequences),
+ * bidi controls, line and paragraph separators; and U+FFFD, the trace of bytes that were not UTF-8.
+ */
+const UNSAFE_OUTPUT = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffd]/u;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
 interface Result {
   code: number;
   stdout: string;
@@ -172,6 +183,43 @@ forEachBackend(
           }
         });
       }
+    });
+
+    it("escapes control characters, terminal escape sequences and bidi overrides in everything it prints", async function () {
+      this.timeout(120_000);
+      const hostile = "A\x1b]0;owned\x07B\x1b[2JC\x9b31mD\u202eE\u2028F\u2029G\x7fH\tI\nJ\u2066K";
+      const escaped = "A\\x1b]0;owned\\x07B\\x1b[2JC\\x9b31mD\\u202eE\\u2028F\\u2029G\\x7fH\\tI\\nJ\\u2066K";
+      const secret = await db.service.createApiKeys({ title: hostile, type: "secret", created_by: hostile });
+      const publishable = await db.service.createApiKeys({ title: hostile, type: "publishable", created_by: "u" });
+      await db.service.updateLinks(publishable.id, { add: [hostile] });
+
+      const runs: [string, Result][] = [
+        ["list", await cli("list")],
+        ["list --json", await cli("list", "--json")],
+        ["create", await cli("create", "--title", hostile, "--type", "secret")],
+        ["create --json", await cli("create", "--title", hostile, "--type", "secret", "--json")],
+        ["link", await cli("link", publishable.id)],
+        ["revoke --json", await cli("revoke", secret.id, "--json")],
+        ["an error message", await cli("revoke", `apk_${hostile}`)],
+        ["a usage error", await cli(`frob${hostile}`)],
+      ];
+      for (const [label, run] of runs) {
+        const output = run.stdout + run.stderr;
+        assert.doesNotMatch(output, UNSAFE_OUTPUT, `${label}: ${JSON.stringify(output)}`);
+      }
+      const byLabel = new Map(runs);
+      assert.equal(byLabel.get("list")!.code, 0);
+      assert.match(byLabel.get("list")!.stdout, new RegExp(`^${secret.id}\\s.*\\s${escapeRegExp(escaped)}\\s+active\\s+never$`, "m"), "one table row, the title escaped");
+      assert.match(byLabel.get("create")!.stdout, new RegExp(`^Created secret key apk_\\S+ "${escapeRegExp(escaped)}"$`, "m"));
+      assert.equal(byLabel.get("link")!.stdout.trim(), `${publishable.id} sales channels: ${escaped}`);
+      const errorLines = byLabel.get("an error message")!.stderr.trimEnd().split("\n");
+      assert.equal(errorLines.length, 1, "one line, however many line breaks the input held");
+      // JSON output is escaped within its strings: a JSON reader gets the stored text back unchanged.
+      const listed = JSON.parse(byLabel.get("list --json")!.stdout) as { api_keys: { title: string; created_by: string }[] };
+      assert.deepEqual(listed.api_keys.map((key) => key.title), [hostile, hostile]);
+      assert.equal(listed.api_keys.find((key) => key.created_by !== "u")?.created_by, hostile);
+      assert.equal((JSON.parse(byLabel.get("create --json")!.stdout) as { title: string }).title, hostile);
+      assert.equal((JSON.parse(byLabel.get("revoke --json")!.stdout) as { title: string }).title, hostile);
     });
 
     it("rejects bad arguments with exit code 2 and says what is wrong", async function () {
