@@ -7,6 +7,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
+import { initialize } from "../../lib/initialize";
 import { forEachBackend } from "../helpers/backends";
 import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";
@@ -31,25 +32,53 @@ interface Result {
   stderr: string;
 }
 
+/** Runs the CLI with no configuration from the environment but `extraEnv`. */
+async function runCli(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
+  Object.assign(env, extraEnv);
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", ...args], { cwd: root, env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe("CLI on the embedded database", function () {
+  this.timeout(120_000);
+  let dir = "";
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "api-keys-cli-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("says in one line on stderr who holds a locked directory and what to do, and exits 1", async () => {
+    const database = `pglite://${path.join(dir, "db")}`;
+    const holder = await initialize({ database, cache: false });
+    try {
+      const run = await runCli({}, ["--database", database, "list"]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stdout, "");
+      assert.equal(run.stderr.split("\n").length, 2, `exactly one line: ${JSON.stringify(run.stderr)}`);
+      assert.match(run.stderr, new RegExp(`^error: The embedded database in \\S*db is open in another process \\(pid ${process.pid}\\)\\. Stop that process first`));
+    } finally {
+      await holder.close();
+    }
+    const freed = await runCli({}, ["--database", database, "list"]);
+    assert.equal(freed.code, 0, freed.stderr);
+  });
+});
+
 forEachBackend(
   "CLI",
   (db) => {
-    /** Runs the CLI on this test's schema, with no configuration from the environment but `extraEnv`. */
-    async function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
-      const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: POSTGRES_URL };
-      for (const name of ["REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
-      Object.assign(env, extraEnv);
-      try {
-        const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema, ...args], {
-          cwd: root,
-          env,
-          timeout: 60_000,
-        });
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const failed = error as { code: number; stdout: string; stderr: string };
-        return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-      }
+    /** Runs the CLI on this test's schema in PostgreSQL. */
+    function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+      return runCli({ DATABASE_URL: POSTGRES_URL, ...extraEnv }, ["--schema", db.schema, ...args]);
     }
 
     function cli(...args: string[]): Promise<Result> {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { initialize } from "../../lib/initialize";
 import { generateToken } from "../../lib/tokens";
@@ -27,6 +28,49 @@ async function runIsolated(cwd: string, body: string): Promise<string> {
     return stdout.trim();
   } finally {
     await rm(file, { force: true });
+  }
+}
+
+/** A contender process (test/helpers/lock-contender.ts) and the lines it prints, one at a time. */
+class Contender {
+  readonly #child: ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #waiting: ((line: string) => void)[] = [];
+  #output = "";
+
+  constructor(directory: string, readDelayMs: number) {
+    this.#child = spawn(process.execPath, ["--import", "tsx", "test/helpers/lock-contender.ts", directory], {
+      cwd: root,
+      env: { ...process.env, LOCK_CONTENDER_READ_DELAY_MS: String(readDelayMs) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    createInterface({ input: this.#child.stdout! }).on("line", (line) => {
+      const waiter = this.#waiting.shift();
+      if (waiter) waiter(line);
+      else this.#lines.push(line);
+    });
+    this.#child.stderr!.on("data", (chunk: Buffer) => (this.#output += chunk.toString()));
+    this.#child.once("exit", (code) => {
+      for (const waiter of this.#waiting.splice(0)) waiter(`exited with ${code}: ${this.#output}`);
+    });
+  }
+
+  next(): Promise<string> {
+    const line = this.#lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.#child.exitCode !== null) return Promise.resolve(`exited with ${this.#child.exitCode}: ${this.#output}`);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  send(line: string): void {
+    this.#child.stdin!.write(`${line}\n`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.#child.stdin!.end();
+    await exited;
   }
 }
 
@@ -67,7 +111,7 @@ describe("initialize() with zero configuration", function () {
     try {
       const body = `const service = await initialize({ database: ${JSON.stringify(database)} }); await service.close(); console.log("opened");`;
       await assert.rejects(runIsolated(dir, body), (error: Error) => {
-        assert.match(error.message, /the embedded database in .*db is open in another process \(pid \d+\)\. Stop that process first/);
+        assert.match(error.message, /The embedded database in .*db is open in another process \(pid \d+\)\. Stop that process first/);
         return true;
       });
       await holder.close();
@@ -77,6 +121,47 @@ describe("initialize() with zero configuration", function () {
       assert.equal(await runIsolated(dir, body), "opened");
     } finally {
       await holder.close();
+    }
+  });
+
+  it("refuses a second open of the same embedded directory in one process, which would lose writes the same way", async () => {
+    const database = `pglite://${path.join(dir, "db")}`;
+    const first = await initialize({ database, cache: false });
+    try {
+      await rejectsWith(initialize({ database, cache: false }), "unavailable", /already open in this process \(pid \d+\)\. Close the other service first/);
+      assert.ok(await first.createApiKeys({ title: "still works", type: "publishable", created_by: "u" }));
+    } finally {
+      await first.close();
+    }
+    const again = await initialize({ database, cache: false });
+    await again.close();
+  });
+
+  it("lets exactly one of several processes that start at once take over a stale lock", async function () {
+    this.timeout(300_000);
+    const CONTENDERS = 4;
+    const ROUNDS = 5;
+    const directory = path.join(dir, "db");
+    // Every contender pauses 50 ms after each read of the lock file (see lock-contender.ts), so that
+    // all of them find the same stale lock before any of them replaces it.
+    const contenders = Array.from({ length: CONTENDERS }, () => new Contender(directory, 50));
+    try {
+      assert.deepEqual(await Promise.all(contenders.map((contender) => contender.next())), Array(CONTENDERS).fill("ready"));
+      for (let round = 0; round < ROUNDS; round++) {
+        // The pid of a process that has just exited: a lock a crash left behind.
+        const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+        await writeFile(`${directory}.lock`, String(gone));
+        for (const contender of contenders) contender.send("go");
+        const results = await Promise.all(contenders.map((contender) => contender.next()));
+        assert.equal(results.filter((result) => result === "won").length, 1, `round ${round}: ${results.join(" | ")}`);
+        for (const result of results.filter((result) => result !== "won")) {
+          assert.match(result, /^lost .*embedded database in .*db is open in another process \(pid \d+\)/, `round ${round}: ${result}`);
+        }
+        for (const contender of contenders) contender.send("release");
+        assert.deepEqual(await Promise.all(contenders.map((contender) => contender.next())), Array(CONTENDERS).fill("released"));
+      }
+    } finally {
+      await Promise.all(contenders.map((contender) => contender.stop()));
     }
   });
 
