@@ -2,6 +2,7 @@
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 import { lockDirectory } from "./directory-lock";
+import { openOwnerOnlyPglite } from "./owner-only-pglite";
 
 /** What `options.database` accepts: an app-owned Knex, or a connection string we open and own. */
 export type DatabaseOption = Knex | string;
@@ -50,6 +51,22 @@ async function openPglite(location: string): Promise<OpenedDatabase> {
   }
   const directory = path.resolve(location);
   const unlock = await lockDirectory(directory);
-  const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: directory } });
-  return { knex, close: () => knex.destroy().finally(unlock) };
+  try {
+    const pglite = await openOwnerOnlyPglite(directory);
+    // knex-pglite takes a PGlite we built (`connection.pglite`) and closes it when its pool does.
+    const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { pglite } as Knex.StaticConnectionConfig });
+    const close = async () => {
+      try {
+        await knex.destroy();
+        // A pool that never connected leaves PGlite to us: it must stop writing before the lock goes.
+        if (!pglite.closed) await pglite.waitReady.then(() => pglite.close(), () => undefined);
+      } finally {
+        unlock();
+      }
+    };
+    return { knex, close };
+  } catch (error) {
+    unlock();
+    throw error;
+  }
 }

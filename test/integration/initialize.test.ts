@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -29,6 +29,24 @@ async function runIsolated(cwd: string, body: string): Promise<string> {
   } finally {
     await rm(file, { force: true });
   }
+}
+
+/** Every directory and file under `root` (itself included), with its permission bits; symbolic links are listed as such. */
+async function modes(root: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const visit = async (entry: string): Promise<void> => {
+    const stat = await lstat(entry);
+    const kind = stat.isDirectory() ? "dir" : stat.isFile() ? "file" : "other";
+    found.set(path.relative(root, entry) || ".", `${kind} ${(stat.mode & 0o777).toString(8)}`);
+    if (stat.isDirectory()) for (const name of await readdir(entry)) await visit(path.join(entry, name));
+  };
+  await visit(root);
+  return found;
+}
+
+/** Paths under `root` whose permissions are not owner-only (0700 for directories, 0600 for files). */
+async function notOwnerOnly(root: string): Promise<string[]> {
+  return [...(await modes(root))].filter(([, mode]) => mode !== "dir 700" && mode !== "file 600").map(([name, mode]) => `${name} (${mode})`);
 }
 
 /** A contender process (test/helpers/lock-contender.ts) and the lines it prints, one at a time. */
@@ -135,6 +153,28 @@ describe("initialize() with zero configuration", function () {
     }
     const again = await initialize({ database, cache: false });
     await again.close();
+  });
+
+  it("keeps the embedded directory and every file in it, the lock too, to its owner, whatever the umask", async () => {
+    const database = path.join(dir, "db");
+    // A umask of 000 would leave everything created with the process's defaults open to all users.
+    const body = `process.umask(0);
+       const service = await initialize({ database: ${JSON.stringify(`pglite://${database}`)} });
+       const lock = (await import("node:fs")).statSync(${JSON.stringify(`${database}.lock`)}).mode & 0o777;
+       await service.createApiKeys({ title: "t", type: "secret", created_by: "u" });
+       await service.close();
+       console.log(lock.toString(8));`;
+    assert.equal(await runIsolated(dir, body), "600", "the lock file");
+    const created = await modes(database);
+    assert.ok(created.size > 100, "PGlite wrote its files");
+    assert.deepEqual(await notOwnerOnly(database), []);
+
+    // A directory left open by an earlier version is closed up when it is next opened.
+    await chmod(database, 0o755);
+    await chmod(path.join(database, "PG_VERSION"), 0o644);
+    await chmod(path.join(database, "base"), 0o777);
+    assert.equal(await runIsolated(dir, body), "600");
+    assert.deepEqual(await notOwnerOnly(database), []);
   });
 
   it("lets exactly one of several processes that start at once take over a stale lock", async function () {
