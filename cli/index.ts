@@ -9,10 +9,10 @@ import { inspect } from "node:util";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isApiKeyError } from "../lib/errors";
 import { initialize } from "../lib/initialize";
-import type { Logger } from "../store/last-used";
-import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
+import type { Logger } from "../store/last-used";
+import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 
 /** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
 const EXIT_FAILED = 1;
