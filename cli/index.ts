@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // The express-api-keys command line: manage keys from a terminal (including the very first
-// secret key) with the same connection rules as initialize(): --database, DATABASE_URL, or
-// the embedded database in ./.express-api-keys.
+// secret key) with the same configuration as initialize(): each flag is the explicit option, and
+// without it the same environment variables and defaults apply (DATABASE_URL, else the embedded
+// database in ./.express-api-keys; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
+import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { inspect } from "node:util";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { isApiKeyError } from "../lib/errors";
 import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
+import type { Logger } from "../store/last-used";
+import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 
 /** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
 const EXIT_FAILED = 1;
@@ -22,6 +27,23 @@ function seconds(value: string): number {
 function positiveInteger(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError("expected a positive integer.");
   return Number(value);
+}
+
+/**
+ * Reads the pepper from a file, so that the secret never appears on a command line (which other
+ * users of the machine can see). One trailing newline, as editors and `echo` write, is dropped;
+ * the rest is taken byte for byte, as the app's Buffer or UTF-8 string pepper would be.
+ */
+function pepperFile(file: string): Buffer {
+  let content: Buffer;
+  try {
+    content = readFileSync(file);
+  } catch (error) {
+    throw new InvalidArgumentError(`the file cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"}).`);
+  }
+  const end = content.at(-1) === 0x0a ? (content.at(-2) === 0x0d ? content.length - 2 : content.length - 1) : content.length;
+  if (end === 0) throw new InvalidArgumentError("the file is empty.");
+  return content.subarray(0, end);
 }
 
 function defaultActor(): string {
@@ -42,21 +64,41 @@ function table(keys: ApiKeyDTO[]): string {
   const rows = [
     ["ID", "TYPE", "KEY", "TITLE", "STATUS", "LAST USED"],
     ...keys.map((key) => [key.id, key.type, key.redacted, key.title, status(key, now), key.last_used_at?.toISOString() ?? "never"]),
-  ];
+  ].map((row) => row.map(terminalText));
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
 }
 
+/** Prints a result: `text` must already be escaped (built with safe`...` or terminalText). */
 function print(json: boolean, value: unknown, text: string): void {
-  console.log(json ? JSON.stringify(value, null, 2) : text);
+  console.log(json ? terminalJson(value) : text);
+}
+
+/** Warnings from background work (Redis unreachable, say), one escaped line each on stderr. */
+const cliLogger: Logger = {
+  warn: (message, ...details) => console.error(`warning: ${oneLine(message, details)}`),
+  error: (message, ...details) => console.error(`error: ${oneLine(message, details)}`),
+};
+
+function oneLine(message: string, details: unknown[]): string {
+  const reasons = details.map((detail) => (detail instanceof Error ? detail.message : String(detail)));
+  return terminalText([message, ...reasons].join(": "));
 }
 
 export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
     .option("--database <url>", "postgres:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
-    .option("--schema <name>", "PostgreSQL schema of the key tables")
+    .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
+    .option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)")
+    .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
+    .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
     .showHelpAfterError()
+    // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this.
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(terminalLines(text)),
+      writeErr: (text) => process.stderr.write(terminalLines(text)),
+    })
     .exitOverride();
 
   program
@@ -70,7 +112,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       run(async (service) => {
         const key = await service.createApiKeys({ title: options.title, type: options.type, created_by: options.createdBy });
         const warning = key.type === "secret" ? "\nStore it now: it cannot be shown again." : "";
-        print(Boolean(options.json), key, `Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}${warning}`);
+        print(Boolean(options.json), key, safe`Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}` + warning);
       }),
     );
 
@@ -108,10 +150,10 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
           const data = { revoked_by: options.by, revoke_in: options.in };
           if (name === "revoke") {
             const key = await service.revoke(id, data);
-            print(Boolean(options.json), key, `Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
+            print(Boolean(options.json), key, safe`Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
           } else {
             const key = await service.roll(id, data);
-            print(Boolean(options.json), key, `Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
+            print(Boolean(options.json), key, safe`Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
           }
         }),
       );
@@ -123,7 +165,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .action((ids: string[]) =>
       run(async (service) => {
         await service.deleteApiKeys(ids);
-        console.log(`Deleted ${ids.join(", ")}`);
+        console.log(safe`Deleted ${ids.join(", ")}`);
       }),
     );
 
@@ -135,7 +177,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .action((id: string, options: { add: string[]; remove: string[] }) =>
       run(async (service) => {
         const linked = await service.updateLinks(id, { add: options.add, remove: options.remove });
-        console.log(`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
+        console.log(safe`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
       }),
     );
 
@@ -151,11 +193,21 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
   return program;
 }
 
+interface GlobalOptions {
+  database?: string;
+  schema?: string;
+  redis?: string;
+  redisPrefix?: string;
+  pepperFile?: Buffer;
+}
+
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
-    const { database, schema } = program.opts<{ database?: string; schema?: string }>();
-    const service = await initialize({ database, schema });
+    const { database, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
+    // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
+    const cache = redisPrefix === undefined ? undefined : { redisPrefix };
+    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile, logger: cliLogger });
     try {
       await work(service);
     } finally {
@@ -168,10 +220,10 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       exitCode = error.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (isApiKeyError(error) || error instanceof TypeError) {
-      console.error(`error: ${error.message}`);
+      console.error(`error: ${terminalText(error.message)}`);
       exitCode = EXIT_FAILED;
     } else {
-      console.error(error);
+      console.error(terminalLines(inspect(error)));
       exitCode = EXIT_FAILED;
     }
   }

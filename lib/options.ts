@@ -31,7 +31,10 @@ export interface CacheOptions {
   negativeTtl?: number;
   /** Longest life of an entry in Redis, in milliseconds (never past the key's `revoked_at`). Default: `60000`. */
   redisTtl?: number;
-  /** Prefix of every Redis key and of the invalidation channel. Default: `"apikey:"`. */
+  /**
+   * Prefix of every Redis key and of the invalidation channel; every app and CLI sharing keys must
+   * use the same one. Default: `API_KEYS_REDIS_PREFIX` when set, else `"apikey:"`.
+   */
   redisPrefix?: string;
   /** How long a Redis command may take before authentication goes on without it, in milliseconds. Default: `250`. */
   redisTimeout?: number;
@@ -72,14 +75,17 @@ export interface ApiKeysOptions {
   redis?: Redis | string | false;
   /** Cache settings, or `false` for no cache at all (every authentication asks the database). */
   cache?: CacheOptions | false;
-  /** PostgreSQL schema for our tables. Default: the connection's search path (usually `public`). */
+  /**
+   * PostgreSQL schema for our tables.
+   * Default: `API_KEYS_SCHEMA` when set, else the connection's search path (usually `public`).
+   */
   schema?: string;
   /** Bring the tables up to date on initialize. Default: `true`. */
   runMigrations?: boolean;
   /**
    * A server-side secret mixed into secret-key hashes (HMAC-SHA-256), so a leaked table alone
-   * cannot be checked against guesses. Default: none (plain SHA-256). Changing it invalidates
-   * every secret key.
+   * cannot be checked against guesses. Changing it invalidates every secret key, so every app and
+   * CLI sharing keys must use the same one. Default: `API_KEYS_PEPPER` when set, else none (plain SHA-256).
    */
   pepper?: string | Buffer;
   /** The clock. Default: `() => new Date()`. */
@@ -136,17 +142,37 @@ function isRedisClient(value: unknown): value is Redis {
   return typeof value === "object" && value !== null && typeof (value as Redis).duplicate === "function";
 }
 
+/** An environment variable's value, undefined when unset; a set but malformed one fails like a bad option. */
+function fromEnvironment(env: NodeJS.ProcessEnv, name: string, valid: (value: string) => boolean, problem: string): string | undefined {
+  const value = env[name];
+  if (value !== undefined && !valid(value)) failConfiguration(`\`${name}\` ${problem}.`);
+  return value;
+}
+
+/** `cache.redisPrefix` falls back to `API_KEYS_REDIS_PREFIX`; anything that is not a cache object is left for resolveCache to judge. */
+function withPrefixFromEnvironment(cache: CacheOptions | false | undefined, env: NodeJS.ProcessEnv): CacheOptions | false | undefined {
+  const prefix = env.API_KEYS_REDIS_PREFIX;
+  if (prefix === undefined || cache === false || (cache !== undefined && (typeof cache !== "object" || cache === null))) return cache;
+  return cache?.redisPrefix === undefined ? { ...cache, redisPrefix: prefix } : cache;
+}
+
 export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
   if (typeof options !== "object" || options === null) failConfiguration("`initialize(options)` takes an object.");
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
 
-  const { store, redis, schema, runMigrations, pepper, now, lastUsedFlushInterval, logger } = options;
+  const { store, redis, runMigrations, now, lastUsedFlushInterval, logger } = options;
   if (store !== undefined) {
     if (options.database !== undefined) failConfiguration("pass `store` or `database`, not both.");
-    if (schema !== undefined) failConfiguration("`schema` belongs to the database store; configure a custom `store` itself.");
+    if (options.schema !== undefined) failConfiguration("`schema` belongs to the database store; configure a custom `store` itself.");
     assertApiKeyStore(store);
   }
+  // The settings that change what is stored or where it is cached fall back to the environment,
+  // so that an app and the CLI given the same environment read and write the same keys.
+  const schema =
+    options.schema ?? fromEnvironment(env, "API_KEYS_SCHEMA", (value) => SCHEMA_NAME.test(value), "must be a plain SQL identifier such as `auth`");
+  const pepper =
+    options.pepper ?? fromEnvironment(env, "API_KEYS_PEPPER", (value) => value.length > 0, "is set but empty; unset it for plain SHA-256");
   if (redis !== undefined && redis !== false && typeof redis !== "string" && !isRedisClient(redis)) {
     failConfiguration("`redis` must be an ioredis client, a redis:// URL or false.");
   }
@@ -172,7 +198,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     database: options.database ?? env.DATABASE_URL ?? `pglite://${DEFAULT_EMBEDDED_DIRECTORY}`,
     store,
     redis: redis === false ? undefined : (redis ?? env.REDIS_URL),
-    cache: resolveCache(options.cache),
+    cache: resolveCache(withPrefixFromEnvironment(options.cache, env)),
     schema,
     runMigrations: runMigrations ?? true,
     pepper,

@@ -1,7 +1,8 @@
 // Turns the `database` option into a Knex instance, loading a driver only when it is used.
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
+import { lockDirectory } from "./directory-lock";
+import { openOwnerOnlyPglite } from "./owner-only-pglite";
 
 /** What `options.database` accepts: an app-owned Knex, or a connection string we open and own. */
 export type DatabaseOption = Knex | string;
@@ -49,45 +50,23 @@ async function openPglite(location: string): Promise<OpenedDatabase> {
     return { knex, close: () => knex.destroy() };
   }
   const directory = path.resolve(location);
-  const unlock = lockDirectory(directory);
-  const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { filename: directory } });
-  return { knex, close: () => knex.destroy().finally(unlock) };
-}
-
-function isRunning(pid: number): boolean {
+  const unlock = await lockDirectory(directory);
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/**
- * PGlite is a single-process database: a second process writing the same directory would
- * silently lose data. A lock file beside the directory makes that a clear error instead. A lock
- * left by a process that no longer runs is taken over.
- */
-function lockDirectory(directory: string): () => void {
-  const lockFile = `${directory}.lock`;
-  mkdirSync(path.dirname(lockFile), { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lockFile, "wx");
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(lockFile, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const owner = Number(readFileSync(lockFile, "utf8"));
-      if (owner && owner !== process.pid && isRunning(owner)) {
-        throw new Error(
-          `express-api-keys: the embedded database in ${directory} is open in another process (pid ${owner}). ` +
-            "Stop that process first, or use PostgreSQL (DATABASE_URL) to share keys between processes.",
-        );
+    const pglite = await openOwnerOnlyPglite(directory);
+    // knex-pglite takes a PGlite we built (`connection.pglite`) and closes it when its pool does.
+    const knex = knexFactory({ client: ClientPgLite, dialect: "postgres", connection: { pglite } as Knex.StaticConnectionConfig });
+    const close = async () => {
+      try {
+        await knex.destroy();
+        // A pool that never connected leaves PGlite to us: it must stop writing before the lock goes.
+        if (!pglite.closed) await pglite.waitReady.then(() => pglite.close(), () => undefined);
+      } finally {
+        unlock();
       }
-      rmSync(lockFile, { force: true });
-    }
+    };
+    return { knex, close };
+  } catch (error) {
+    unlock();
+    throw error;
   }
-  throw new Error(`express-api-keys: could not lock the embedded database in ${directory}`);
 }

@@ -1,12 +1,30 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
+import type { Redis } from "ioredis";
+import { initialize } from "../../lib/initialize";
 import { forEachBackend } from "../helpers/backends";
+import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";
 
 const execFileAsync = promisify(execFile);
 const root = path.resolve(__dirname, "../..");
+
+/**
+ * What a terminal would act on, or what changes how the text around it reads: C0 controls but
+ * the newline, DEL, C1 controls (U+0080-U+009F, which some terminals take as ESC sequences),
+ * bidi controls, line and paragraph separators; and U+FFFD, the trace of bytes that were not UTF-8.
+ */
+const UNSAFE_OUTPUT = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufffd]/u;
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
 
 interface Result {
   code: number;
@@ -14,23 +32,57 @@ interface Result {
   stderr: string;
 }
 
+/** Runs the CLI with no configuration from the environment but `extraEnv`. */
+async function runCli(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
+  Object.assign(env, extraEnv);
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", ...args], { cwd: root, env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe("CLI on the embedded database", function () {
+  this.timeout(120_000);
+  let dir = "";
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "api-keys-cli-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("says in one line on stderr who holds a locked directory and what to do, and exits 1", async () => {
+    const database = `pglite://${path.join(dir, "db")}`;
+    const holder = await initialize({ database, cache: false });
+    try {
+      const run = await runCli({}, ["--database", database, "list"]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(run.stdout, "");
+      assert.equal(run.stderr.split("\n").length, 2, `exactly one line: ${JSON.stringify(run.stderr)}`);
+      assert.match(run.stderr, new RegExp(`^error: The embedded database in \\S*db is open in another process \\(pid ${process.pid}\\)\\. Stop that process first`));
+    } finally {
+      await holder.close();
+    }
+    const freed = await runCli({}, ["--database", database, "list"]);
+    assert.equal(freed.code, 0, freed.stderr);
+  });
+});
+
 forEachBackend(
   "CLI",
   (db) => {
-    async function cli(...args: string[]): Promise<Result> {
-      const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: POSTGRES_URL };
-      delete env.REDIS_URL;
-      try {
-        const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema, ...args], {
-          cwd: root,
-          env,
-          timeout: 60_000,
-        });
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const failed = error as { code: number; stdout: string; stderr: string };
-        return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-      }
+    /** Runs the CLI on this test's schema in PostgreSQL. */
+    function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+      return runCli({ DATABASE_URL: POSTGRES_URL, ...extraEnv }, ["--schema", db.schema, ...args]);
+    }
+
+    function cli(...args: string[]): Promise<Result> {
+      return cliWith({}, ...args);
     }
 
     it("creates, lists, rolls, revokes and deletes keys, with the exit codes a shell expects", async function () {
@@ -79,6 +131,124 @@ forEachBackend(
       assert.deepEqual([linked.code, linked.stdout.trim()], [0, `${key.id} sales channels: sc_1, sc_2`]);
       const migrated = await cli("migrate");
       assert.deepEqual([migrated.code, migrated.stdout.trim()], [0, "The key tables are up to date."]);
+    });
+
+    it("creates secret keys that authenticate in an app with the same pepper, given by API_KEYS_PEPPER or --pepper-file", async function () {
+      this.timeout(120_000);
+      const pepper = "a server-side secret shared by the app and the CLI";
+      const dir = await mkdtemp(path.join(tmpdir(), "api-keys-pepper-"));
+      try {
+        // A file as editors and `echo` write it: its one trailing newline is not part of the pepper.
+        const pepperFile = path.join(dir, "pepper");
+        await writeFile(pepperFile, `${pepper}\n`, { mode: 0o600 });
+        const runs = [
+          await cliWith({ API_KEYS_PEPPER: pepper }, "create", "--title", "from env", "--type", "secret", "--json"),
+          await cli("--pepper-file", pepperFile, "create", "--title", "from file", "--type", "secret", "--json"),
+        ];
+        const app = await db.open({ pepper });
+        for (const run of runs) {
+          assert.equal(run.code, 0, run.stderr);
+          const { token, title } = JSON.parse(run.stdout) as { token: string; title: string };
+          const found = await app.authenticate(token);
+          assert.ok(found && found.title === title, `${title}: works in the app with the pepper`);
+          assert.equal(await db.service.authenticate(token), false, `${title}: was hashed with the pepper, not without`);
+        }
+        const empty = path.join(dir, "empty");
+        await writeFile(empty, "");
+        const refused = await cli("--pepper-file", empty, "list");
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /--pepper-file.*is empty/);
+        const missing = await cli("--pepper-file", path.join(dir, "nope"), "list");
+        assert.equal(missing.code, 2);
+        assert.match(missing.stderr, /--pepper-file.*cannot be read/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    describe("with Redis", () => {
+      let redis: Redis;
+      before(async function () {
+        redis = (await connectRedis(this))!;
+      });
+      after(() => redis?.disconnect());
+
+      async function cachedKeys(prefix: string): Promise<string[]> {
+        const found: string[] = [];
+        let cursor = "0";
+        do {
+          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}key:*`, "COUNT", 500);
+          cursor = next;
+          found.push(...keys);
+        } while (cursor !== "0");
+        return found;
+      }
+
+      for (const via of ["--redis and --redis-prefix", "REDIS_URL and API_KEYS_REDIS_PREFIX"]) {
+        it(`a revocation by the CLI reaches a running app within 100 ms, given ${via}`, async function () {
+          this.timeout(120_000);
+          const prefix = testPrefix();
+          try {
+            // The app keeps keys in memory far longer than the test runs, so only the invalidation the
+            // CLI sends through Redis can make it refuse the key in time. The CLI revokes by the real
+            // clock, so the app reads it too.
+            const app = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix, ttl: 600_000 }, now: () => new Date() });
+            const key = await app.createApiKeys({ title: "cached", type: "secret", created_by: "u" });
+            assert.ok(await app.authenticate(key.token));
+            assert.equal((await cachedKeys(prefix)).length, 1, "the key is cached in Redis under the app's prefix");
+
+            const revoked = via.startsWith("--")
+              ? await cli("--redis", REDIS_URL, "--redis-prefix", prefix, "revoke", key.id)
+              : await cliWith({ REDIS_URL, API_KEYS_REDIS_PREFIX: prefix }, "revoke", key.id);
+            const exited = performance.now();
+            assert.equal(revoked.code, 0, revoked.stderr);
+            assert.equal(revoked.stderr, "");
+            while (await app.authenticate(key.token)) {
+              if (performance.now() - exited > 100) assert.fail("the app still accepts the key 100 ms after the CLI revoked it");
+              await sleep(1);
+            }
+          } finally {
+            await deletePrefix(redis, prefix);
+          }
+        });
+      }
+    });
+
+    it("escapes control characters, terminal escape sequences and bidi overrides in everything it prints", async function () {
+      this.timeout(120_000);
+      const hostile = "A\x1b]0;owned\x07B\x1b[2JC\x9b31mD\u202eE\u2028F\u2029G\x7fH\tI\nJ\u2066K";
+      const escaped = "A\\x1b]0;owned\\x07B\\x1b[2JC\\x9b31mD\\u202eE\\u2028F\\u2029G\\x7fH\\tI\\nJ\\u2066K";
+      const secret = await db.service.createApiKeys({ title: hostile, type: "secret", created_by: hostile });
+      const publishable = await db.service.createApiKeys({ title: hostile, type: "publishable", created_by: "u" });
+      await db.service.updateLinks(publishable.id, { add: [hostile] });
+
+      const runs: [string, Result][] = [
+        ["list", await cli("list")],
+        ["list --json", await cli("list", "--json")],
+        ["create", await cli("create", "--title", hostile, "--type", "secret")],
+        ["create --json", await cli("create", "--title", hostile, "--type", "secret", "--json")],
+        ["link", await cli("link", publishable.id)],
+        ["revoke --json", await cli("revoke", secret.id, "--json")],
+        ["an error message", await cli("revoke", `apk_${hostile}`)],
+        ["a usage error", await cli(`frob${hostile}`)],
+      ];
+      for (const [label, run] of runs) {
+        const output = run.stdout + run.stderr;
+        assert.doesNotMatch(output, UNSAFE_OUTPUT, `${label}: ${JSON.stringify(output)}`);
+      }
+      const byLabel = new Map(runs);
+      assert.equal(byLabel.get("list")!.code, 0);
+      assert.match(byLabel.get("list")!.stdout, new RegExp(`^${secret.id}\\s.*\\s${escapeRegExp(escaped)}\\s+active\\s+never$`, "m"), "one table row, the title escaped");
+      assert.match(byLabel.get("create")!.stdout, new RegExp(`^Created secret key apk_\\S+ "${escapeRegExp(escaped)}"$`, "m"));
+      assert.equal(byLabel.get("link")!.stdout.trim(), `${publishable.id} sales channels: ${escaped}`);
+      const errorLines = byLabel.get("an error message")!.stderr.trimEnd().split("\n");
+      assert.equal(errorLines.length, 1, "one line, however many line breaks the input held");
+      // JSON output is escaped within its strings: a JSON reader gets the stored text back unchanged.
+      const listed = JSON.parse(byLabel.get("list --json")!.stdout) as { api_keys: { title: string; created_by: string }[] };
+      assert.deepEqual(listed.api_keys.map((key) => key.title), [hostile, hostile]);
+      assert.equal(listed.api_keys.find((key) => key.created_by !== "u")?.created_by, hostile);
+      assert.equal((JSON.parse(byLabel.get("create --json")!.stdout) as { title: string }).title, hostile);
+      assert.equal((JSON.parse(byLabel.get("revoke --json")!.stdout) as { title: string }).title, hostile);
     });
 
     it("rejects bad arguments with exit code 2 and says what is wrong", async function () {

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { chmod, lstat, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { initialize } from "../../lib/initialize";
 import { generateToken } from "../../lib/tokens";
@@ -27,6 +28,67 @@ async function runIsolated(cwd: string, body: string): Promise<string> {
     return stdout.trim();
   } finally {
     await rm(file, { force: true });
+  }
+}
+
+/** Every directory and file under `root` (itself included), with its permission bits; symbolic links are listed as such. */
+async function modes(root: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  const visit = async (entry: string): Promise<void> => {
+    const stat = await lstat(entry);
+    const kind = stat.isDirectory() ? "dir" : stat.isFile() ? "file" : "other";
+    found.set(path.relative(root, entry) || ".", `${kind} ${(stat.mode & 0o777).toString(8)}`);
+    if (stat.isDirectory()) for (const name of await readdir(entry)) await visit(path.join(entry, name));
+  };
+  await visit(root);
+  return found;
+}
+
+/** Paths under `root` whose permissions are not owner-only (0700 for directories, 0600 for files). */
+async function notOwnerOnly(root: string): Promise<string[]> {
+  return [...(await modes(root))].filter(([, mode]) => mode !== "dir 700" && mode !== "file 600").map(([name, mode]) => `${name} (${mode})`);
+}
+
+/** A contender process (test/helpers/lock-contender.ts) and the lines it prints, one at a time. */
+class Contender {
+  readonly #child: ChildProcess;
+  readonly #lines: string[] = [];
+  readonly #waiting: ((line: string) => void)[] = [];
+  #output = "";
+
+  constructor(directory: string, readDelayMs: number) {
+    this.#child = spawn(process.execPath, ["--import", "tsx", "test/helpers/lock-contender.ts", directory], {
+      cwd: root,
+      env: { ...process.env, LOCK_CONTENDER_READ_DELAY_MS: String(readDelayMs) },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    createInterface({ input: this.#child.stdout! }).on("line", (line) => {
+      const waiter = this.#waiting.shift();
+      if (waiter) waiter(line);
+      else this.#lines.push(line);
+    });
+    this.#child.stderr!.on("data", (chunk: Buffer) => (this.#output += chunk.toString()));
+    this.#child.once("exit", (code) => {
+      for (const waiter of this.#waiting.splice(0)) waiter(`exited with ${code}: ${this.#output}`);
+    });
+  }
+
+  next(): Promise<string> {
+    const line = this.#lines.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.#child.exitCode !== null) return Promise.resolve(`exited with ${this.#child.exitCode}: ${this.#output}`);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  send(line: string): void {
+    this.#child.stdin!.write(`${line}\n`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.#child.stdin!.end();
+    await exited;
   }
 }
 
@@ -67,7 +129,7 @@ describe("initialize() with zero configuration", function () {
     try {
       const body = `const service = await initialize({ database: ${JSON.stringify(database)} }); await service.close(); console.log("opened");`;
       await assert.rejects(runIsolated(dir, body), (error: Error) => {
-        assert.match(error.message, /the embedded database in .*db is open in another process \(pid \d+\)\. Stop that process first/);
+        assert.match(error.message, /The embedded database in .*db is open in another process \(pid \d+\)\. Stop that process first/);
         return true;
       });
       await holder.close();
@@ -77,6 +139,69 @@ describe("initialize() with zero configuration", function () {
       assert.equal(await runIsolated(dir, body), "opened");
     } finally {
       await holder.close();
+    }
+  });
+
+  it("refuses a second open of the same embedded directory in one process, which would lose writes the same way", async () => {
+    const database = `pglite://${path.join(dir, "db")}`;
+    const first = await initialize({ database, cache: false });
+    try {
+      await rejectsWith(initialize({ database, cache: false }), "unavailable", /already open in this process \(pid \d+\)\. Close the other service first/);
+      assert.ok(await first.createApiKeys({ title: "still works", type: "publishable", created_by: "u" }));
+    } finally {
+      await first.close();
+    }
+    const again = await initialize({ database, cache: false });
+    await again.close();
+  });
+
+  it("keeps the embedded directory and every file in it, the lock too, to its owner, whatever the umask", async () => {
+    const database = path.join(dir, "db");
+    // A umask of 000 would leave everything created with the process's defaults open to all users.
+    const body = `process.umask(0);
+       const service = await initialize({ database: ${JSON.stringify(`pglite://${database}`)} });
+       const lock = (await import("node:fs")).statSync(${JSON.stringify(`${database}.lock`)}).mode & 0o777;
+       await service.createApiKeys({ title: "t", type: "secret", created_by: "u" });
+       await service.close();
+       console.log(lock.toString(8));`;
+    assert.equal(await runIsolated(dir, body), "600", "the lock file");
+    const created = await modes(database);
+    assert.ok(created.size > 100, "PGlite wrote its files");
+    assert.deepEqual(await notOwnerOnly(database), []);
+
+    // A directory left open by an earlier version is closed up when it is next opened.
+    await chmod(database, 0o755);
+    await chmod(path.join(database, "PG_VERSION"), 0o644);
+    await chmod(path.join(database, "base"), 0o777);
+    assert.equal(await runIsolated(dir, body), "600");
+    assert.deepEqual(await notOwnerOnly(database), []);
+  });
+
+  it("lets exactly one of several processes that start at once take over a stale lock", async function () {
+    this.timeout(300_000);
+    const CONTENDERS = 4;
+    const ROUNDS = 5;
+    const directory = path.join(dir, "db");
+    // Every contender pauses 50 ms after each read of the lock file (see lock-contender.ts), so that
+    // all of them find the same stale lock before any of them replaces it.
+    const contenders = Array.from({ length: CONTENDERS }, () => new Contender(directory, 50));
+    try {
+      assert.deepEqual(await Promise.all(contenders.map((contender) => contender.next())), Array(CONTENDERS).fill("ready"));
+      for (let round = 0; round < ROUNDS; round++) {
+        // The pid of a process that has just exited: a lock a crash left behind.
+        const gone = spawnSync(process.execPath, ["-e", ""]).pid;
+        await writeFile(`${directory}.lock`, String(gone));
+        for (const contender of contenders) contender.send("go");
+        const results = await Promise.all(contenders.map((contender) => contender.next()));
+        assert.equal(results.filter((result) => result === "won").length, 1, `round ${round}: ${results.join(" | ")}`);
+        for (const result of results.filter((result) => result !== "won")) {
+          assert.match(result, /^lost .*embedded database in .*db is open in another process \(pid \d+\)/, `round ${round}: ${result}`);
+        }
+        for (const contender of contenders) contender.send("release");
+        assert.deepEqual(await Promise.all(contenders.map((contender) => contender.next())), Array(CONTENDERS).fill("released"));
+      }
+    } finally {
+      await Promise.all(contenders.map((contender) => contender.stop()));
     }
   });
 

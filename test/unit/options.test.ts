@@ -34,6 +34,22 @@ describe("initialize options", () => {
     assert.equal(resolveOptions({}, {}).redis, undefined);
   });
 
+  it("takes the pepper, the schema and the Redis prefix from the option, then the environment, then the default", () => {
+    const env = { API_KEYS_PEPPER: "env-pepper", API_KEYS_SCHEMA: "env_schema", API_KEYS_REDIS_PREFIX: "env:" };
+    const prefix = (resolved: ReturnType<typeof resolveOptions>) => (resolved.cache === false ? "off" : resolved.cache.redisPrefix);
+
+    const given = resolveOptions({ pepper: "opt-pepper", schema: "opt_schema", cache: { redisPrefix: "opt:" } }, env);
+    assert.deepEqual([given.pepper, given.schema, prefix(given)], ["opt-pepper", "opt_schema", "opt:"]);
+    const fromEnv = resolveOptions({ cache: { ttl: 100 } }, env);
+    assert.deepEqual([fromEnv.pepper, fromEnv.schema, prefix(fromEnv)], ["env-pepper", "env_schema", "env:"]);
+    assert.equal(prefix(resolveOptions({}, env)), "env:");
+    const defaults = resolveOptions({}, {});
+    assert.deepEqual([defaults.pepper, defaults.schema, prefix(defaults)], [undefined, undefined, "apikey:"]);
+    // A deliberate empty prefix is an explicit option, not a missing one.
+    assert.equal(prefix(resolveOptions({ cache: { redisPrefix: "" } }, env)), "");
+    assert.equal(resolveOptions({ cache: false }, env).cache, false);
+  });
+
   it("fills cache defaults in one place", () => {
     assert.deepEqual(resolveOptions({ cache: { ttl: 100, max: undefined } }, {}).cache, {
       memory: true,
@@ -71,6 +87,19 @@ describe("initialize options", () => {
       [{ cache: { memory: "yes" } }, /`cache.memory`/],
       [5, /takes an object/],
     ];
+    const envCases: [NodeJS.ProcessEnv, RegExp][] = [
+      [{ API_KEYS_SCHEMA: "bad-name;" }, /`API_KEYS_SCHEMA` must be a plain SQL identifier/],
+      [{ API_KEYS_SCHEMA: "" }, /`API_KEYS_SCHEMA`/],
+      [{ API_KEYS_PEPPER: "" }, /`API_KEYS_PEPPER` is set but empty/],
+    ];
+    for (const [env, message] of envCases) {
+      assert.throws(
+        () => resolveOptions({}, env),
+        (error: unknown) => error instanceof TypeError && /^express-api-keys: /.test(error.message) && message.test(error.message),
+      );
+    }
+    // An explicit option wins, so a bad variable it overrides is never read.
+    assert.equal(resolveOptions({ schema: "ok" }, { API_KEYS_SCHEMA: "bad-name;" }).schema, "ok");
     for (const [options, message] of cases) {
       assert.throws(
         () => resolveOptions(options as never, {}),
