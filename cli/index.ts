@@ -11,7 +11,7 @@ import { isApiKeyError } from "../lib/errors";
 import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
-import type { Logger } from "../store/last-used";
+import type { Logger } from "../lib/logger";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 
 /** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
