@@ -131,14 +131,24 @@ export class ApiKeyService {
     const settled = this.#store.settled;
     if (!settled) return;
     settled
-      .call(this.#store, transaction, probe ?? { id: "", updatedAt: null })
-      .then(async (committed) => {
+      .call(this.#store, transaction)
+      .then(async () => {
         await this.#cache.invalidate(cacheKeys);
-        if (committed && probe) this.#events.emit(events);
+        if (probe && events.length > 0 && (await this.#persisted(probe))) this.#events.emit(events);
       })
       .catch((error: unknown) => {
         this.#config.logger.error("express-api-keys: could not confirm a change made in an app transaction", error);
       });
+  }
+
+  /**
+   * Whether a write made in an app's transaction was committed. Some transaction APIs (Knex's
+   * among them) report a rollback as success, so the store is asked: everything one call wrote
+   * commits or rolls back together, so one row tells.
+   */
+  async #persisted(probe: WriteProbe): Promise<boolean> {
+    const [row] = await this.#store.find(byId(probe.id), { ...ALL_ROWS, withDeleted: true });
+    return probe.updatedAt === null ? row === undefined : row?.updated_at.getTime() === probe.updatedAt.getTime();
   }
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */

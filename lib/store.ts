@@ -27,7 +27,7 @@ export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "token" | "redacted"
 /** A publishable key with the ids of the sales channels it is linked to, sorted. */
 export type PublishableRecord = ApiKeyRecord & { sales_channel_ids: string[] };
 
-/** A key that `roll` or a change inside an app's transaction wrote, to tell later whether it committed. */
+/** A row a change wrote, to tell after an app's transaction whether the change was committed. */
 export interface WriteProbe {
   id: string;
   /** The row's `updated_at` after the write; `null` when the write deleted the row. */
@@ -102,10 +102,11 @@ export interface ApiKeyStore {
   within?(transaction: unknown): ApiKeyStore;
 
   /**
-   * Optional, with `within`. Resolves once the app's transaction has ended, to whether the
-   * change described by `probe` was committed; the service then sends its events (or not).
+   * Optional, with `within`. Resolves once the app's transaction has ended, committed or not
+   * (never rejects for a rollback). The service then drops the changed keys from the caches
+   * again, and sends its events if a row it wrote is there as written.
    */
-  settled?(transaction: unknown, probe: WriteProbe): Promise<boolean>;
+  settled?(transaction: unknown): Promise<void>;
 
   /**
    * Optional. The value stored under `name`, written first as `create()` when there is none;

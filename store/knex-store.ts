@@ -3,7 +3,7 @@
 import type { Knex } from "knex";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
-import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, WriteProbe } from "../lib/store";
+import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
 import { runMigrations } from "./migrations";
@@ -55,16 +55,9 @@ export class KnexApiKeyStore implements ApiKeyStore {
     return new KnexApiKeyStore(transaction, this.schema);
   }
 
-  /**
-   * Whether a change made in the app's transaction was committed, once it has ended. Knex
-   * reports a rollback as success in some forms, so the database is asked: everything one
-   * call wrote commits or rolls back together, so one row tells.
-   */
-  async settled(transaction: unknown, probe: WriteProbe): Promise<boolean> {
-    if (!isKnexTransaction(transaction)) return false;
-    await transaction.executionPromise.catch(() => undefined);
-    const updatedAt = await this.updatedAt(probe.id);
-    return probe.updatedAt === null ? updatedAt === undefined : updatedAt?.getTime() === probe.updatedAt.getTime();
+  /** Resolves once the app's Knex transaction has ended, committed or rolled back. */
+  async settled(transaction: unknown): Promise<void> {
+    if (isKnexTransaction(transaction)) await transaction.executionPromise.catch(() => undefined);
   }
 
   translateError(error: unknown): ApiKeyError {
@@ -159,12 +152,6 @@ export class KnexApiKeyStore implements ApiKeyStore {
        where k.id = v.id and (k.last_used_at is null or k.last_used_at < v.at)`,
       [table, ...uses.flat()],
     );
-  }
-
-  /** A key's `updated_at`, or undefined when there is no such row. */
-  async updatedAt(id: string): Promise<Date | undefined> {
-    const row = (await this.table("api_key").select("updated_at").where({ id }).first()) as { updated_at: Date } | undefined;
-    return row?.updated_at;
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
