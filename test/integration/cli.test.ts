@@ -21,7 +21,7 @@ forEachBackend(
       const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: POSTGRES_URL };
       delete env.REDIS_URL;
       try {
-        const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema, ...args], {
+        const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema!, ...args], {
           cwd: root,
           env,
           timeout: 60_000,
