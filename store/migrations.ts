@@ -184,7 +184,12 @@ async function serialized(knex: Knex, dialect: Dialect, schema: string | undefin
           if (schema) await knex.raw("create database if not exists ??", [schema]);
           await migrate(knex);
         } finally {
-          await knex.raw(`select release_lock(${name})`, [schema ?? null]).connection(connection);
+          // Best effort: a connection that was lost has released its lock with it, and the
+          // migration's own error matters more.
+          await knex
+            .raw(`select release_lock(${name})`, [schema ?? null])
+            .connection(connection)
+            .catch(() => {});
         }
       } finally {
         await knex.client.releaseConnection(connection);
