@@ -1,5 +1,6 @@
 // One mocha config for every tier: unit tests need no services, integration tests use real
-// PostgreSQL and PGlite. `forbid-only` under CI keeps a stray `.only` from hiding tests.
+// PostgreSQL, PGlite, MariaDB, SQLite and Redis. `forbid-only` under CI keeps a stray `.only`
+// from hiding tests.
 module.exports = {
   "node-option": ["import=tsx"],
   require: ["test/helpers/root-hooks.ts"],

@@ -188,10 +188,20 @@ function operatorCondition(
     case "$re":
       if (typeof raw !== "string") invalid(at, `expected a string, got ${describe(raw)}`);
       if (op === "$re") assertRegex(at, raw);
+      else assertLikePattern(at, raw);
       return { kind: "match", field, op: MATCH_OPS[op], pattern: raw };
     default:
       return invalid(at, "unknown operator");
   }
+}
+
+/**
+ * In a LIKE pattern `\` escapes the next character, so one left at the end escapes nothing:
+ * PostgreSQL refuses such a pattern and MySQL matches a backslash, so every store refuses it here.
+ */
+function assertLikePattern(path: string, pattern: string): void {
+  const trailing = /\\+$/.exec(pattern)?.[0].length ?? 0;
+  if (trailing % 2 === 1) invalid(path, "the pattern ends with a lone escape character '\\' (write '\\\\' for a backslash)");
 }
 
 function assertRegex(path: string, pattern: string): void {

@@ -57,9 +57,10 @@ const CACHE_DEFAULTS: ResolvedCacheOptions = {
 
 export interface ApiKeysOptions {
   /**
-   * A Knex instance the app owns, a `postgres://` URL, or `pglite://<directory>` /
-   * `pglite://memory` for the embedded database.
-   * Default: `DATABASE_URL` when set, else `pglite://.express-api-keys`.
+   * A Knex instance the app owns (pg, PGlite, mysql2 or better-sqlite3), a `postgres://` URL,
+   * `pglite://<directory>` / `pglite://memory` for the embedded database, a `mysql://` or
+   * `mariadb://` URL (needs the mysql2 package), or `sqlite://<file>` / `sqlite://memory`
+   * (needs better-sqlite3). Default: `DATABASE_URL` when set, else `pglite://.express-api-keys`.
    */
   database?: DatabaseOption;
   /**
@@ -76,8 +77,9 @@ export interface ApiKeysOptions {
   /** Cache settings, or `false` for no cache at all (every authentication asks the database). */
   cache?: CacheOptions | false;
   /**
-   * PostgreSQL schema for our tables.
-   * Default: `API_KEYS_SCHEMA` when set, else the connection's search path (usually `public`).
+   * Where our tables live: a PostgreSQL schema, or a MySQL database; SQLite has none, so there
+   * it is a TypeError. Default: `API_KEYS_SCHEMA` when set, else the connection's search path
+   * (usually `public`) or database.
    */
   schema?: string;
   /** Bring the tables up to date on initialize. Default: `true`. */

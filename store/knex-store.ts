@@ -1,11 +1,13 @@
 // The SQL store: every read and write of `api_key` and `api_key_link`, through Knex only.
-// Runs on PostgreSQL (pg) and on embedded PGlite; knows nothing of HTTP or of tokens.
+// Runs on PostgreSQL (pg), embedded PGlite, MySQL/MariaDB (mysql2) and SQLite
+// (better-sqlite3); what differs between them lives in dialect.ts. Knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
+import { type Dialect, assertSchemaSupported, dialectOf } from "./dialect";
 import { runMigrations } from "./migrations";
 import { translateStoreError } from "./store-errors";
 
@@ -24,13 +26,7 @@ const COLUMNS: (keyof ApiKeyRecord)[] = [
   "revoked_at",
 ];
 
-/** Rows or ids per statement: far under every driver's bind-parameter limit (SQLite: 32,766). */
-const BATCH = 1000;
-
-/** `items` in slices of BATCH, for lists whose length no caller bounds (the keys a selector matched, a key's links). */
-function* batches<T>(items: readonly T[]): Generator<T[]> {
-  for (let i = 0; i < items.length; i += BATCH) yield items.slice(i, i + BATCH);
-}
+const TIMESTAMPS = ["last_used_at", "created_at", "updated_at", "deleted_at", "revoked_at"] as const;
 
 function isKnexTransaction(value: unknown): value is Knex.Transaction {
   return typeof value === "function" && typeof (value as Partial<Knex.Transaction>).commit === "function" && "executionPromise" in value;
@@ -41,18 +37,35 @@ export function qualifiedTable(schema: string | undefined, table: string): strin
   return schema ? `${schema}.${table}` : table;
 }
 
+/** An id in a list takes one binding; counting two leaves half the limit to the rest of the statement. */
+const BINDINGS_PER_LISTED_ID = 2;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size));
+  return result;
+}
+
+type PublishableRow = ApiKeyRecord & { sales_channel_id: string | null };
+
 export class KnexApiKeyStore implements ApiKeyStore {
+  private readonly dialect: Dialect;
+
   constructor(
     private readonly db: Knex | Knex.Transaction,
     private readonly schema?: string,
-  ) {}
+    dialect?: Dialect,
+  ) {
+    this.dialect = dialect ?? dialectOf(db);
+    assertSchemaSupported(this.dialect, schema);
+  }
 
   /** The same store, running every query in the app's transaction (a Knex transaction). */
   within(transaction: unknown): KnexApiKeyStore {
     if (!isKnexTransaction(transaction)) {
       throw new TypeError("express-api-keys: `transaction` must be a Knex transaction of the database the store uses.");
     }
-    return new KnexApiKeyStore(transaction, this.schema);
+    return new KnexApiKeyStore(transaction, this.schema, this.dialect);
   }
 
   /** Resolves once the app's Knex transaction has ended, committed or rolled back. */
@@ -70,8 +83,8 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   /** Runs `work` in a transaction (a savepoint when already inside one). */
-  transaction<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T> {
-    return this.db.transaction((trx) => work(new KnexApiKeyStore(trx, this.schema)));
+  transaction<T>(work: (store: KnexApiKeyStore) => Promise<T>): Promise<T> {
+    return this.db.transaction((trx) => work(new KnexApiKeyStore(trx, this.schema, this.dialect)));
   }
 
   private table(name: "api_key" | "api_key_link" | "api_key_secret"): Knex.QueryBuilder {
@@ -79,15 +92,43 @@ export class KnexApiKeyStore implements ApiKeyStore {
     return this.schema ? builder.withSchema(this.schema) : builder;
   }
 
+  /** A row as the driver returns it, with its timestamps as Dates whatever the dialect stores. */
+  private record<T extends Partial<ApiKeyRecord>>(row: T): T {
+    const fields = row as Record<string, unknown>;
+    for (const column of TIMESTAMPS) {
+      if (column in fields) fields[column] = this.dialect.toDate(fields[column]);
+    }
+    return row;
+  }
+
   private scoped(condition: Condition, withDeleted: boolean): Knex.QueryBuilder {
     const query = this.table("api_key");
     if (!withDeleted) query.whereNull("deleted_at");
-    applyCondition(query, condition);
+    applyCondition(query, condition, this.dialect);
     return query;
   }
 
+  /**
+   * Runs `write` over `items` in batches that keep each statement within the dialect's bind
+   * parameter limit (and `maxRows`), all in one transaction when there is more than one batch.
+   */
+  private async batched<T>(
+    items: readonly T[],
+    bindingsEach: number,
+    write: (store: KnexApiKeyStore, batch: T[]) => Promise<unknown>,
+    maxRows = Infinity,
+  ): Promise<void> {
+    const batches = chunks(items, Math.min(Math.floor(this.dialect.maxBindings / bindingsEach), maxRows));
+    if (batches.length === 1) await write(this, batches[0]!);
+    else if (batches.length > 1) {
+      await this.transaction(async (store) => {
+        for (const batch of batches) await write(store, batch);
+      });
+    }
+  }
+
   async insert(records: ApiKeyRecord[]): Promise<void> {
-    if (records.length > 0) await this.table("api_key").insert(records);
+    await this.batched(records, COLUMNS.length, (store, batch) => store.table("api_key").insert(batch), this.dialect.maxInsertRows);
   }
 
   async find(
@@ -99,8 +140,9 @@ export class KnexApiKeyStore implements ApiKeyStore {
     for (const [field, direction] of config.order) query.orderBy(field, direction);
     if (config.skip !== undefined) query.offset(config.skip);
     if (config.take !== undefined) query.limit(config.take);
-    if (options.forUpdate) query.forUpdate();
-    return (await query) as ApiKeyRecord[];
+    if (options.forUpdate && this.dialect.rowLocks) query.forUpdate();
+    const rows = (await query) as ApiKeyRecord[];
+    return rows.map((row) => this.record(row));
   }
 
   async count(condition: Condition, withDeleted: boolean): Promise<number> {
@@ -115,52 +157,55 @@ export class KnexApiKeyStore implements ApiKeyStore {
       .where({ token: storedToken, type })
       .whereNull("deleted_at")
       .first()) as ApiKeyRecord | undefined;
-    return row;
+    return row && this.record(row);
   }
 
   /**
-   * A publishable key and its sales channel ids in one round trip (the ids through a subquery
-   * on the link table's primary key), so a storefront request costs a single lookup.
+   * A publishable key and its sales channel ids in one round trip (one row per channel, from
+   * a LEFT JOIN on the link table's primary key), so a storefront request costs a single lookup.
    */
   async findPublishable(token: string): Promise<(ApiKeyRecord & { sales_channel_ids: string[] }) | undefined> {
-    const links = qualifiedTable(this.schema, "api_key_link");
-    const row = (await this.table("api_key")
-      .select(COLUMNS.map((column) => `api_key.${column}`))
-      .select(
-        this.db.raw(
-          `coalesce((select array_agg(l.resource_id order by l.resource_id) from ?? as l
-            where l.api_key_id = api_key.id and l.resource_type = 'sales_channel'), '{}') as sales_channel_ids`,
-          [links],
-        ),
-      )
-      .where({ token, type: "publishable" })
-      .whereNull("deleted_at")
-      .first()) as (ApiKeyRecord & { sales_channel_ids: string[] }) | undefined;
-    return row;
+    const rows = (await this.db({ k: qualifiedTable(this.schema, "api_key") })
+      .select(COLUMNS.map((column) => `k.${column}`))
+      .select({ sales_channel_id: "l.resource_id" })
+      .leftJoin({ l: qualifiedTable(this.schema, "api_key_link") }, (join) => {
+        join.on("l.api_key_id", "k.id").andOnVal("l.resource_type", "sales_channel");
+      })
+      .where({ "k.token": token, "k.type": "publishable" })
+      .whereNull("k.deleted_at")
+      .orderBy("l.resource_id")) as PublishableRow[];
+    const [first] = rows;
+    if (!first) return undefined;
+    const { sales_channel_id: _, ...record } = first;
+    const sales_channel_ids = rows.flatMap((row) => (row.sales_channel_id === null ? [] : [row.sales_channel_id]));
+    return { ...this.record(record), sales_channel_ids };
   }
 
   /**
-   * Writes many keys' last use in one statement. A use older than the stored one never
-   * overwrites it, so flushes from several instances can land in any order.
+   * Writes many keys' last use, in one statement per `maxBindings`. A use older than the
+   * stored one never overwrites it, so flushes from several instances can land in any order.
    */
   async recordLastUsed(uses: [id: string, at: Date][]): Promise<void> {
-    if (uses.length === 0) return;
     const table = qualifiedTable(this.schema, "api_key");
-    const values = uses.map(() => "(?, ?::timestamptz)").join(", ");
-    await this.db.raw(
-      `update ?? as k set last_used_at = v.at from (values ${values}) as v(id, at)
-       where k.id = v.id and (k.last_used_at is null or k.last_used_at < v.at)`,
-      [table, ...uses.flat()],
-    );
+    await this.batched(uses, 2, (store, batch) => {
+      const { sql, bindings } = this.dialect.lastUsedUpdate(table, batch);
+      return store.db.raw(sql, bindings);
+    });
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
-    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).update(patch);
+    await this.batched(ids, BINDINGS_PER_LISTED_ID, (store, batch) => store.table("api_key").whereIn("id", batch).update(patch));
   }
 
-  /** Deletes keys; their links go with them through the foreign key's ON DELETE CASCADE. */
+  /**
+   * Deletes keys with their links. The links go first, explicitly: the foreign key cascades,
+   * but SQLite enforces foreign keys per connection, and an app's own Knex may turn them off.
+   */
   async delete(ids: string[]): Promise<void> {
-    for (const batch of batches(ids)) await this.table("api_key").whereIn("id", batch).delete();
+    await this.batched(ids, BINDINGS_PER_LISTED_ID, async (store, batch) => {
+      await store.table("api_key_link").whereIn("api_key_id", batch).delete();
+      await store.table("api_key").whereIn("id", batch).delete();
+    });
   }
 
   async linkedIds(apiKeyId: string, resourceType: string): Promise<string[]> {
@@ -172,17 +217,19 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   async addLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void> {
-    if (resourceIds.length === 0) return;
     const rows = resourceIds.map((resource_id) => ({ api_key_id: apiKeyId, resource_type: resourceType, resource_id }));
-    await this.table("api_key_link").insert(rows).onConflict(["api_key_id", "resource_type", "resource_id"]).ignore();
+    await this.batched(
+      rows,
+      3,
+      (store, batch) => this.dialect.insertIgnoringDuplicates(store.table("api_key_link"), batch, ["api_key_id", "resource_type", "resource_id"]),
+      this.dialect.maxInsertRows,
+    );
   }
 
   async removeLinks(apiKeyId: string, resourceType: string, resourceIds: string[]): Promise<void> {
-    if (resourceIds.length === 0) return;
-    await this.table("api_key_link")
-      .where({ api_key_id: apiKeyId, resource_type: resourceType })
-      .whereIn("resource_id", resourceIds)
-      .delete();
+    await this.batched(resourceIds, BINDINGS_PER_LISTED_ID, (store, batch) =>
+      store.table("api_key_link").where({ api_key_id: apiKeyId, resource_type: resourceType }).whereIn("resource_id", batch).delete(),
+    );
   }
 
   /**
@@ -207,6 +254,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const rows = (await this.table("api_key_link")
       .select("resource_type", "resource_id")
       .where({ api_key_id: fromId })) as { resource_type: string; resource_id: string }[];
-    for (const batch of batches(rows)) await this.table("api_key_link").insert(batch.map((row) => ({ ...row, api_key_id: toId })));
+    const copies = rows.map((row) => ({ ...row, api_key_id: toId }));
+    await this.batched(copies, 3, (store, batch) => store.table("api_key_link").insert(batch), this.dialect.maxInsertRows);
   }
 }

@@ -55,6 +55,10 @@ export const STORE_ERROR_CODES: Record<string, Record<string, StoreErrorVerdict>
     ER_SERVER_SHUTDOWN: OUTAGE,
     ER_LOCK_DEADLOCK: OUTAGE,
     ER_LOCK_WAIT_TIMEOUT: OUTAGE,
+    ER_REGEXP_ERROR: badValue("Invalid filter: the $re pattern is not a valid MySQL regular expression"),
+    ER_DATA_TOO_LONG: badValue("A value is too long for its column"),
+    ER_TRUNCATED_WRONG_VALUE: badValue("A value has the wrong format or is out of range for its column"),
+    ER_DATETIME_FUNCTION_OVERFLOW: badValue("A date value is out of range"),
   },
   // better-sqlite3.
   sqlite: {
@@ -62,6 +66,8 @@ export const STORE_ERROR_CODES: Record<string, Record<string, StoreErrorVerdict>
     "SQLITE_LOCKED*": OUTAGE,
     "SQLITE_CANTOPEN*": OUTAGE,
     "SQLITE_IOERR*": OUTAGE,
+    SQLITE_TOOBIG: badValue("A value is too long"),
+    SQLITE_MISMATCH: badValue("A value has the wrong type for its column"),
   },
 };
 

@@ -56,7 +56,7 @@ forEachBackend(
         `insert into ??.api_key (id, token, redacted, title, type, created_by)
          select 'apk_bulk' || lpad(i::text, 6, '0'), md5(i::text), 'sk_bul***k00', 'bulk', 'secret', 'seed'
          from generate_series(1, 66000) as i`,
-        [db.schema],
+        [db.schema!],
       );
       assert.equal((await db.service.updateApiKeys({ title: "bulk" }, { title: "renamed" })).length, 66_000);
       assert.equal((await db.service.revoke({ title: "renamed" }, { revoked_by: "u" })).length, 66_000);
@@ -67,7 +67,7 @@ forEachBackend(
       await db.knex.raw(
         `insert into ??.api_key_link (api_key_id, resource_type, resource_id)
          select ?, 'sales_channel', 'sc_' || i from generate_series(1, 22000) as i`,
-        [db.schema, key.id],
+        [db.schema!, key.id],
       );
       const successor = await db.service.roll(key.id, { revoked_by: "u" });
       assert.equal((await db.service.listLinks(successor.id)).length, 22_000);

@@ -236,7 +236,7 @@ forEachBackend(
       await b.authenticatePublishable(keys[1]!.token);
       await untilRefused(b, keys[0]!.token);
 
-      const [{ value }] = (await db.knex.withSchema(db.schema).from("api_key_secret").select("value")) as [{ value: string }];
+      const [{ value }] = (await db.knex.withSchema(db.schema!).from("api_key_secret").select("value")) as [{ value: string }];
       const forms = [value, Buffer.from(value, "base64url").toString("hex"), Buffer.from(value, "base64url").toString("base64")];
       let dump = "";
       for (const name of await keysUnder(redis, prefix)) dump += `${name} ${(await redis.type(name)) === "string" ? await redis.get(name) : ""}\n`;

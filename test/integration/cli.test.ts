@@ -78,7 +78,7 @@ forEachBackend(
   (db) => {
     /** Runs the CLI on this test's schema in PostgreSQL. */
     function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
-      return runCli({ DATABASE_URL: POSTGRES_URL, ...extraEnv }, ["--schema", db.schema, ...args]);
+      return runCli({ DATABASE_URL: POSTGRES_URL, ...extraEnv }, ["--schema", db.schema!, ...args]);
     }
 
     function cli(...args: string[]): Promise<Result> {

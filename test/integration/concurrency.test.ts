@@ -74,7 +74,7 @@ forEachBackend("concurrency", (db) => {
     const stragglers = keys.map((key) => service.authenticate(key.token).catch(() => false));
     await service.close();
     await Promise.all(stragglers);
-    const rows = (await db.knex.withSchema(db.schema).from("api_key").whereIn("id", [...usedBeforeClose]).select("id", "last_used_at")) as {
+    const rows = (await db.table("api_key").whereIn("id", [...usedBeforeClose]).select("id", "last_used_at")) as {
       id: string;
       last_used_at: Date | null;
     }[];

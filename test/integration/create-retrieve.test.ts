@@ -41,6 +41,18 @@ forEachBackend("createApiKeys / retrieveApiKey", (db) => {
     assert.equal((await db.service.listApiKeys()).length, 3);
   });
 
+  it("creates more keys in one call than one statement's bind parameters allow", async function () {
+    this.timeout(60_000);
+    // 12 columns a key: past 65,535 parameters (PostgreSQL) and 32,766 (SQLite).
+    const count = Math.floor(65_535 / 12) + 1;
+    const keys = await db.service.createApiKeys(
+      Array.from({ length: count }, (_, i) => ({ title: `bulk ${i}`, type: "publishable" as const, created_by: "u" })),
+    );
+    assert.equal(keys.length, count);
+    assert.equal((await db.service.listAndCountApiKeys({ title: { $like: "bulk %" } }, { take: 1 }))[1], count);
+    assert.equal((await db.service.retrieveApiKey(keys[count - 1]!.id)).token, keys[count - 1]!.token);
+  });
+
   it("allows several active secret keys, as the reference does since 2.11", async () => {
     await db.service.createApiKeys({ title: "a", type: "secret", created_by: "u" });
     await db.service.createApiKeys({ title: "b", type: "secret", created_by: "u" });
@@ -79,8 +91,9 @@ forEachBackend("createApiKeys / retrieveApiKey", (db) => {
     await rejectsWith(db.service.retrieveApiKey(undefined as never), "not_found", "apiKey - id must be defined");
     await rejectsWith(db.service.retrieveApiKey(""), "not_found", "apiKey - id must be defined");
     await rejectsWith(db.service.retrieveApiKey(42 as never), "invalid_data", /string id/);
-    // PostgreSQL refuses NUL bytes in text; that is bad input, not an outage.
-    await rejectsWith(db.service.retrieveApiKey("x\u0000y"), "invalid_data");
+    // PostgreSQL refuses NUL bytes in text; that is bad input, not an outage. MySQL and SQLite
+    // store them, so there such an id is merely unknown.
+    await rejectsWith(db.service.retrieveApiKey("x\u0000y"), db.dialect.name === "postgres" ? "invalid_data" : "not_found");
   });
 
   it("returns only the selected fields plus id, and still masks secret tokens", async () => {

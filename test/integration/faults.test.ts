@@ -243,7 +243,7 @@ forEachBackend(
 
     it("authenticates from the database without Redis until the secret can be read, saying so once each way", async () => {
       // An app that runs migrations itself and has not applied the one that adds the secret table.
-      await db.knex.schema.withSchema(db.schema).dropTable("api_key_secret");
+      await db.knex.schema.withSchema(db.schema!).dropTable("api_key_secret");
       const { lines, logger } = captureLogger();
       const service = await db.open({ redis: REDIS_URL, runMigrations: false, cache: { redisPrefix: prefix }, logger });
       const keys = await service.createApiKeys([

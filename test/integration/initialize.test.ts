@@ -219,9 +219,9 @@ describe("initialize() with zero configuration", function () {
   });
 
   it("refuses unknown connection strings without echoing them", async () => {
-    await assert.rejects(initialize({ database: "mysql://root:hunter2@db/x" }), (error: Error) => {
+    await assert.rejects(initialize({ database: "mssql://root:hunter2@db/x" }), (error: Error) => {
       assert.ok(error instanceof TypeError);
-      assert.match(error.message, /postgres:\/\/, postgresql:\/\/ or pglite:\/\/; got scheme mysql:/);
+      assert.match(error.message, /postgres:\/\/, postgresql:\/\/, pglite:\/\/, mysql:\/\/, mariadb:\/\/ or sqlite:\/\/; got scheme mssql:/);
       assert.doesNotMatch(error.message, /hunter2/);
       return true;
     });

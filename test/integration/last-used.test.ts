@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import request from "supertest";
-import type { ApiKeyDTO } from "../../lib/types";
+import type { Condition } from "../../lib/filters";
+import type { ApiKeyDTO, ApiKeyField } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
 import { createApp } from "../helpers/create-app";
+import { KnexApiKeyStore } from "../../store/knex-store";
+
+const ALL_ROWS = { order: [["id", "asc"]] as [ApiKeyField, "asc"][], withDeleted: true };
+const byId = (id: string): Condition => ({ kind: "compare", field: "id", op: "=", value: id });
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
-const isUpdate = (sql: string) => /^update\b/i.test(sql.trim());
+/** An UPDATE, or (SQLite) a WITH clause leading to one. */
+const isUpdate = (sql: string) => /^(with\b[\s\S]*?\)\s*)?update\b/i.test(sql.trim());
 
 forEachBackend(
   "last_used_at through the middleware",
@@ -28,9 +34,9 @@ forEachBackend(
       assert.ok(updates.length >= 1 && updates.length <= 3, `${updates.length} UPDATE statements`);
       // The first ten requests miss the cache together and share one lookup; the rest are hits.
       assert.equal(queries.filter((sql) => /^select\b/i.test(sql.trim())).length, 1);
-      const [row] = await db.knex.withSchema(db.schema).from("api_key").where({ id: key.id }).select("last_used_at");
-      assert.ok(row.last_used_at instanceof Date);
-      assert.equal(row.last_used_at.getTime(), db.clock.now().getTime());
+      const [row] = await new KnexApiKeyStore(db.knex, db.schema).find(byId(key.id), ALL_ROWS);
+      assert.ok(row!.last_used_at instanceof Date);
+      assert.equal(row!.last_used_at.getTime(), db.clock.now().getTime());
     });
 
     it("sends no write on the request path", async () => {
@@ -46,8 +52,15 @@ forEachBackend(
 
 forEachBackend("last_used_at flushing", (db) => {
   async function lastUsed(id: string): Promise<Date | null> {
-    const [row] = await db.knex.withSchema(db.schema).from("api_key").where({ id }).select("last_used_at");
-    return row.last_used_at as Date | null;
+    const [row] = await new KnexApiKeyStore(db.knex, db.schema).find(byId(id), ALL_ROWS);
+    return row!.last_used_at;
+  }
+
+  async function renameTable(from: string, to: string): Promise<void> {
+    // PostgreSQL and SQLite take the new name without its schema; MySQL would move an
+    // unqualified one to the connection's database.
+    if (db.dialect.name === "mysql") await db.knex.raw("rename table ?? to ??", [db.qualified(from), db.qualified(to)]);
+    else await db.knex.raw("alter table ?? rename to ??", [db.qualified(from), to]);
   }
 
   it("writes every key used since the last flush in one statement", async () => {
@@ -80,6 +93,27 @@ forEachBackend("last_used_at flushing", (db) => {
     assert.equal((await lastUsed(key.id))!.getTime(), db.clock.now().getTime() + 60_000);
   });
 
+  it("writes a batch too large for one statement in several, and never replaces a later use with an earlier one", async function () {
+    this.timeout(60_000);
+    const [older, newer, unused] = (await db.service.createApiKeys(
+      Array.from({ length: 3 }, (_, i) => ({ title: `k${i}`, type: "secret" as const, created_by: "u" })),
+    )) as ApiKeyDTO[];
+    const store = new KnexApiKeyStore(db.knex, db.schema);
+    const base = db.clock.now().getTime();
+    await store.recordLastUsed([
+      [older!.id, new Date(base + 10)],
+      [newer!.id, new Date(base + 10)],
+    ]);
+    // 40,000 uses take 80,000 bind parameters: more than any of our databases allows in one statement.
+    const uses: [string, Date][] = Array.from({ length: 40_000 }, (_, i) => [`apk_unknown_${i}`, new Date(base)]);
+    uses.splice(5, 0, [older!.id, new Date(base + 5)]);
+    uses.push([newer!.id, new Date(base + 20)], [unused!.id, new Date(base + 7)]);
+    await store.recordLastUsed(uses);
+    assert.equal((await lastUsed(older!.id))!.getTime(), base + 10, "an earlier use replaced a later one");
+    assert.equal((await lastUsed(newer!.id))!.getTime(), base + 20);
+    assert.equal((await lastUsed(unused!.id))!.getTime(), base + 7);
+  });
+
   it("does not record failed authentications", async () => {
     const key = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
     await db.service.revoke(key.id, { revoked_by: "u" });
@@ -95,9 +129,9 @@ forEachBackend("last_used_at flushing", (db) => {
     const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
     await service.authenticate(key.token);
     // Rename the table under the recorder, so its flushes fail until it is back.
-    await db.knex.raw("alter table ??.api_key rename to api_key_away", [db.schema]);
+    await renameTable("api_key", "api_key_away");
     for (let i = 0; i < 100 && warnings.length === 0; i++) await sleep(10);
-    await db.knex.raw("alter table ??.api_key_away rename to api_key", [db.schema]);
+    await renameTable("api_key_away", "api_key");
     assert.match(warnings[0] ?? "", /could not record last_used_at for 1 keys; will retry/);
     assert.equal(warnings.some((w) => w.includes(key.token)), false);
     for (let i = 0; i < 100 && !(await lastUsed(key.id)); i++) await sleep(20);

@@ -164,6 +164,8 @@ for (const framework of FRAMEWORKS) {
         }
       });
     },
-    ["postgres"],
+    // The middleware and the router sit above the store: PostgreSQL, and SQLite and MariaDB for
+    // what differs below them (dates, case, links).
+    ["postgres", "sqlite", "mariadb"],
   );
 }

@@ -1,92 +1,168 @@
 import assert from "node:assert/strict";
+import type { Knex } from "knex";
 import { initialize } from "../../lib/initialize";
 import { DEPLOYMENT_SECRET_NAME, readDeploymentSecret } from "../../lib/deployment-secret";
 import { KnexApiKeyStore } from "../../store/knex-store";
 import { MIGRATIONS_TABLE, apiKeyMigrations, runMigrations } from "../../store/migrations";
-import { forEachBackend } from "../helpers/backends";
+import { type Scratch, forEachBackend } from "../helpers/backends";
 import { rejectsWith } from "../helpers/assertions";
 
-forEachBackend("migrations", (db) => {
-  async function tables(): Promise<string[]> {
-    const rows = (await db.knex
-      .select("table_name")
-      .from("information_schema.tables")
-      .where({ table_schema: db.schema })
-      .orderBy("table_name")) as { table_name: string }[];
-    return rows.map((row) => row.table_name);
-  }
+const OUR_TABLES = ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"];
 
-  it("creates our tables with a ledger of their own, and runs again as a no-op", async () => {
-    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"]);
-    await runMigrations(db.knex, { schema: db.schema });
-    await db.open();
-    const ledger = await db.knex.withSchema(db.schema).from(MIGRATIONS_TABLE).select("name");
-    assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret"]);
-  });
+/**
+ * The DDL the first release ran on PostgreSQL, statement by statement (with the schema as
+ * `S`). Databases in the field were built by it: the migration must keep producing it.
+ */
+const FIRST_RELEASE_POSTGRES_DDL = [
+  'create table "S"."api_key" ("id" text, "token" text not null, "redacted" text not null, "title" text not null, "type" text not null, "last_used_at" timestamptz null, "created_by" text not null, "created_at" timestamptz not null default CURRENT_TIMESTAMP, "updated_at" timestamptz not null default CURRENT_TIMESTAMP, "deleted_at" timestamptz null, "revoked_by" text null, "revoked_at" timestamptz null, constraint "api_key_pkey" primary key ("id"), constraint api_key_type_check check ("type" in (\'publishable\', \'secret\')))',
+  'alter table "S"."api_key" add constraint "IDX_api_key_token_unique" unique ("token")',
+  'create index "IDX_api_key_type" on "S"."api_key" ("type")',
+  'create index "IDX_api_key_deleted_at" on "S"."api_key" ("deleted_at") where "deleted_at" is null',
+  'create index "IDX_api_key_revoked_at" on "S"."api_key" ("revoked_at") where "deleted_at" is null',
+  'create index "IDX_api_key_redacted" on "S"."api_key" ("redacted") where "deleted_at" is null',
+  'create table "S"."api_key_link" ("api_key_id" text not null, "resource_type" text not null, "resource_id" text not null, "created_at" timestamptz not null default CURRENT_TIMESTAMP, constraint "api_key_link_pkey" primary key ("api_key_id", "resource_type", "resource_id"))',
+  'alter table "S"."api_key_link" add constraint "api_key_link_api_key_id_foreign" foreign key ("api_key_id") references "S"."api_key" ("id") on delete CASCADE',
+  'create index "IDX_api_key_link_resource" on "S"."api_key_link" ("resource_type", "resource_id")',
+];
 
-  it("survives several services migrating the same schema at once", async () => {
-    await db.knex.raw("drop schema ?? cascade", [db.schema]);
-    await Promise.all(Array.from({ length: 4 }, () => runMigrations(db.knex, { schema: db.schema })));
-    assert.deepEqual(await tables(), ["api_key", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"]);
-  });
-
-  it("exports a MigrationSource an app can run with its own ledger", async () => {
-    const schema = `${db.schema}_app`;
-    await db.knex.raw("drop schema if exists ?? cascade", [schema]);
-    await db.knex.raw("create schema ??", [schema]);
-    try {
-      await db.knex.migrate.latest({ migrationSource: apiKeyMigrations({ schema }), tableName: "app_migrations", schemaName: schema });
-      const service = await initialize({ database: db.knex, schema, runMigrations: false, logger: { warn: () => {}, error: () => {} } });
-      const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
-      assert.ok(await service.authenticate(key.token));
-      await service.close();
-      await db.knex.migrate.rollback({ migrationSource: apiKeyMigrations({ schema }), tableName: "app_migrations", schemaName: schema }, true);
-      const left = await db.knex.select("table_name").from("information_schema.tables").where({ table_schema: schema });
-      assert.deepEqual(left.map((row: { table_name: string }) => row.table_name).sort(), ["app_migrations", "app_migrations_lock"]);
-    } finally {
-      await db.knex.raw("drop schema if exists ?? cascade", [schema]);
+forEachBackend(
+  "migrations",
+  (db) => {
+    async function withScratch(work: (scratch: Scratch) => Promise<void>): Promise<void> {
+      const scratch = await db.scratch();
+      try {
+        await work(scratch);
+      } finally {
+        await scratch.drop();
+      }
     }
-  });
 
-  it("declares the unique token index, the type check and the partial indexes", async () => {
-    const indexes = (await db.knex.raw("select indexname, indexdef from pg_indexes where schemaname = ? and tablename = 'api_key'", [db.schema])) as {
-      rows: { indexname: string; indexdef: string }[];
-    };
-    const byName = new Map(indexes.rows.map((row) => [row.indexname, row.indexdef]));
-    assert.match(byName.get("IDX_api_key_token_unique") ?? "", /UNIQUE INDEX .* \(token\)$/);
-    assert.match(byName.get("IDX_api_key_revoked_at") ?? "", /WHERE \(deleted_at IS NULL\)/);
-    assert.match(byName.get("IDX_api_key_redacted") ?? "", /WHERE \(deleted_at IS NULL\)/);
-    assert.ok(byName.has("IDX_api_key_type") && byName.has("IDX_api_key_deleted_at"));
-    await assert.rejects(
-      db.knex.withSchema(db.schema).into("api_key").insert({ id: "x", token: "t", redacted: "r", title: "t", type: "admin", created_by: "u" }),
-      /api_key_type_check/,
-    );
-  });
-
-  it("makes one deployment secret, however many instances ask for it at once", async () => {
-    const secrets = await Promise.all(
-      Array.from({ length: 8 }, () => readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))),
-    );
-    assert.equal(secrets[0]!.length, 32);
-    for (const secret of secrets) assert.ok(secret.equals(secrets[0]!));
-    const rows = await db.knex.withSchema(db.schema).from("api_key_secret").select("name");
-    assert.deepEqual(rows, [{ name: DEPLOYMENT_SECRET_NAME }]);
-    assert.ok((await readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))).equals(secrets[0]!), "read back later");
-  });
-
-  it("with runMigrations off, leaves the schema alone", async () => {
-    const schema = `${db.schema}_bare`;
-    await db.knex.raw("drop schema if exists ?? cascade", [schema]);
-    await db.knex.raw("create schema ??", [schema]);
-    try {
-      const service = await initialize({ database: db.knex, schema, runMigrations: false, logger: { warn: () => {}, error: () => {} } });
-      // Missing tables are a deployment mistake, not an outage.
-      await rejectsWith(service.listApiKeys(), "unknown_error");
-      await service.close();
-      const left = await db.knex.select("table_name").from("information_schema.tables").where({ table_schema: schema });
-      assert.deepEqual(left, []);
-    } finally {
-      await db.knex.raw("drop schema if exists ?? cascade", [schema]);
+    /** Index name to whether it is unique and whether it is partial (WHERE deleted_at IS NULL). */
+    async function indexes(table: string): Promise<Map<string, { unique: boolean; partial: boolean }>> {
+      const found = new Map<string, { unique: boolean; partial: boolean }>();
+      switch (db.dialect.name) {
+        case "postgres": {
+          const { rows } = (await db.knex.raw("select indexname, indexdef from pg_indexes where schemaname = ? and tablename = ?", [db.schema!, table])) as {
+            rows: { indexname: string; indexdef: string }[];
+          };
+          for (const row of rows) found.set(row.indexname, { unique: /UNIQUE/.test(row.indexdef), partial: /WHERE \(deleted_at IS NULL\)/.test(row.indexdef) });
+          return found;
+        }
+        case "mysql": {
+          const rows = (await db.knex
+            .select({ name: "INDEX_NAME", nonUnique: "NON_UNIQUE" })
+            .from("information_schema.STATISTICS")
+            .where({ TABLE_SCHEMA: db.schema!, TABLE_NAME: table })) as { name: string; nonUnique: number }[];
+          for (const row of rows) found.set(row.name, { unique: Number(row.nonUnique) === 0, partial: false });
+          return found;
+        }
+        case "sqlite": {
+          const rows = (await db.knex.select("name", "sql").from("sqlite_master").where({ type: "index", tbl_name: table })) as { name: string; sql: string | null }[];
+          for (const row of rows) found.set(row.name, { unique: /^create unique/i.test(row.sql ?? ""), partial: /where `deleted_at` is null$/i.test(row.sql ?? "") });
+          return found;
+        }
+      }
     }
-  });
-});
+
+    it("creates our tables with a ledger of their own, and runs again as a no-op", async () => {
+      assert.deepEqual(await db.tables(), OUR_TABLES);
+      await runMigrations(db.knex, { schema: db.schema });
+      await db.open();
+      const ledger = await db.table(MIGRATIONS_TABLE).select("name");
+      assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret"]);
+    });
+
+    it("survives several services migrating the same fresh schema at once", async () => {
+      await withScratch(async ({ knex, schema, tables }) => {
+        await Promise.all(Array.from({ length: 4 }, () => runMigrations(knex, { schema })));
+        assert.deepEqual(await tables(), OUR_TABLES);
+      });
+    });
+
+    it("exports a MigrationSource an app can run with its own ledger", async () => {
+      await withScratch(async ({ knex, schema, tables }) => {
+        const config: Knex.MigratorConfig = { migrationSource: apiKeyMigrations({ schema }), tableName: "app_migrations", schemaName: schema };
+        await knex.migrate.latest(config);
+        const service = await initialize({ database: knex, schema, runMigrations: false, logger: { warn: () => {}, error: () => {} } });
+        const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+        assert.ok(await service.authenticate(key.token));
+        await service.close();
+        await knex.migrate.rollback(config, true);
+        assert.deepEqual(await tables(), ["app_migrations", "app_migrations_lock"]);
+      });
+    });
+
+    it("makes one deployment secret, however many instances ask for it at once", async () => {
+      const secrets = await Promise.all(Array.from({ length: 8 }, () => readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))));
+      assert.equal(secrets[0]!.length, 32);
+      for (const secret of secrets) assert.ok(secret.equals(secrets[0]!));
+      assert.deepEqual(await db.table("api_key_secret").select("name"), [{ name: DEPLOYMENT_SECRET_NAME }]);
+      assert.ok((await readDeploymentSecret(new KnexApiKeyStore(db.knex, db.schema))).equals(secrets[0]!), "read back later");
+    });
+
+    it("declares the primary keys, the unique token index, the type check and the partial indexes where the dialect has them", async () => {
+      const keyIndexes = await indexes("api_key");
+      assert.equal(keyIndexes.get("IDX_api_key_token_unique")?.unique, true);
+      assert.equal(keyIndexes.get("IDX_api_key_type")?.unique, false);
+      // MySQL has no partial indexes: there they cover every row.
+      const partial = db.dialect.name !== "mysql";
+      for (const name of ["IDX_api_key_deleted_at", "IDX_api_key_revoked_at", "IDX_api_key_redacted"]) {
+        assert.deepEqual(keyIndexes.get(name), { unique: false, partial }, name);
+      }
+      assert.ok((await indexes("api_key_link")).has("IDX_api_key_link_resource"));
+      await assert.rejects(
+        db.table("api_key").insert({ id: "x", token: "t", redacted: "r", title: "t", type: "admin", created_by: "u" }),
+        /api_key_type_check/,
+      );
+      await db.table("api_key").insert({ id: "x", token: "t", redacted: "r", title: "t", type: "secret", created_by: "u" });
+      await assert.rejects(db.table("api_key").insert({ id: "x", token: "t2", redacted: "r", title: "t", type: "secret", created_by: "u" }));
+      await assert.rejects(db.table("api_key").insert({ id: "y", token: "t", redacted: "r", title: "t", type: "secret", created_by: "u" }));
+    });
+
+    if (db.name === "mariadb") {
+      it("on MySQL, compares every string column bytewise and keeps milliseconds in every timestamp", async () => {
+        const columns = (await db.knex
+          .select({ table: "TABLE_NAME", name: "COLUMN_NAME", type: "COLUMN_TYPE", collation: "COLLATION_NAME" })
+          .from("information_schema.COLUMNS")
+          .where({ TABLE_SCHEMA: db.schema! })
+          .whereIn("TABLE_NAME", ["api_key", "api_key_link", "api_key_secret"])) as { table: string; name: string; type: string; collation: string | null }[];
+        const strings = columns.filter((column) => column.collation !== null);
+        assert.ok(strings.length >= 9);
+        for (const column of strings) assert.match(column.collation!, /^utf8mb4_(0900|nopad)_bin$/, `${column.table}.${column.name}`);
+        const timestamps = columns.filter((column) => column.name.endsWith("_at"));
+        assert.ok(timestamps.length >= 6);
+        for (const column of timestamps) assert.equal(column.type, "datetime(3)", `${column.table}.${column.name}`);
+      });
+    }
+
+    if (db.name === "postgres" || db.name === "pglite") {
+      it("keeps the PostgreSQL DDL of the first release, statement by statement", async () => {
+        await withScratch(async ({ knex, schema }) => {
+          const statements: string[] = [];
+          const listener = (query: { sql: string }) => statements.push(query.sql);
+          knex.on("query", listener);
+          try {
+            await runMigrations(knex, { schema });
+          } finally {
+            knex.removeListener("query", listener);
+          }
+          const ddl = statements
+            .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
+            .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
+          assert.deepEqual(ddl, FIRST_RELEASE_POSTGRES_DDL);
+        });
+      });
+    }
+
+    it("with runMigrations off, leaves the schema alone", async () => {
+      await withScratch(async ({ knex, schema, tables }) => {
+        const service = await initialize({ database: knex, schema, runMigrations: false, logger: { warn: () => {}, error: () => {} } });
+        // Missing tables are a deployment mistake, not an outage.
+        await rejectsWith(service.listApiKeys(), "unknown_error");
+        await service.close();
+        assert.deepEqual(await tables(), []);
+      });
+    });
+  },
+  { freshSchema: true },
+);

@@ -169,7 +169,7 @@ forEachBackend("deleteApiKeys", (db) => {
     await db.service.deleteApiKeys([key.id, "apk_unknown"]);
     await db.service.deleteApiKeys([]);
     await rejectsWith(db.service.retrieveApiKey(key.id), "not_found");
-    const links = await db.knex.withSchema(db.schema).from("api_key_link").count({ n: "*" });
+    const links = await db.table("api_key_link").count({ n: "*" });
     assert.equal(Number(links[0]!.n), 0);
   });
 

@@ -34,6 +34,13 @@ describe("filter language", () => {
     });
   });
 
+  it("accepts LIKE patterns whose escapes all escape something", () => {
+    for (const pattern of ["a\\\\", "\\%\\_", "a\\\\b\\x", "100%"]) {
+      const condition = normalizeFilters({ title: { $like: pattern } }, identity);
+      assert.deepEqual(condition.kind === "and" && condition.items[0], { kind: "match", field: "title", op: "like", pattern });
+    }
+  });
+
   it("splits q into words and ignores undefined fields", () => {
     assert.deepEqual(normalizeFilters({ q: "  pub  zzz ", title: undefined }, identity), {
       kind: "and",
@@ -136,6 +143,8 @@ describe("filter language", () => {
     ["$like on the token", { token: { $like: "a%" } }, /operator not supported/],
     ["a non-string $like", { title: { $like: 5 } }, /expected a string/],
     ["an invalid regular expression", { title: { $re: "(" } }, /regular expression/],
+    ["a $like pattern ending in a lone escape", { title: { $like: "ab\\" } }, /'title.\$like': the pattern ends with a lone escape/],
+    ["an $ilike pattern ending in an odd run of escapes", { title: { $ilike: "a\\\\\\" } }, /lone escape/],
     ["an empty operator map", { title: {} }, /at least one operator/],
     ["an empty $or", { $or: [] }, /non-empty array/],
     ["a non-array $and", { $and: { title: "x" } }, /non-empty array/],
