@@ -2,9 +2,10 @@
 // the store compiles to query-builder calls. Anything malformed is an `invalid_data` error
 // here, so a bad filter never becomes a SQL error.
 import { ApiKeyError } from "./errors";
-import type { ApiKeyField } from "./types";
+import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnKind, NULLABLE_FIELDS, isApiKeyField } from "./columns";
 
-type FieldKind = "text" | "token" | "type" | "date";
+export { API_KEY_FIELDS };
+
 type Value = string | Date;
 
 export type Condition =
@@ -27,25 +28,10 @@ export interface NormalizedFindConfig {
 /** Maps a `token` filter value to what the column stores (secret tokens are stored hashed). */
 export type TokenMapper = (token: string) => string;
 
-const FIELD_KINDS: Record<ApiKeyField, FieldKind> = {
-  id: "text",
-  title: "text",
-  redacted: "text",
-  created_by: "text",
-  revoked_by: "text",
-  token: "token",
-  type: "type",
-  created_at: "date",
-  updated_at: "date",
-  revoked_at: "date",
-  deleted_at: "date",
-  last_used_at: "date",
-};
-
 const ORDERING = ["$gt", "$gte", "$lt", "$lte"] as const;
 const PATTERN = ["$like", "$ilike", "$re"] as const;
 const EQUALITY = ["$eq", "$ne", "$in", "$nin", "$exists", "$not"] as const;
-const OPERATORS: Record<FieldKind, readonly string[]> = {
+const OPERATORS: Record<ColumnKind, readonly string[]> = {
   text: [...EQUALITY, ...ORDERING, ...PATTERN],
   date: [...EQUALITY, ...ORDERING],
   // Ordering or pattern matching on stored token hashes would only leak hash prefixes.
@@ -55,8 +41,6 @@ const OPERATORS: Record<FieldKind, readonly string[]> = {
 const COMPARE_OPS = { $gt: ">", $gte: ">=", $lt: "<", $lte: "<=" } as const;
 const MATCH_OPS = { $like: "like", $ilike: "ilike", $re: "regex" } as const;
 
-/** Columns that can hold null; every other field always has a value. */
-const NULLABLE: ReadonlySet<ApiKeyField> = new Set<ApiKeyField>(["last_used_at", "deleted_at", "revoked_by", "revoked_at"]);
 
 /** Bounds that keep one filter from turning into an unbounded query. */
 const MAX_DEPTH = 8;
@@ -80,7 +64,6 @@ interface Walk {
   values: number;
 }
 
-export const API_KEY_FIELDS = Object.keys(FIELD_KINDS) as ApiKeyField[];
 
 function invalid(path: string, expected: string): never {
   throw new ApiKeyError("invalid_data", `Invalid filter '${path}': ${expected}`);
@@ -92,10 +75,6 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return proto === Object.prototype || proto === null;
 }
 
-function isField(name: string): name is ApiKeyField {
-  return Object.hasOwn(FIELD_KINDS, name);
-}
-
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
@@ -103,7 +82,7 @@ function describe(value: unknown): string {
 }
 
 function toValue(field: ApiKeyField, path: string, raw: unknown, mapToken: TokenMapper): Value {
-  switch (FIELD_KINDS[field]) {
+  switch (API_KEY_COLUMNS[field].kind) {
     case "text":
       if (typeof raw !== "string") invalid(path, `expected a string, got ${describe(raw)}`);
       return raw;
@@ -160,8 +139,8 @@ function operatorCondition(
   walk: Walk,
 ): Condition {
   const at = `${path}.${op}`;
-  if (!OPERATORS[FIELD_KINDS[field]].includes(op)) {
-    invalid(at, `operator not supported on '${field}' (use one of ${OPERATORS[FIELD_KINDS[field]].join(" ")})`);
+  if (!OPERATORS[API_KEY_COLUMNS[field].kind].includes(op)) {
+    invalid(at, `operator not supported on '${field}' (use one of ${OPERATORS[API_KEY_COLUMNS[field].kind].join(" ")})`);
   }
   // Each operator but $in, $nin and $not holds one value.
   if (op !== "$in" && op !== "$nin" && op !== "$not") spend(walk, 1, at);
@@ -243,7 +222,7 @@ function filterCondition(filters: unknown, path: string, depth: number, walk: Wa
       const words = raw.split(/\s+/).filter(Boolean);
       spend(walk, 2 * words.length, at);
       if (words.length > 0) items.push({ kind: "search", words });
-    } else if (isField(key)) {
+    } else if (isApiKeyField(key)) {
       items.push(fieldCondition(key, at, raw, depth, walk));
     } else {
       invalid(at, `unknown field (filterable: q, ${API_KEY_FIELDS.join(", ")}, $and, $or)`);
@@ -270,7 +249,7 @@ const MATCHES_ANY_TEXT = /^%+$/;
  * holds null, or `deleted_at` when only live keys are in scope. Undefined when it depends on the key.
  */
 function knownNullity(field: ApiKeyField, scope: FoldScope): boolean | undefined {
-  if (!NULLABLE.has(field)) return false;
+  if (!NULLABLE_FIELDS.has(field)) return false;
   return field === "deleted_at" && scope.liveOnly ? true : undefined;
 }
 
@@ -304,7 +283,7 @@ export function foldCondition(condition: Condition, scope: FoldScope): Condition
       return isNull === undefined ? condition : isNull !== condition.negated;
     }
     case "match":
-      return condition.op !== "regex" && !NULLABLE.has(condition.field) && MATCHES_ANY_TEXT.test(condition.pattern) ? true : condition;
+      return condition.op !== "regex" && !NULLABLE_FIELDS.has(condition.field) && MATCHES_ANY_TEXT.test(condition.pattern) ? true : condition;
     case "not": {
       const item = foldCondition(condition.item, scope);
       if (typeof item === "boolean") return !item;
@@ -353,7 +332,7 @@ export function normalizeFindConfig(config: unknown): NormalizedFindConfig {
 
   // Array.from turns holes into undefined, which every() then checks (it skips holes).
   const fields = Array.isArray(select) ? Array.from(select, (field: unknown) => field) : undefined;
-  if (select !== undefined && (!fields || !fields.every((f) => typeof f === "string" && isField(f)))) {
+  if (select !== undefined && (!fields || !fields.every((f) => typeof f === "string" && isApiKeyField(f)))) {
     invalidConfig(`'select' must be an array of fields among ${API_KEY_FIELDS.join(", ")}`);
   }
   if (withDeleted !== undefined && typeof withDeleted !== "boolean") invalidConfig("'withDeleted' must be a boolean");
@@ -362,7 +341,7 @@ export function normalizeFindConfig(config: unknown): NormalizedFindConfig {
   if (order !== undefined) {
     if (!isPlainObject(order)) invalidConfig("'order' must be an object such as { created_at: 'DESC' }");
     for (const [field, direction] of Object.entries(order)) {
-      if (!isField(field)) invalidConfig(`cannot order by unknown field '${field}'`);
+      if (!isApiKeyField(field)) invalidConfig(`cannot order by unknown field '${field}'`);
       const dir = typeof direction === "string" ? direction.toLowerCase() : undefined;
       if (dir !== "asc" && dir !== "desc") invalidConfig(`order direction for '${field}' must be 'ASC' or 'DESC'`);
       ordering.push([field, dir]);

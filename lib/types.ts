@@ -1,25 +1,16 @@
 // Public data shapes, named and shaped as the reference's DTOs.
+import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues } from "./columns";
 import type { ApiKeyType } from "./tokens";
 
 export type { ApiKeyType };
 
-/** An API key as every read returns it. `token` is `""` for secret keys except in create and roll results. */
-export interface ApiKeyDTO {
-  id: string;
-  token: string;
-  redacted: string;
-  title: string;
-  type: ApiKeyType;
-  last_used_at: Date | null;
-  created_by: string;
-  created_at: Date;
-  updated_at: Date;
-  deleted_at: Date | null;
-  revoked_by: string | null;
-  revoked_at: Date | null;
-}
+/**
+ * An API key as every read returns it, one field per column (lib/columns.ts). `token` is `""`
+ * for secret keys except in create and roll results.
+ */
+export interface ApiKeyDTO extends ApiKeyColumnValues {}
 
-export type ApiKeyField = keyof ApiKeyDTO;
+export type { ApiKeyField };
 
 export interface CreateApiKeyDTO {
   title: string;
@@ -66,21 +57,11 @@ export interface OperatorMap<T = Scalar> {
 
 type FieldFilter<T = Scalar> = T | T[] | OperatorMap<T>;
 
-/** The reference's FilterableApiKeyProps, plus the other columns it accepts at run time. */
-export interface FilterableApiKeyProps {
+type FieldFilters = { [F in keyof ApiKeyFilterValues]?: FieldFilter<ApiKeyFilterValues[F]> };
+
+/** The reference's FilterableApiKeyProps: every column (lib/columns.ts), plus `q`, `$and` and `$or`. */
+export interface FilterableApiKeyProps extends FieldFilters {
   q?: string;
-  id?: FieldFilter<string>;
-  token?: FieldFilter<string>;
-  title?: FieldFilter<string>;
-  type?: FieldFilter<ApiKeyType>;
-  redacted?: FieldFilter<string>;
-  created_by?: FieldFilter<string>;
-  revoked_by?: FieldFilter<string | null>;
-  revoked_at?: FieldFilter<Date | string | null>;
-  created_at?: FieldFilter<Date | string>;
-  updated_at?: FieldFilter<Date | string>;
-  deleted_at?: FieldFilter<Date | string | null>;
-  last_used_at?: FieldFilter<Date | string | null>;
   $and?: FilterableApiKeyProps[];
   $or?: FilterableApiKeyProps[];
 }

@@ -2,6 +2,7 @@
 // Runs on PostgreSQL (pg), embedded PGlite, MySQL/MariaDB (mysql2) and SQLite
 // (better-sqlite3); what differs between them lives in dialect.ts. Knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
+import { API_KEY_FIELDS, DATE_FIELDS } from "../lib/columns";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
@@ -11,22 +12,7 @@ import { type Dialect, assertSchemaSupported, dialectOf } from "./dialect";
 import { runMigrations } from "./migrations";
 import { translateStoreError } from "./store-errors";
 
-const COLUMNS: (keyof ApiKeyRecord)[] = [
-  "id",
-  "token",
-  "redacted",
-  "title",
-  "type",
-  "last_used_at",
-  "created_by",
-  "created_at",
-  "updated_at",
-  "deleted_at",
-  "revoked_by",
-  "revoked_at",
-];
 
-const TIMESTAMPS = ["last_used_at", "created_at", "updated_at", "deleted_at", "revoked_at"] as const;
 
 function isKnexTransaction(value: unknown): value is Knex.Transaction {
   return typeof value === "function" && typeof (value as Partial<Knex.Transaction>).commit === "function" && "executionPromise" in value;
@@ -95,7 +81,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   /** A row as the driver returns it, with its timestamps as Dates whatever the dialect stores. */
   private record<T extends Partial<ApiKeyRecord>>(row: T): T {
     const fields = row as Record<string, unknown>;
-    for (const column of TIMESTAMPS) {
+    for (const column of DATE_FIELDS) {
       if (column in fields) fields[column] = this.dialect.toDate(fields[column]);
     }
     return row;
@@ -128,7 +114,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   async insert(records: ApiKeyRecord[]): Promise<void> {
-    await this.batched(records, COLUMNS.length, (store, batch) => store.table("api_key").insert(batch), this.dialect.maxInsertRows);
+    await this.batched(records, API_KEY_FIELDS.length, (store, batch) => store.table("api_key").insert(batch), this.dialect.maxInsertRows);
   }
 
   async find(
@@ -136,7 +122,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     config: NormalizedFindConfig,
     options: { forUpdate?: boolean } = {},
   ): Promise<ApiKeyRecord[]> {
-    const query = this.scoped(condition, config.withDeleted).select(COLUMNS);
+    const query = this.scoped(condition, config.withDeleted).select(API_KEY_FIELDS);
     for (const [field, direction] of config.order) query.orderBy(field, direction);
     if (config.skip !== undefined) query.offset(config.skip);
     if (config.take !== undefined) query.limit(config.take);
@@ -153,7 +139,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   /** One lookup through the unique index on `token`; soft-deleted rows are never returned. */
   async findByToken(storedToken: string, type: ApiKeyType): Promise<ApiKeyRecord | undefined> {
     const row = (await this.table("api_key")
-      .select(COLUMNS)
+      .select(API_KEY_FIELDS)
       .where({ token: storedToken, type })
       .whereNull("deleted_at")
       .first()) as ApiKeyRecord | undefined;
@@ -166,7 +152,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
    */
   async findPublishable(token: string): Promise<(ApiKeyRecord & { sales_channel_ids: string[] }) | undefined> {
     const rows = (await this.db({ k: qualifiedTable(this.schema, "api_key") })
-      .select(COLUMNS.map((column) => `k.${column}`))
+      .select(API_KEY_FIELDS.map((column) => `k.${column}`))
       .select({ sales_channel_id: "l.resource_id" })
       .leftJoin({ l: qualifiedTable(this.schema, "api_key_link") }, (join) => {
         join.on("l.api_key_id", "k.id").andOnVal("l.resource_type", "sales_channel");

@@ -1,12 +1,11 @@
 // What the cache tiers hold for one token hash: the verified key without secret material, or
 // the fact that no key has that token; and the signed form in which Redis holds it.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { DATE_FIELDS } from "../../lib/columns";
 import type { ApiKeyDTO } from "../../lib/types";
 
 export type FoundEntry = { found: true; api_key: ApiKeyDTO; sales_channel_ids: string[] };
 export type CacheEntry = FoundEntry | { found: false };
-
-const DATE_FIELDS = ["last_used_at", "created_at", "updated_at", "deleted_at", "revoked_at"] as const;
 
 /** How the tiers name a key: the hex SHA-256 (or HMAC) of its token, as lib/tokens.ts hashToken makes it. */
 const CACHE_KEY = /^[0-9a-f]{64}$/;
