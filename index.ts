@@ -39,6 +39,8 @@ export type {
 } from "./lib/types";
 /** The storage interface, and the store this package ships for Knex (PostgreSQL, PGlite, MySQL/MariaDB, SQLite). */
 export type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./lib/store";
+/** The validated filter a store receives: a condition tree, and the normalised find config. */
+export type { Condition, NormalizedFindConfig } from "./lib/filters";
 export { KnexApiKeyStore } from "./store/knex-store";
 /** Where the package reports background failures. */
 export type { Logger } from "./lib/logger";
