@@ -18,7 +18,7 @@ export { readPublishableCredential, readSecretCredential, type Credential } from
 /** The admin REST routes, as an Express router. */
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
 /** Events the service emits, for audit logs. */
-export type { ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
+export type { ApiKeyChange, ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
 /** Options for initialize(). */
 export type { ApiKeysOptions, CacheOptions } from "./lib/options";
 /** The one error type, with its machine-readable `type` and HTTP `status`. */
@@ -27,16 +27,27 @@ export { ApiKeyError, isApiKeyError, type ApiKeyErrorType } from "./lib/errors";
 export type {
   ApiKeyDTO,
   ApiKeyField,
+  ApiKeyPolicyInput,
   ApiKeyType,
   Context,
   CreateApiKeyDTO,
   FilterableApiKeyProps,
+  FilterableField,
   FindConfig,
+  KeyMetadata,
   OperatorMap,
+  QuotaRefill,
+  RateLimitRule,
   RevokeApiKeyDTO,
+  SoftDeleteResult,
   UpdateApiKeyDTO,
   UpdateLinksDTO,
+  VerifyCode,
+  VerifyOptions,
+  VerifyResult,
 } from "./lib/types";
+/** How a key's scopes grant required ones (`orders:*` grants `orders:read`). */
+export { grants as scopeGrants, missingScopes } from "./lib/scopes";
 /** The storage interface, and the store this package ships for Knex (PostgreSQL, PGlite, MySQL/MariaDB, SQLite). */
 export type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./lib/store";
 /** The validated filter a store receives: a condition tree, and the normalised find config. */

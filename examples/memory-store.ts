@@ -4,7 +4,8 @@
 //
 // Every write, and every transaction, runs one at a time behind a single lock; a transaction
 // works on a copy of the data that replaces the original only when the work succeeds. That
-// makes read-check-write sequences serialisable without row locks.
+// makes read-check-write sequences serialisable without row locks. Records go in and out as
+// deep copies (they hold arrays and objects), so no caller ever shares what the store keeps.
 import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord } from "../lib/store";
@@ -21,7 +22,7 @@ type Cell = string | Date | null;
 
 function copyData(data: Data): Data {
   return {
-    keys: new Map([...data.keys].map(([id, record]) => [id, { ...record }])),
+    keys: new Map([...data.keys].map(([id, record]) => [id, structuredClone(record)])),
     links: new Map([...data.links].map(([id, types]) => [id, new Map([...types].map(([type, ids]) => [type, new Set(ids)]))])),
   };
 }
@@ -158,7 +159,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     });
     const start = config.skip ?? 0;
     const end = config.take === undefined ? undefined : start + config.take;
-    return rows.slice(start, end).map((record) => ({ ...record }));
+    return rows.slice(start, end).map((record) => structuredClone(record));
   }
 
   async count(condition: Condition, withDeleted: boolean): Promise<number> {
@@ -167,7 +168,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
 
   async findByToken(storedToken: string, type: ApiKeyType): Promise<ApiKeyRecord | undefined> {
     for (const record of this.#data.keys.values()) {
-      if (record.token === storedToken && record.type === type && record.deleted_at === null) return { ...record };
+      if (record.token === storedToken && record.type === type && record.deleted_at === null) return structuredClone(record);
     }
     return undefined;
   }
@@ -186,7 +187,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
         }
         tokens.add(record.token);
       }
-      for (const record of records) this.#data.keys.set(record.id, { ...record });
+      for (const record of records) this.#data.keys.set(record.id, structuredClone(record));
     });
   }
 
@@ -194,7 +195,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     return this.#exclusive(() => {
       for (const id of ids) {
         const record = this.#data.keys.get(id);
-        if (record) this.#data.keys.set(id, { ...record, ...patch });
+        if (record) this.#data.keys.set(id, structuredClone({ ...record, ...patch }));
       }
     });
   }

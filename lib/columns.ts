@@ -1,50 +1,103 @@
 // The columns of `api_key`, described once. The DTO's type, the fields the filter language
-// takes and how it reads their values, which fields are dates and which can be null, and the
-// columns the store selects all follow from this one table.
+// takes and how it reads their values, which fields are dates, JSON or integers, which can be
+// null, what a stored null reads as, and the columns the store selects all follow from this
+// one table.
 import type { ApiKeyType } from "./tokens";
+
+/** One rate limit: at most `limit` uses per `duration` seconds, per key. */
+export interface RateLimitRule {
+  name: string;
+  limit: number;
+  /** Seconds. */
+  duration: number;
+}
+
+/** How a usage quota (`remaining`) is topped up. */
+export interface QuotaRefill {
+  amount: number;
+  interval: "day" | "month";
+}
+
+/** The app's own JSON data on a key. */
+export type KeyMetadata = Record<string, unknown>;
 
 /**
  * How a column's values are read and compared: `text` and `date` by value, `token` only by
- * equality (through the stored hash for secret keys), `type` as the key-type enum.
+ * equality (through the stored hash for secret keys), `type` as the key-type enum. `json`
+ * columns hold a JSON document (stored as text, so every dialect holds it alike) and
+ * `integer` columns a whole number; neither is filterable.
  */
-export type ColumnKind = "text" | "token" | "type" | "date";
+export type ColumnKind = "text" | "token" | "type" | "date" | "json" | "integer";
 
 export interface ColumnSpec {
   kind: ColumnKind;
-  /** Whether the column can hold null. */
+  /** Whether the DTO field can be null. */
   nullable: boolean;
+  /** Whether the filter language (and `order`) takes the field. */
+  filterable: boolean;
+  /**
+   * What a stored null reads as, for columns added after rows existed (a migration adds them
+   * nullable and rewrites nothing): the DTO then carries this default instead.
+   */
+  fallback?: unknown;
 }
 
 export const API_KEY_COLUMNS = {
-  id: { kind: "text", nullable: false },
-  token: { kind: "token", nullable: false },
-  redacted: { kind: "text", nullable: false },
-  title: { kind: "text", nullable: false },
-  type: { kind: "type", nullable: false },
-  last_used_at: { kind: "date", nullable: true },
-  created_by: { kind: "text", nullable: false },
-  created_at: { kind: "date", nullable: false },
-  updated_at: { kind: "date", nullable: false },
-  deleted_at: { kind: "date", nullable: true },
-  revoked_by: { kind: "text", nullable: true },
-  revoked_at: { kind: "date", nullable: true },
+  id: { kind: "text", nullable: false, filterable: true },
+  token: { kind: "token", nullable: false, filterable: true },
+  redacted: { kind: "text", nullable: false, filterable: true },
+  title: { kind: "text", nullable: false, filterable: true },
+  type: { kind: "type", nullable: false, filterable: true },
+  last_used_at: { kind: "date", nullable: true, filterable: true },
+  created_by: { kind: "text", nullable: false, filterable: true },
+  created_at: { kind: "date", nullable: false, filterable: true },
+  updated_at: { kind: "date", nullable: false, filterable: true },
+  deleted_at: { kind: "date", nullable: true, filterable: true },
+  revoked_by: { kind: "text", nullable: true, filterable: true },
+  revoked_at: { kind: "date", nullable: true, filterable: true },
+  expires_at: { kind: "date", nullable: true, filterable: true },
+  owner_id: { kind: "text", nullable: true, filterable: true },
+  scopes: { kind: "json", nullable: false, filterable: false, fallback: [] },
+  metadata: { kind: "json", nullable: false, filterable: false, fallback: {} },
+  rate_limits: { kind: "json", nullable: false, filterable: false, fallback: [] },
+  remaining: { kind: "integer", nullable: true, filterable: false },
+  refill: { kind: "json", nullable: true, filterable: false },
 } as const satisfies Record<string, ColumnSpec>;
 
 export type ApiKeyField = keyof typeof API_KEY_COLUMNS;
 
+/** What each JSON column holds. */
+interface JsonValues {
+  scopes: string[];
+  metadata: KeyMetadata;
+  rate_limits: RateLimitRule[];
+  refill: QuotaRefill;
+}
+
 type Spec<F extends ApiKeyField> = (typeof API_KEY_COLUMNS)[F];
-type ValueOf<K extends ColumnKind> = K extends "date" ? Date : K extends "type" ? ApiKeyType : string;
+type ValueOf<F extends ApiKeyField, K extends ColumnKind> = F extends keyof JsonValues
+  ? JsonValues[F]
+  : K extends "date"
+    ? Date
+    : K extends "type"
+      ? ApiKeyType
+      : K extends "integer"
+        ? number
+        : string;
 
 /** Each column's value: its kind's type, or null where the column is nullable. */
 export type ApiKeyColumnValues = {
-  -readonly [F in ApiKeyField]: ValueOf<Spec<F>["kind"]> | (Spec<F>["nullable"] extends true ? null : never);
+  -readonly [F in ApiKeyField]: ValueOf<F, Spec<F>["kind"]> | (Spec<F>["nullable"] extends true ? null : never);
 };
+
+/** The fields the filter language takes. */
+export type FilterableField = { [F in ApiKeyField]: Spec<F>["filterable"] extends true ? F : never }[ApiKeyField];
 
 type FilterValueOf<K extends ColumnKind> = K extends "date" ? Date | string : K extends "type" ? ApiKeyType : string;
 
-/** What a filter compares each column with: an ISO string or a Date for dates, null where nullable. */
+/** What a filter compares each filterable column with: an ISO string or a Date for dates, null where nullable. */
 export type ApiKeyFilterValues = {
-  -readonly [F in ApiKeyField]: FilterValueOf<Spec<F>["kind"]> | (Spec<F>["nullable"] extends true ? null : never);
+  -readonly [F in FilterableField]: FilterValueOf<Spec<F>["kind"]> | (Spec<F>["nullable"] extends true ? null : never);
 };
 
 /** Every field, in the table's column order. */
@@ -57,9 +110,38 @@ function fieldsWhere(test: (spec: ColumnSpec) => boolean): ApiKeyField[] {
 /** Fields holding instants: stores and caches bring these back as `Date`. */
 export const DATE_FIELDS = fieldsWhere((spec) => spec.kind === "date");
 
+/** Fields holding a JSON document: the SQL store keeps them as text. */
+export const JSON_FIELDS = fieldsWhere((spec) => spec.kind === "json");
+
+/** Fields holding a whole number: drivers may bring them back as strings. */
+export const INTEGER_FIELDS = fieldsWhere((spec) => spec.kind === "integer");
+
+/** Fields the filter language and `order` take, in column order. */
+export const FILTERABLE_FIELDS = fieldsWhere((spec) => spec.filterable) as FilterableField[];
+
 /** Fields that can hold null; every other field always has a value. */
 export const NULLABLE_FIELDS: ReadonlySet<ApiKeyField> = new Set(fieldsWhere((spec) => spec.nullable));
 
 export function isApiKeyField(name: string): name is ApiKeyField {
   return Object.hasOwn(API_KEY_COLUMNS, name);
+}
+
+export function isFilterableField(name: string): name is FilterableField {
+  return isApiKeyField(name) && API_KEY_COLUMNS[name].filterable;
+}
+
+/** A fresh copy of what a stored null in `field` reads as (null where the field has no fallback). */
+export function fallbackOf(field: ApiKeyField): unknown {
+  const spec: ColumnSpec = API_KEY_COLUMNS[field];
+  return spec.fallback === undefined ? null : structuredClone(spec.fallback);
+}
+
+/** The key-policy fields: `roll` copies them from a key to its successor. */
+export const POLICY_FIELDS = ["expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill"] as const;
+
+export type PolicyValues = Pick<ApiKeyColumnValues, (typeof POLICY_FIELDS)[number]>;
+
+/** The policy fields with no restriction (each one's fallback): what a key created without them holds. */
+export function policyDefaults(): PolicyValues {
+  return Object.fromEntries(POLICY_FIELDS.map((field) => [field, fallbackOf(field)])) as PolicyValues;
 }

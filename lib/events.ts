@@ -2,14 +2,19 @@
 // per affected key; payloads carry ids and actors, never a token or a hash.
 import { EventEmitter } from "node:events";
 import type { Logger } from "./logger";
-import type { ApiKeyType } from "./types";
+import type { ApiKeyType, UpdateApiKeyDTO } from "./types";
+
+/** What an update changed: the fields it was given, or the key's links. */
+export type ApiKeyChange = keyof UpdateApiKeyDTO | "links";
 
 export interface ApiKeyEvents {
   "api_key.created": { id: string; type: ApiKeyType; title: string; created_by: string };
-  "api_key.updated": { id: string; changed: ("title" | "links")[] };
+  "api_key.updated": { id: string; changed: ApiKeyChange[] };
   "api_key.revoked": { id: string; revoked_by: string; revoked_at: Date };
   "api_key.rolled": { id: string; successor_id: string; revoked_by: string; revoked_at: Date };
   "api_key.deleted": { id: string };
+  "api_key.soft_deleted": { id: string; deleted_at: Date };
+  "api_key.restored": { id: string };
 }
 
 export type ApiKeyEventName = keyof ApiKeyEvents;

@@ -2,7 +2,17 @@
 // the store compiles to query-builder calls. Anything malformed is an `invalid_data` error
 // here, so a bad filter never becomes a SQL error.
 import { ApiKeyError } from "./errors";
-import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnKind, NULLABLE_FIELDS, isApiKeyField } from "./columns";
+import {
+  API_KEY_COLUMNS,
+  API_KEY_FIELDS,
+  type ApiKeyField,
+  type ColumnKind,
+  FILTERABLE_FIELDS,
+  type FilterableField,
+  NULLABLE_FIELDS,
+  isApiKeyField,
+  isFilterableField,
+} from "./columns";
 
 export { API_KEY_FIELDS };
 
@@ -11,17 +21,17 @@ type Value = string | Date;
 export type Condition =
   | { kind: "and" | "or"; items: Condition[] }
   | { kind: "not"; item: Condition }
-  | { kind: "compare"; field: ApiKeyField; op: "=" | "<>" | ">" | ">=" | "<" | "<="; value: Value }
-  | { kind: "in"; field: ApiKeyField; values: Value[]; negated: boolean }
-  | { kind: "null"; field: ApiKeyField; negated: boolean }
-  | { kind: "match"; field: ApiKeyField; op: "like" | "ilike" | "regex"; pattern: string }
+  | { kind: "compare"; field: FilterableField; op: "=" | "<>" | ">" | ">=" | "<" | "<="; value: Value }
+  | { kind: "in"; field: FilterableField; values: Value[]; negated: boolean }
+  | { kind: "null"; field: FilterableField; negated: boolean }
+  | { kind: "match"; field: FilterableField; op: "like" | "ilike" | "regex"; pattern: string }
   | { kind: "search"; words: string[] };
 
 export interface NormalizedFindConfig {
   select?: ApiKeyField[];
   skip?: number;
   take?: number;
-  order: [ApiKeyField, "asc" | "desc"][];
+  order: [FilterableField, "asc" | "desc"][];
   withDeleted: boolean;
 }
 
@@ -31,7 +41,8 @@ export type TokenMapper = (token: string) => string;
 const ORDERING = ["$gt", "$gte", "$lt", "$lte"] as const;
 const PATTERN = ["$like", "$ilike", "$re"] as const;
 const EQUALITY = ["$eq", "$ne", "$in", "$nin", "$exists", "$not"] as const;
-const OPERATORS: Record<ColumnKind, readonly string[]> = {
+// JSON and integer columns are not filterable (FILTERABLE_FIELDS never lets them get here).
+const OPERATORS: Record<Exclude<ColumnKind, "json" | "integer">, readonly string[]> = {
   text: [...EQUALITY, ...ORDERING, ...PATTERN],
   date: [...EQUALITY, ...ORDERING],
   // Ordering or pattern matching on stored token hashes would only leak hash prefixes.
@@ -53,10 +64,10 @@ const MAX_LIST = 1000;
  * with room for the rest of the query.
  */
 export const MAX_FILTER_VALUES = 5000;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/;
+export const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/;
 /** The years every supported database stores and compares as given. */
-const MIN_YEAR = 1;
-const MAX_YEAR = 9999;
+export const MIN_YEAR = 1;
+export const MAX_YEAR = 9999;
 
 /** What one normalisation carries along: the token mapper and the values spent so far. */
 interface Walk {
@@ -81,7 +92,7 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
-function toValue(field: ApiKeyField, path: string, raw: unknown, mapToken: TokenMapper): Value {
+function toValue(field: FilterableField, path: string, raw: unknown, mapToken: TokenMapper): Value {
   switch (API_KEY_COLUMNS[field].kind) {
     case "text":
       if (typeof raw !== "string") invalid(path, `expected a string, got ${describe(raw)}`);
@@ -119,7 +130,7 @@ function checkList(raw: unknown, path: string, what: string): asserts raw is unk
   }
 }
 
-function toList(field: ApiKeyField, path: string, raw: unknown, walk: Walk): Value[] {
+function toList(field: FilterableField, path: string, raw: unknown, walk: Walk): Value[] {
   checkList(raw, path, "values");
   spend(walk, raw.length, path);
   const values = raw.map((item, i) => toValue(field, `${path}[${i}]`, item, walk.mapToken));
@@ -131,7 +142,7 @@ function toList(field: ApiKeyField, path: string, raw: unknown, walk: Walk): Val
 }
 
 function operatorCondition(
-  field: ApiKeyField,
+  field: FilterableField,
   path: string,
   op: string,
   raw: unknown,
@@ -191,7 +202,7 @@ function assertRegex(path: string, pattern: string): void {
   }
 }
 
-function fieldCondition(field: ApiKeyField, path: string, raw: unknown, depth: number, walk: Walk): Condition {
+function fieldCondition(field: FilterableField, path: string, raw: unknown, depth: number, walk: Walk): Condition {
   if (depth > MAX_DEPTH) invalid(path, `nested deeper than ${MAX_DEPTH} levels`);
   if (Array.isArray(raw)) return { kind: "in", field, values: toList(field, path, raw, walk), negated: false };
   if (isPlainObject(raw)) {
@@ -222,10 +233,10 @@ function filterCondition(filters: unknown, path: string, depth: number, walk: Wa
       const words = raw.split(/\s+/).filter(Boolean);
       spend(walk, 2 * words.length, at);
       if (words.length > 0) items.push({ kind: "search", words });
-    } else if (isApiKeyField(key)) {
+    } else if (isFilterableField(key)) {
       items.push(fieldCondition(key, at, raw, depth, walk));
     } else {
-      invalid(at, `unknown field (filterable: q, ${API_KEY_FIELDS.join(", ")}, $and, $or)`);
+      invalid(at, `unknown field (filterable: q, ${FILTERABLE_FIELDS.join(", ")}, $and, $or)`);
     }
   }
   return { kind: "and", items };
@@ -248,7 +259,7 @@ const MATCHES_ANY_TEXT = /^%+$/;
  * The truth of a null check when it is known without looking at a key: a column that never
  * holds null, or `deleted_at` when only live keys are in scope. Undefined when it depends on the key.
  */
-function knownNullity(field: ApiKeyField, scope: FoldScope): boolean | undefined {
+function knownNullity(field: FilterableField, scope: FoldScope): boolean | undefined {
   if (!NULLABLE_FIELDS.has(field)) return false;
   return field === "deleted_at" && scope.liveOnly ? true : undefined;
 }
@@ -337,11 +348,12 @@ export function normalizeFindConfig(config: unknown): NormalizedFindConfig {
   }
   if (withDeleted !== undefined && typeof withDeleted !== "boolean") invalidConfig("'withDeleted' must be a boolean");
 
-  const ordering: [ApiKeyField, "asc" | "desc"][] = [];
+  const ordering: [FilterableField, "asc" | "desc"][] = [];
   if (order !== undefined) {
     if (!isPlainObject(order)) invalidConfig("'order' must be an object such as { created_at: 'DESC' }");
     for (const [field, direction] of Object.entries(order)) {
       if (!isApiKeyField(field)) invalidConfig(`cannot order by unknown field '${field}'`);
+      if (!isFilterableField(field)) invalidConfig(`cannot order by '${field}' (order by one of ${FILTERABLE_FIELDS.join(", ")})`);
       const dir = typeof direction === "string" ? direction.toLowerCase() : undefined;
       if (dir !== "asc" && dir !== "desc") invalidConfig(`order direction for '${field}' must be 'ASC' or 'DESC'`);
       ordering.push([field, dir]);

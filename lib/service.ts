@@ -2,6 +2,7 @@
 // it matters, and with no secret material in anything it returns after creation.
 import { ApiKeyError, redactError, unknownError } from "./errors";
 import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type EventBatch } from "./events";
+import { POLICY_FIELDS, policyDefaults } from "./columns";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
 import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
@@ -14,14 +15,26 @@ import type {
   FilterableApiKeyProps,
   FindConfig,
   RevokeApiKeyDTO,
+  SoftDeleteResult,
   UpdateApiKeyDTO,
   UpdateLinksDTO,
+  VerifyOptions,
+  VerifyResult,
 } from "./types";
-import { validateCreate, validateId, validateLinks, validateList, validateRevoke, validateUpdate } from "./validate-input";
+import { missingScopes } from "./scopes";
+import {
+  validateCreate,
+  validateId,
+  validateList,
+  validateLinks,
+  validateRequiredScopes,
+  validateRevoke,
+  validateUpdate,
+} from "./validate-input";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./store";
 import { LastUsedRecorder } from "./last-used";
 import type { Logger } from "./logger";
-import type { CacheEntry } from "../store/cache/entry";
+import type { CacheEntry, FoundEntry } from "../store/cache/entry";
 import type { KeyCache } from "../store/cache/key-cache";
 
 export interface ServiceConfig {
@@ -51,6 +64,42 @@ function byId(id: string): Condition {
 /** A key authenticates while `revoked_at` is unset or still in the future. */
 export function isActive(record: Pick<ApiKeyRecord, "revoked_at">, now: Date): boolean {
   return record.revoked_at === null || record.revoked_at.getTime() > now.getTime();
+}
+
+/** A key has expired once `expires_at` is reached: expiry works exactly as a scheduled revocation. */
+export function isExpired(record: Pick<ApiKeyRecord, "expires_at">, now: Date): boolean {
+  return record.expires_at !== null && record.expires_at.getTime() <= now.getTime();
+}
+
+/**
+ * Why a found key does not authenticate at `now`, or undefined when it does: revoked or
+ * expired, whichever took effect first (revoked when both at once).
+ */
+function endedBy(record: Pick<ApiKeyRecord, "revoked_at" | "expires_at">, now: Date): "revoked" | "expired" | undefined {
+  const revoked = !isActive(record, now);
+  const expired = isExpired(record, now);
+  if (revoked && expired) return record.expires_at!.getTime() < record.revoked_at!.getTime() ? "expired" : "revoked";
+  return revoked ? "revoked" : expired ? "expired" : undefined;
+}
+
+const NOT_FOUND: VerifyResult = Object.freeze({ valid: false, code: "not_found" });
+
+/** The default units a valid verification consumes. */
+const DEFAULT_COST = 1;
+
+function validateVerifyOptions(options: unknown): { type?: ApiKeyType; scopes: string[]; cost: number } {
+  if (options === undefined) return { scopes: [], cost: DEFAULT_COST };
+  if (!isPlainObject(options)) throw new ApiKeyError("invalid_data", "Expected an object for the verification options");
+  const { type, scopes, cost, ...rest } = options;
+  const unknown = Object.keys(rest).filter((key) => rest[key] !== undefined);
+  if (unknown.length > 0) throw new ApiKeyError("invalid_data", `Unrecognized verification options: ${unknown.map((key) => `'${key}'`).join(", ")}`);
+  if (type !== undefined && type !== "secret" && type !== "publishable") {
+    throw new ApiKeyError("invalid_data", "Expected: 'publishable, secret' for option 'type'");
+  }
+  if (cost !== undefined && (typeof cost !== "number" || !Number.isSafeInteger(cost) || cost < 0)) {
+    throw new ApiKeyError("invalid_data", "Expected a non-negative whole number for option 'cost'");
+  }
+  return { type, scopes: scopes === undefined ? [] : validateRequiredScopes(scopes), cost: cost ?? DEFAULT_COST };
 }
 
 /** The DTO for a record: secret keys show `token: ""` unless the plaintext is being handed out once. */
@@ -204,8 +253,14 @@ export class ApiKeyService {
     return type ? storedTokenValue(token, type, this.#config.pepper) : token;
   };
 
-  #newKey(input: CreateApiKeyDTO, now: Date): { record: ApiKeyRecord; token: string } {
+  /** A new key from a validated create input (or, for roll, the key it replaces). */
+  #newKey(input: CreateApiKeyDTO | ApiKeyRecord, now: Date): { record: ApiKeyRecord; token: string } {
     const token = generateToken(input.type);
+    const policy = policyDefaults();
+    for (const field of POLICY_FIELDS) {
+      const value = input[field as keyof typeof input];
+      if (value !== undefined) Object.assign(policy, { [field]: structuredClone(value) });
+    }
     const record: ApiKeyRecord = {
       id: generateApiKeyId(now.getTime()),
       token: storedTokenValue(token, input.type, this.#config.pepper),
@@ -219,6 +274,7 @@ export class ApiKeyService {
       deleted_at: null,
       revoked_by: null,
       revoked_at: null,
+      ...policy,
     };
     return { record, token };
   }
@@ -256,8 +312,8 @@ export class ApiKeyService {
   createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
   createApiKeys(data: CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO[]>;
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
-    const inputs = validateList(Array.isArray(data) ? data : [data], "keys", validateCreate);
     const now = this.#config.now();
+    const inputs = validateList(Array.isArray(data) ? data : [data], "keys", (item) => validateCreate(item, now));
     const created = inputs.map((input) => this.#newKey(input, now));
     await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
     const events = created.map(({ record: { id, type, title, created_by } }): EventBatch => ({
@@ -319,21 +375,27 @@ export class ApiKeyService {
     data: UpdateApiKeyDTO,
     ctx?: Context,
   ): Promise<ApiKeyDTO | ApiKeyDTO[]> {
-    const { title } = validateUpdate(data);
+    const patch = validateUpdate(data, this.#config.now());
+    const changed = Object.keys(patch) as (keyof UpdateApiKeyDTO)[];
     const updated = await this.#run(
       ctx,
       async (store) => {
         const records = await this.#lockTargets(store, idOrSelector);
+        if (patch.scopes !== undefined && patch.scopes.length > 0) {
+          const publishable = records.find((record) => record.type === "publishable");
+          if (publishable) throw new ApiKeyError("invalid_data", `Field 'scopes' is only allowed on secret keys; ${publishable.id} is publishable`);
+        }
         const now = this.#config.now();
+        const write = { ...patch, updated_at: now } as Partial<ApiKeyRecord>;
         await store.update(
           records.map((record) => record.id),
-          { title, updated_at: now },
+          write,
         );
-        return records.map((record) => ({ ...record, title, updated_at: now }));
+        return records.map((record): ApiKeyRecord => ({ ...record, ...structuredClone(write) }));
       },
       true,
     );
-    const events = updated.map(({ id }): EventBatch => ({ name: "api_key.updated", payload: { id, changed: ["title"] } }));
+    const events = updated.map(({ id }): EventBatch => ({ name: "api_key.updated", payload: { id, changed: [...changed] } }));
     await this.#committed(updated, events, ctx, updated[0] && { id: updated[0].id, updatedAt: updated[0].updated_at });
     const dtos = updated.map((record) => toDTO(record));
     return typeof idOrSelector === "string" ? dtos[0]! : dtos;
@@ -393,7 +455,8 @@ export class ApiKeyService {
         const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
         const records = await store.find(condition, { ...ALL_ROWS, withDeleted: true }, { forUpdate: true });
         const now = this.#config.now();
-        const live = records.filter((record) => isActive(record, now));
+        // An expired key counts as revoked at its expiry.
+        const live = records.filter((record) => endedBy(record, now) === undefined);
         if (live.length > 0) {
           const names = live.map((record) => record.id).join(", ");
           throw new ApiKeyError("not_allowed", `Cannot delete api keys that are not revoked - ${names}`);
@@ -412,36 +475,102 @@ export class ApiKeyService {
   }
 
   /**
-   * The key for a valid, unrevoked secret token, or `false`. Malformed tokens are rejected
-   * without touching the store; a store failure is an `unavailable` error, not a `false`.
-   * A success is recorded as the key's last use, written later in a batch.
+   * Verifies a token: the one path every authentication takes. Answers with a `code` rather
+   * than throwing, whatever string it is given; only a store failure is an error (`unavailable`,
+   * or `unknown_error` for a bug). Malformed tokens are rejected without touching the store.
+   * Revocation and expiry are checked on every call, cached or not, so a scheduled one takes
+   * effect at its instant. A valid verification is recorded as the key's last use (written
+   * later in a batch) and pays `cost` from its rate limits and quota; a refused one pays nothing.
+   */
+  async verifyApiKey(token: string, options?: VerifyOptions): Promise<VerifyResult> {
+    const { type, scopes, cost } = validateVerifyOptions(options);
+    const parsed = parseToken(token);
+    if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
+    const entry = await this.#lookup(token, parsed);
+    if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
+    const now = this.#config.now();
+    // Copies, so that callers cannot change what the cache holds.
+    const api_key = structuredClone(entry.api_key);
+    const ended = endedBy(api_key, now);
+    if (ended) return { valid: false, code: ended, api_key };
+    const missing = missingScopes(api_key.scopes, scopes);
+    if (missing.length > 0) return { valid: false, code: "forbidden", api_key, missing_scopes: missing };
+    const refused = await this.#consume(entry, cost, now);
+    if (refused) return { ...refused, valid: false, api_key };
+    this.#lastUsed.record(api_key.id, now);
+    const result: VerifyResult = { valid: true, code: "valid", api_key };
+    if (parsed === "publishable") result.sales_channel_ids = [...entry.sales_channel_ids];
+    return result;
+  }
+
+  /**
+   * Where a valid verification pays `cost` from the key's rate limits and `remaining` quota,
+   * atomically across instances. Answers undefined to admit the call, or the refusal
+   * (`rate_limited`, `usage_exceeded`) to return instead. Today every call is admitted.
+   */
+  async #consume(_entry: FoundEntry, _cost: number, _now: Date): Promise<Omit<VerifyResult, "valid" | "api_key"> | undefined> {
+    return undefined;
+  }
+
+  /**
+   * The key for a valid secret token, or `false`: `verifyApiKey(token, { type: "secret" })`
+   * reduced to the key. A store failure is an `unavailable` error, not a `false`.
    */
   async authenticate(token: string): Promise<ApiKeyDTO | false> {
-    const match = await this.#authenticate(token, "secret");
-    return match && match.api_key;
+    const result = await this.verifyApiKey(token, { type: "secret" });
+    return result.valid ? result.api_key! : false;
   }
 
-  /** The key and sales channel ids for a valid, unrevoked publishable token, or `false`; as `authenticate`. */
+  /** The key and sales channel ids for a valid publishable token, or `false`; as `authenticate`. */
   async authenticatePublishable(token: string): Promise<PublishableKeyMatch | false> {
-    return this.#authenticate(token, "publishable");
+    const result = await this.verifyApiKey(token, { type: "publishable" });
+    return result.valid ? { api_key: result.api_key!, sales_channel_ids: result.sales_channel_ids ?? [] } : false;
   }
 
-  async #authenticate(token: string, type: ApiKeyType): Promise<PublishableKeyMatch | false> {
-    if (parseToken(token) !== type) return false;
-    const entry = await this.#lookup(token, type);
-    // Revocation is checked on every call, cached or not, so a scheduled one takes effect at its instant.
-    const now = this.#config.now();
-    if (!entry.found || entry.api_key.type !== type || !isActive(entry.api_key, now)) return false;
-    this.#lastUsed.record(entry.api_key.id, now);
-    // Copies, so that callers cannot change what the cache holds.
-    return { api_key: { ...entry.api_key }, sales_channel_ids: [...entry.sales_channel_ids] };
+  /**
+   * Hides keys from reads and authentication, as the reference's soft delete: live keys too
+   * (no revoked-first guard). Unknown and already soft-deleted ids are skipped. Answers the ids
+   * affected, in the order given.
+   */
+  async softDeleteApiKeys(ids: string | string[], ctx?: Context): Promise<SoftDeleteResult> {
+    return this.#setDeleted(ids, true, ctx);
+  }
+
+  /** Brings soft-deleted keys back; a restored key authenticates again unless revoked or expired meanwhile. */
+  async restoreApiKeys(ids: string | string[], ctx?: Context): Promise<SoftDeleteResult> {
+    return this.#setDeleted(ids, false, ctx);
+  }
+
+  async #setDeleted(ids: string | string[], deleted: boolean, ctx: Context | undefined): Promise<SoftDeleteResult> {
+    const list = [...new Set(validateList(Array.isArray(ids) ? ids : [ids], "ids", validateId))];
+    if (list.length === 0) return { api_key_id: [] };
+    const changed = await this.#run(
+      ctx,
+      async (store) => {
+        const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
+        const records = await store.find(condition, { ...ALL_ROWS, withDeleted: true }, { forUpdate: true });
+        const targets = records.filter((record) => (record.deleted_at === null) === deleted);
+        const now = this.#config.now();
+        const patch = { deleted_at: deleted ? now : null, updated_at: now };
+        await store.update(targets.map((record) => record.id), patch);
+        return targets.map((record) => ({ ...record, ...patch }));
+      },
+      true,
+    );
+    const events = changed.map((record): EventBatch =>
+      deleted ? { name: "api_key.soft_deleted", payload: { id: record.id, deleted_at: record.deleted_at! } } : { name: "api_key.restored", payload: { id: record.id } },
+    );
+    await this.#committed(changed, events, ctx, changed[0] && { id: changed[0].id, updatedAt: changed[0].updated_at });
+    const affected = new Set(changed.map((record) => record.id));
+    return { api_key_id: list.filter((id) => affected.has(id)) };
   }
 
   /**
    * Replaces a key in one transaction: the old key is revoked (now, or after `revoke_in`
-   * seconds) and a new key with the same title, type, creator and links is returned with its
-   * plaintext token. A key already revoked or scheduled for revocation cannot be rolled, so
-   * every key has at most one successor.
+   * seconds) and a new key with the same title, type, creator, policy (expiry, scopes, owner,
+   * metadata, rate limits, quota) and links is returned with its plaintext token. A key already
+   * revoked, scheduled for revocation or expired cannot be rolled, so every key has at most one
+   * successor and no successor is born expired.
    */
   async roll(id: string, data: RevokeApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO> {
     validateId(id);
@@ -460,6 +589,9 @@ export class ApiKeyService {
           );
         }
         const now = this.#config.now();
+        if (isExpired(old!, now)) {
+          throw new ApiKeyError("not_allowed", `ApiKey with id "${id}" has expired and cannot be rolled`);
+        }
         const at = this.#revocationTime(now, input.revoke_in);
         await store.update([old!.id], { revoked_at: at, revoked_by: input.revoked_by, updated_at: now });
         const { record, token } = this.#newKey(old!, now);

@@ -18,7 +18,15 @@ import { type ApiKeyError, failConfiguration } from "./errors";
 import type { Condition, NormalizedFindConfig } from "./filters";
 import type { ApiKeyDTO, ApiKeyType } from "./types";
 
-/** A stored key: the DTO's fields, with `token` as stored (a hash for secret keys). */
+/**
+ * A stored key: the DTO's fields, with `token` as stored (a hash for secret keys). The policy
+ * fields come back as the DTO has them: `scopes`, `metadata` and `rate_limits` as an array or
+ * object (never null: a key written before they existed reads `[]`, `{}`, `[]`), `refill` as an
+ * object or null, `remaining` as a number or null, `expires_at` as a Date or null. A store must
+ * not share these objects with its callers (copy them in and out), and the filter language
+ * reaches only the fields lib/columns.ts marks filterable (`expires_at` and `owner_id` among
+ * them, never the JSON ones).
+ */
 export type ApiKeyRecord = ApiKeyDTO;
 
 /** The fields a write may change. */
@@ -63,7 +71,10 @@ export interface ApiKeyStore {
   /** Required. Inserts new keys; all or none. */
   insert(records: ApiKeyRecord[]): Promise<void>;
 
-  /** Required. Applies `patch` to the keys with these ids (deleted or not). */
+  /**
+   * Required. Applies `patch` to the keys with these ids (deleted or not). Soft delete and
+   * restore are such patches (`deleted_at` set to an instant, or back to null).
+   */
   update(ids: string[], patch: ApiKeyPatch): Promise<void>;
 
   /** Required. Removes keys for good, with their links. */

@@ -1,5 +1,5 @@
 // Public data shapes, named and shaped as the reference's DTOs.
-import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues } from "./columns";
+import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule } from "./columns";
 import type { ApiKeyType } from "./tokens";
 
 export type { ApiKeyType };
@@ -10,16 +10,42 @@ export type { ApiKeyType };
  */
 export interface ApiKeyDTO extends ApiKeyColumnValues {}
 
-export type { ApiKeyField };
+export type { ApiKeyField, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule };
 
-export interface CreateApiKeyDTO {
+/** A key's policy as create takes it; each field omitted means no restriction. */
+export interface ApiKeyPolicyInput {
+  /** The instant from which the key never authenticates again, as if revoked then; in the future. */
+  expires_at?: Date | string;
+  /** Seconds from now, instead of `expires_at` (not both). */
+  expires_in?: number;
+  /** Secret keys only: `resource:action` words; a `*` segment grants every value there. */
+  scopes?: string[];
+  /** The account, organisation or tenant the key belongs to. */
+  owner_id?: string;
+  /** The app's own JSON data, at most 4 KiB serialised. */
+  metadata?: KeyMetadata;
+  rate_limits?: RateLimitRule[];
+  /** Successful uses left; omitted or null is unlimited. */
+  remaining?: number | null;
+  refill?: QuotaRefill | null;
+}
+
+export interface CreateApiKeyDTO extends ApiKeyPolicyInput {
   title: string;
   type: ApiKeyType;
   created_by: string;
 }
 
+/** Each field given is changed; `expires_at: null` clears the expiry. */
 export interface UpdateApiKeyDTO {
-  title: string;
+  title?: string;
+  expires_at?: Date | string | null;
+  scopes?: string[];
+  owner_id?: string | null;
+  metadata?: KeyMetadata;
+  rate_limits?: RateLimitRule[];
+  remaining?: number | null;
+  refill?: QuotaRefill | null;
 }
 
 export interface RevokeApiKeyDTO {
@@ -59,7 +85,7 @@ type FieldFilter<T = Scalar> = T | T[] | OperatorMap<T>;
 
 type FieldFilters = { [F in keyof ApiKeyFilterValues]?: FieldFilter<ApiKeyFilterValues[F]> };
 
-/** The reference's FilterableApiKeyProps: every column (lib/columns.ts), plus `q`, `$and` and `$or`. */
+/** The reference's FilterableApiKeyProps: every filterable column (lib/columns.ts), plus `q`, `$and` and `$or`. */
 export interface FilterableApiKeyProps extends FieldFilters {
   q?: string;
   $and?: FilterableApiKeyProps[];
@@ -70,7 +96,7 @@ export interface FindConfig {
   select?: ApiKeyField[];
   skip?: number;
   take?: number;
-  order?: Partial<Record<ApiKeyField, "ASC" | "DESC" | "asc" | "desc">>;
+  order?: Partial<Record<FilterableField, "ASC" | "DESC" | "asc" | "desc">>;
   withDeleted?: boolean;
 }
 
@@ -80,4 +106,33 @@ export interface FindConfig {
  */
 export interface Context {
   transaction?: unknown;
+}
+
+/** Ids affected by `softDeleteApiKeys` and `restoreApiKeys`, under the reference's linkable key. */
+export interface SoftDeleteResult {
+  api_key_id: string[];
+}
+
+/** What `verifyApiKey` checks besides the token. */
+export interface VerifyOptions {
+  /** Only keys of this type count; a token of the other type is `not_found`. */
+  type?: ApiKeyType;
+  /** Scopes the key must grant, each an exact `resource:action` word. */
+  scopes?: string[];
+  /** Units a valid verification consumes from the key's rate limits and quota (default 1). */
+  cost?: number;
+}
+
+/** Why a verification refused, or `valid`. */
+export type VerifyCode = "valid" | "not_found" | "revoked" | "expired" | "forbidden" | "rate_limited" | "usage_exceeded";
+
+export interface VerifyResult {
+  valid: boolean;
+  code: VerifyCode;
+  /** The key (no secret material), whenever one was found, valid or not. */
+  api_key?: ApiKeyDTO;
+  /** Publishable keys: the sales channels they are linked to. */
+  sales_channel_ids?: string[];
+  /** With `forbidden`: the required scopes the key does not grant. */
+  missing_scopes?: string[];
 }

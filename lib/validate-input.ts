@@ -1,8 +1,9 @@
 // Validation of service inputs (ids and DTOs). Messages follow the reference's wording, so
 // the admin router can show them as they are.
 import { ApiKeyError, redactSecrets } from "./errors";
-import { isPlainObject } from "./filters";
-import type { CreateApiKeyDTO, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
+import { ISO_DATE, MAX_YEAR, isPlainObject } from "./filters";
+import { GRANTED_SCOPE, MAX_SCOPES, MAX_SCOPE_LENGTH, REQUIRED_SCOPE } from "./scopes";
+import type { CreateApiKeyDTO, KeyMetadata, QuotaRefill, RateLimitRule, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
 type Body = Record<string, unknown>;
 
@@ -55,27 +56,247 @@ export function validateBody(data: unknown, allowed: readonly string[]): Body {
   return body;
 }
 
-export function validateCreate(data: unknown): CreateApiKeyDTO {
+/** The policy fields create takes besides `title`, `type` and `created_by`. */
+const POLICY_INPUTS = ["expires_at", "expires_in", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const;
+/** The fields update takes. */
+const UPDATABLE = ["title", "expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const;
+
+/** Longest `owner_id`, in characters. */
+export const MAX_OWNER_ID_LENGTH = 255;
+/** Largest `metadata`, in bytes of its UTF-8 JSON. */
+export const MAX_METADATA_BYTES = 4096;
+
+/**
+ * A create input, checked and normalised: `expires_in` turned into `expires_at` (a Date),
+ * scopes without repeats, metadata copied. `now` is the clock expiry is judged by.
+ */
+export function validateCreate(data: unknown, now: Date = new Date()): CreateApiKeyDTO {
   const body = objectBody(data, "api key data");
   const issues: string[] = [];
-  unrecognized(body, ["title", "type", "created_by"], issues);
+  unrecognized(body, ["title", "type", "created_by", ...POLICY_INPUTS], issues);
   required(body, "title", issues);
   if (body.type === undefined) issues.push("Field 'type' is required");
   else if (body.type !== "publishable" && body.type !== "secret") {
     issues.push(`Expected: 'publishable, secret' for field 'type', but got: '${shown(body.type)}'`);
   }
   required(body, "created_by", issues);
+  const result: CreateApiKeyDTO = { title: body.title as string, type: body.type as CreateApiKeyDTO["type"], created_by: body.created_by as string };
+  if (body.expires_at !== undefined && body.expires_in !== undefined) {
+    issues.push("Fields 'expires_at' and 'expires_in' cannot both be given");
+  } else if (body.expires_in !== undefined) {
+    const at = expiryIn(body.expires_in, now, issues);
+    if (at) result.expires_at = at;
+  } else if (body.expires_at !== undefined) {
+    const at = expiryAt(body.expires_at, now, issues);
+    if (at) result.expires_at = at;
+  }
+  if (body.scopes !== undefined) {
+    const scopes = scopeList(body.scopes, issues);
+    if (scopes && scopes.length > 0 && body.type === "publishable") issues.push("Field 'scopes' is only allowed on secret keys");
+    if (scopes) result.scopes = scopes;
+  }
+  if (body.owner_id !== undefined) {
+    const owner = ownerId(body.owner_id, issues);
+    if (owner !== undefined) result.owner_id = owner;
+  }
+  if (body.metadata !== undefined) {
+    const metadata = metadataObject(body.metadata, issues);
+    if (metadata) result.metadata = metadata;
+  }
+  quotaFields(body, result, issues);
   fail(issues);
-  return body as unknown as CreateApiKeyDTO;
+  return result;
 }
 
-export function validateUpdate(data: unknown): UpdateApiKeyDTO {
+/**
+ * An update, checked and normalised as create's fields are; only the fields given are in the
+ * result, so an empty update changes nothing but `updated_at`. `expires_at: null` and
+ * `owner_id: null` clear them. Whether scopes suit the key's type is checked by the service.
+ */
+export function validateUpdate(data: unknown, now: Date = new Date()): UpdateApiKeyDTO {
   const body = objectBody(data, "the update");
   const issues: string[] = [];
-  unrecognized(body, ["title"], issues);
-  required(body, "title", issues);
+  unrecognized(body, UPDATABLE, issues);
+  const result: UpdateApiKeyDTO = {};
+  if (body.title !== undefined) {
+    typed(body, "title", "string", issues);
+    result.title = body.title as string;
+  }
+  if (body.expires_at === null) result.expires_at = null;
+  else if (body.expires_at !== undefined) {
+    const at = expiryAt(body.expires_at, now, issues);
+    if (at) result.expires_at = at;
+  }
+  if (body.scopes !== undefined) {
+    const scopes = scopeList(body.scopes, issues);
+    if (scopes) result.scopes = scopes;
+  }
+  if (body.owner_id === null) result.owner_id = null;
+  else if (body.owner_id !== undefined) {
+    const owner = ownerId(body.owner_id, issues);
+    if (owner !== undefined) result.owner_id = owner;
+  }
+  if (body.metadata !== undefined) {
+    const metadata = metadataObject(body.metadata, issues);
+    if (metadata) result.metadata = metadata;
+  }
+  quotaFields(body, result, issues);
   fail(issues);
-  return body as unknown as UpdateApiKeyDTO;
+  return result;
+}
+
+/** An instant as a Date, from a Date or an ISO 8601 string; undefined (with an issue) otherwise. */
+function instant(value: unknown, field: string, issues: string[]): Date | undefined {
+  const date = value instanceof Date ? new Date(value.getTime()) : typeof value === "string" && ISO_DATE.test(value) ? new Date(value) : undefined;
+  if (!date || Number.isNaN(date.getTime())) {
+    issues.push(`Expected a Date or an ISO 8601 date string for field '${field}', got: '${shown(value)}'`);
+    return undefined;
+  }
+  if (date.getUTCFullYear() > MAX_YEAR) {
+    issues.push(`Field '${field}' must be before the year ${MAX_YEAR + 1}`);
+    return undefined;
+  }
+  return date;
+}
+
+function expiryAt(value: unknown, now: Date, issues: string[]): Date | undefined {
+  const at = instant(value, "expires_at", issues);
+  if (at && at.getTime() <= now.getTime()) {
+    issues.push(`Field 'expires_at' must be in the future, got: '${at.toISOString()}'`);
+    return undefined;
+  }
+  return at;
+}
+
+function expiryIn(value: unknown, now: Date, issues: string[]): Date | undefined {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    issues.push(`Expected a positive number of seconds for field 'expires_in', got: '${shown(value)}'`);
+    return undefined;
+  }
+  const at = new Date(now.getTime() + Math.ceil(value * 1000));
+  if (Number.isNaN(at.getTime()) || at.getUTCFullYear() > MAX_YEAR) {
+    issues.push("Field 'expires_in' is too large");
+    return undefined;
+  }
+  return at;
+}
+
+/** A key's scopes: valid words, bounded, without repeats (first occurrence kept). */
+function scopeList(value: unknown, issues: string[]): string[] | undefined {
+  if (!Array.isArray(value) || !Array.from(value as unknown[]).every((scope) => typeof scope === "string")) {
+    issues.push(`Expected type: 'array' of strings for field 'scopes', got: '${shown(value)}'`);
+    return undefined;
+  }
+  const scopes = [...new Set(value as string[])];
+  if (scopes.length > MAX_SCOPES) {
+    issues.push(`Field 'scopes' holds ${scopes.length} scopes: at most ${MAX_SCOPES} are allowed`);
+    return undefined;
+  }
+  const bad = scopes.filter((scope) => scope.length > MAX_SCOPE_LENGTH || !GRANTED_SCOPE.test(scope));
+  if (bad.length > 0) {
+    issues.push(
+      `Invalid scope in field 'scopes': '${shown(bad[0])}' (scopes are words of [a-z0-9_.-] or '*', joined by ':', at most ${MAX_SCOPE_LENGTH} characters)`,
+    );
+    return undefined;
+  }
+  return scopes;
+}
+
+/** The scopes a verification requires: exact words, no wildcards. */
+export function validateRequiredScopes(value: unknown): string[] {
+  if (!Array.isArray(value) || !Array.from(value as unknown[]).every((scope) => typeof scope === "string")) {
+    throw new ApiKeyError("invalid_data", `Expected type: 'array' of strings for option 'scopes', got: '${shown(value)}'`);
+  }
+  const bad = (value as string[]).find((scope) => scope.length > MAX_SCOPE_LENGTH || !REQUIRED_SCOPE.test(scope));
+  if (bad !== undefined) {
+    throw new ApiKeyError("invalid_data", `Invalid required scope '${shown(bad)}': required scopes are exact words of [a-z0-9_.-] joined by ':'`);
+  }
+  return [...new Set(value as string[])];
+}
+
+function ownerId(value: unknown, issues: string[]): string | undefined {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_OWNER_ID_LENGTH) {
+    issues.push(`Expected a non-empty string of at most ${MAX_OWNER_ID_LENGTH} characters for field 'owner_id', got: '${shown(value)}'`);
+    return undefined;
+  }
+  return value;
+}
+
+/** Why `value` is not plain JSON data, or undefined when it is. */
+function notJson(value: unknown, seen: Set<object>): string | undefined {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return undefined;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `the number ${String(value)} is not JSON`;
+  if (typeof value !== "object") return `a ${typeof value} is not JSON`;
+  if (seen.has(value)) return "it refers to itself (a cycle)";
+  const items = Array.isArray(value) ? Array.from(value as unknown[]) : isPlainObject(value) ? Object.values(value) : undefined;
+  if (!items) return "only plain objects and arrays are JSON";
+  seen.add(value);
+  for (const item of items) {
+    const problem = notJson(item, seen);
+    if (problem) return problem;
+  }
+  seen.delete(value);
+  return undefined;
+}
+
+/** A plain JSON object, at most MAX_METADATA_BYTES serialised; returned as a copy. */
+function metadataObject(value: unknown, issues: string[]): KeyMetadata | undefined {
+  if (!isPlainObject(value)) {
+    issues.push(`Expected type: 'object' for field 'metadata', got: '${shown(value)}'`);
+    return undefined;
+  }
+  const problem = notJson(value, new Set());
+  if (problem) {
+    issues.push(`Field 'metadata' must be plain JSON data: ${problem}`);
+    return undefined;
+  }
+  const json = JSON.stringify(value);
+  const bytes = Buffer.byteLength(json, "utf8");
+  if (bytes > MAX_METADATA_BYTES) {
+    issues.push(`Field 'metadata' is ${bytes} bytes as JSON: at most ${MAX_METADATA_BYTES} are allowed`);
+    return undefined;
+  }
+  return JSON.parse(json) as KeyMetadata;
+}
+
+function isCount(value: unknown, least: number): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= least;
+}
+
+/**
+ * `rate_limits`, `remaining` and `refill`: their shapes only, for now (the quota module
+ * checks what they mean).
+ */
+function quotaFields(body: Body, result: { rate_limits?: RateLimitRule[]; remaining?: number | null; refill?: QuotaRefill | null }, issues: string[]): void {
+  if (body.rate_limits !== undefined) {
+    const rules = body.rate_limits;
+    const ok =
+      Array.isArray(rules) &&
+      Array.from(rules as unknown[]).every(
+        (rule) => isPlainObject(rule) && typeof rule.name === "string" && rule.name.length > 0 && isCount(rule.limit, 1) && isCount(rule.duration, 1),
+      );
+    if (!ok) {
+      issues.push(`Expected type: 'array' of { name, limit, duration } (a name, and positive whole numbers) for field 'rate_limits', got: '${shown(rules)}'`);
+    } else {
+      const list = (rules as Body[]).map((rule) => ({ name: rule.name as string, limit: rule.limit as number, duration: rule.duration as number }));
+      if (new Set(list.map((rule) => rule.name)).size !== list.length) issues.push("Field 'rate_limits' holds two limits of the same name");
+      else result.rate_limits = list;
+    }
+  }
+  if (body.remaining !== undefined) {
+    if (body.remaining !== null && !isCount(body.remaining, 0)) {
+      issues.push(`Expected a non-negative whole number or null for field 'remaining', got: '${shown(body.remaining)}'`);
+    } else result.remaining = body.remaining;
+  }
+  if (body.refill !== undefined) {
+    const refill = body.refill;
+    if (refill === null) result.refill = null;
+    else if (isPlainObject(refill) && isCount(refill.amount, 1) && (refill.interval === "day" || refill.interval === "month")) {
+      result.refill = { amount: refill.amount, interval: refill.interval };
+    } else {
+      issues.push(`Expected { amount, interval: 'day' | 'month' } or null for field 'refill', got: '${shown(refill)}'`);
+    }
+  }
 }
 
 /** Types only: a missing `revoked_by` is reported later, in the reference's order and words. */

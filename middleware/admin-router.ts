@@ -222,7 +222,12 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
 
   post("/:id", async (req, res) => {
     const id = idOf(req);
-    const input = validated(() => validateUpdate(validateBody(req.body, ["title"])));
+    const input = validated(() => {
+      const body = validateBody(req.body, ["title"]);
+      // The reference's route requires a title, though the service takes an empty update.
+      if (body.title === undefined) throw new ApiKeyError("invalid_data", "Field 'title' is required");
+      return validateUpdate(body);
+    });
     const updated = await keys().updateApiKeys(id, input);
     res.json({ api_key: await withLinks(updated) });
   });

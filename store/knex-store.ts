@@ -2,7 +2,7 @@
 // Runs on PostgreSQL (pg), embedded PGlite, MySQL/MariaDB (mysql2) and SQLite
 // (better-sqlite3); what differs between them lives in dialect.ts. Knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
-import { API_KEY_FIELDS, DATE_FIELDS } from "../lib/columns";
+import { API_KEY_FIELDS, DATE_FIELDS, INTEGER_FIELDS, JSON_FIELDS, fallbackOf } from "../lib/columns";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
@@ -78,11 +78,32 @@ export class KnexApiKeyStore implements ApiKeyStore {
     return this.schema ? builder.withSchema(this.schema) : builder;
   }
 
-  /** A row as the driver returns it, with its timestamps as Dates whatever the dialect stores. */
+  /**
+   * A row as the driver returns it, made a record: timestamps as Dates whatever the dialect
+   * stores, JSON columns (kept as text) parsed, integers as numbers, and a null in a column
+   * added after the row was written read as the column's fallback (lib/columns.ts).
+   */
   private record<T extends Partial<ApiKeyRecord>>(row: T): T {
     const fields = row as Record<string, unknown>;
     for (const column of DATE_FIELDS) {
       if (column in fields) fields[column] = this.dialect.toDate(fields[column]);
+    }
+    for (const column of JSON_FIELDS) {
+      if (!(column in fields)) continue;
+      const value = fields[column];
+      fields[column] = value === null || value === undefined ? fallbackOf(column) : JSON.parse(String(value));
+    }
+    for (const column of INTEGER_FIELDS) {
+      if (column in fields && fields[column] !== null) fields[column] = Number(fields[column]);
+    }
+    return row;
+  }
+
+  /** What a write stores: JSON columns as text (the same on every dialect). */
+  private row<T extends Partial<ApiKeyRecord>>(record: T): Record<string, unknown> {
+    const row: Record<string, unknown> = { ...record };
+    for (const column of JSON_FIELDS) {
+      if (row[column] !== undefined && row[column] !== null) row[column] = JSON.stringify(row[column]);
     }
     return row;
   }
@@ -114,7 +135,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   async insert(records: ApiKeyRecord[]): Promise<void> {
-    await this.batched(records, API_KEY_FIELDS.length, (store, batch) => store.table("api_key").insert(batch), this.dialect.maxInsertRows);
+    await this.batched(records, API_KEY_FIELDS.length, (store, batch) => store.table("api_key").insert(batch.map((record) => this.row(record))), this.dialect.maxInsertRows);
   }
 
   async find(
@@ -180,7 +201,8 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {
-    await this.batched(ids, BINDINGS_PER_LISTED_ID, (store, batch) => store.table("api_key").whereIn("id", batch).update(patch));
+    const row = this.row(patch);
+    await this.batched(ids, BINDINGS_PER_LISTED_ID, (store, batch) => store.table("api_key").whereIn("id", batch).update(row));
   }
 
   /**

@@ -18,7 +18,7 @@ export const MIGRATIONS_TABLE = "api_key_migrations";
 interface ColumnTypes {
   /** A string compared by equality and indexed (ids, tokens, types); `length` matters on MySQL only. */
   key(table: Knex.CreateTableBuilder, name: string, length: number): Knex.ColumnBuilder;
-  /** A string compared by equality but not indexed (titles, actors). */
+  /** A string compared by equality but not indexed (titles, actors, JSON documents). */
   text(table: Knex.CreateTableBuilder, name: string): Knex.ColumnBuilder;
   /** An instant, with at least millisecond precision. */
   timestamp(table: Knex.CreateTableBuilder, name: string): Knex.ColumnBuilder;
@@ -150,6 +150,40 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
       },
       async down(knex) {
         await knex.schema.withSchema(schema ?? "").dropTable("api_key_secret");
+      },
+    },
+    {
+      // Key policy: expiry, scopes, owner, the app's metadata, rate limits and a usage quota.
+      // Every column is added nullable with no default, so no existing row is rewritten and
+      // reads go on meanwhile; a null in a JSON column reads as its fallback (lib/columns.ts).
+      // JSON is kept as text: the same on every dialect.
+      name: "20261202000000_add_key_policy",
+      async up(knex) {
+        const types = COLUMN_TYPES[dialectOf(knex).name];
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          types.timestamp(table, "expires_at").nullable();
+          types.key(table, "owner_id", 255).nullable();
+          types.text(table, "scopes").nullable();
+          types.text(table, "metadata").nullable();
+          types.text(table, "rate_limits").nullable();
+          table.integer("remaining").nullable();
+          types.text(table, "refill").nullable();
+        });
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          // Partial where the dialect has them (PostgreSQL, SQLite); MySQL builds plain indexes.
+          const live = knex.whereNull("deleted_at");
+          table.index(["owner_id"], "IDX_api_key_owner_id", { predicate: live });
+          table.index(["expires_at"], "IDX_api_key_expires_at", { predicate: live });
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropIndex(["owner_id"], "IDX_api_key_owner_id");
+          table.dropIndex(["expires_at"], "IDX_api_key_expires_at");
+        });
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropColumns("expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill");
+        });
       },
     },
   ];

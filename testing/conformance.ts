@@ -296,6 +296,133 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     );
     assert.equal((await service.retrieveApiKey(key.id)).title, "k");
   }],
+
+  ["stores every policy field and reads it back as given, with defaults for the rest", async ({ service, now }) => {
+    const policy = {
+      expires_at: new Date(now().getTime() + 3_600_000),
+      scopes: ["orders:read", "orders:*"],
+      owner_id: "org_1",
+      metadata: { plan: "pro", nested: { list: [1, "two", null, true, { deep: 1.5 }] }, unicode: "\u00e9\u6f22" },
+      rate_limits: [{ name: "per_minute", limit: 60, duration: 60 }],
+      remaining: 0,
+      refill: { amount: 10, interval: "month" as const },
+    };
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", ...policy });
+    const read = await service.retrieveApiKey(key.id);
+    for (const [field, value] of Object.entries(policy)) assert.deepEqual(read[field as keyof ApiKeyDTO], value, field);
+    assert.ok(read.expires_at instanceof Date);
+    const [listed] = await service.listApiKeys({ id: key.id });
+    assert.deepEqual(listed, read);
+    const plain = await service.createApiKeys({ title: "p", type: "publishable", created_by: "u" });
+    const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null };
+    for (const [field, value] of Object.entries(defaults)) assert.deepEqual((await service.retrieveApiKey(plain.id))[field as keyof ApiKeyDTO], value, field);
+    // A read is the caller's own copy: changing it changes nothing stored.
+    read.scopes.push("users:write");
+    (read.metadata as Record<string, unknown>).plan = "free";
+    assert.deepEqual((await service.retrieveApiKey(key.id)).scopes, policy.scopes);
+    assert.deepEqual((await service.retrieveApiKey(key.id)).metadata, policy.metadata);
+  }],
+
+  ["updates each policy field, and clears expiry and owner with null", async ({ service, now }) => {
+    const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", owner_id: "org_1", expires_in: 60 });
+    const later = new Date(now().getTime() + 7_200_000);
+    const changes = {
+      expires_at: later,
+      scopes: ["*"],
+      owner_id: "org_2",
+      metadata: { a: [1] },
+      rate_limits: [{ name: "day", limit: 1000, duration: 86_400 }],
+      remaining: 7,
+      refill: { amount: 7, interval: "day" as const },
+    };
+    for (const [field, value] of Object.entries(changes)) {
+      await service.updateApiKeys(key.id, { [field]: value });
+      assert.deepEqual((await service.retrieveApiKey(key.id))[field as keyof ApiKeyDTO], value, field);
+    }
+    await service.updateApiKeys(key.id, { expires_at: null, owner_id: null, remaining: null, refill: null });
+    const read = await service.retrieveApiKey(key.id);
+    assert.deepEqual([read.expires_at, read.owner_id, read.remaining, read.refill, read.title], [null, null, null, null, "k"]);
+    assert.deepEqual(read.scopes, ["*"]);
+  }],
+
+  ["filters on owner_id and expires_at", async ({ service, now }) => {
+    const t = now().getTime();
+    await service.createApiKeys([
+      { title: "a", type: "secret", created_by: "u", owner_id: "org_1", expires_at: new Date(t + 1000) },
+      { title: "b", type: "secret", created_by: "u", owner_id: "org_2", expires_at: new Date(t + 5000) },
+      { title: "c", type: "publishable", created_by: "u" },
+    ]);
+    const titles = async (filters: FilterableApiKeyProps, config?: FindConfig) => (await service.listApiKeys(filters, config)).map((key) => key.title);
+    assert.deepEqual(await titles({ owner_id: "org_1" }), ["a"]);
+    assert.deepEqual(await titles({ owner_id: ["org_2", "org_9"] }), ["b"]);
+    assert.deepEqual(await titles({ owner_id: { $like: "org%" } }), ["a", "b"]);
+    assert.deepEqual(await titles({ owner_id: null }), ["c"]);
+    assert.deepEqual(await titles({ owner_id: { $ne: "org_1" } }), ["b"], "NULLs never differ from a value");
+    assert.deepEqual(await titles({ expires_at: { $lt: new Date(t + 5000) } }), ["a"]);
+    assert.deepEqual(await titles({ expires_at: { $gte: new Date(t + 1000).toISOString() } }), ["a", "b"]);
+    assert.deepEqual(await titles({ expires_at: { $exists: true } }, { order: { expires_at: "DESC" } }), ["b", "a"]);
+    assert.deepEqual(await titles({ $or: [{ expires_at: null }, { owner_id: "org_2" }] }), ["b", "c"]);
+  }],
+
+  ["rolls a key into a successor with every policy field", async ({ service, now }) => {
+    const policy = {
+      expires_at: new Date(now().getTime() + 3_600_000),
+      scopes: ["orders:read"],
+      owner_id: "org_9",
+      metadata: { k: "v" },
+      rate_limits: [{ name: "burst", limit: 5, duration: 1 }],
+      remaining: 1,
+      refill: null,
+    };
+    const old = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", ...policy });
+    const successor = await service.roll(old.id, { revoked_by: "u" });
+    const read = await service.retrieveApiKey(successor.id);
+    for (const [field, value] of Object.entries(policy)) assert.deepEqual(read[field as keyof ApiKeyDTO], value, field);
+    assert.equal((await service.verifyApiKey(successor.token, { scopes: ["orders:read"] })).code, "valid");
+  }],
+
+  ["soft-deletes and restores keys: hidden and refused meanwhile, working again after", async ({ service, advance }) => {
+    const [a, b] = (await service.createApiKeys([
+      { title: "a", type: "secret", created_by: "u" },
+      { title: "b", type: "publishable", created_by: "u", expires_in: 60 },
+    ])) as [ApiKeyDTO, ApiKeyDTO];
+    await service.updateLinks(b.id, { add: ["sc_1"] });
+    assert.deepEqual(await service.softDeleteApiKeys([b.id, "apk_unknown", a.id]), { api_key_id: [b.id, a.id] });
+    assert.equal((await service.verifyApiKey(a.token)).code, "not_found");
+    assert.equal(await service.authenticatePublishable(b.token), false);
+    assert.deepEqual(await service.listApiKeys(), []);
+    assert.equal(await service.listAndCountApiKeys().then(([, count]) => count), 0);
+    assert.deepEqual((await service.listApiKeys({}, { withDeleted: true })).map((key) => key.title), ["a", "b"]);
+    await rejectsWith(service.retrieveApiKey(a.id), "not_found");
+    assert.deepEqual(await service.softDeleteApiKeys(a.id), { api_key_id: [] });
+    advance(60_000);
+    assert.deepEqual(await service.restoreApiKeys([a.id, b.id]), { api_key_id: [a.id, b.id] });
+    assert.equal((await service.retrieveApiKey(a.id)).deleted_at, null);
+    assert.ok(await service.authenticate(a.token));
+    assert.equal((await service.verifyApiKey(b.token)).code, "expired", "it expired while deleted");
+    assert.deepEqual(await service.listLinks(b.id), ["sc_1"], "links survive a soft delete");
+  }],
+
+  ["verifies with a code for every outcome", async ({ service, advance, now }) => {
+    const [live, revoked, expiring, pub] = (await service.createApiKeys([
+      { title: "live", type: "secret", created_by: "u", scopes: ["orders:*"] },
+      { title: "revoked", type: "secret", created_by: "u" },
+      { title: "expiring", type: "secret", created_by: "u", expires_at: new Date(now().getTime() + 1000) },
+      { title: "pub", type: "publishable", created_by: "u" },
+    ])) as [ApiKeyDTO, ApiKeyDTO, ApiKeyDTO, ApiKeyDTO];
+    await service.revoke(revoked.id, { revoked_by: "u" });
+    const ok = await service.verifyApiKey(live.token, { type: "secret", scopes: ["orders:read"] });
+    assert.deepEqual([ok.valid, ok.code, ok.api_key?.id], [true, "valid", live.id]);
+    const forbidden = await service.verifyApiKey(live.token, { scopes: ["users:read"] });
+    assert.deepEqual([forbidden.valid, forbidden.code, forbidden.missing_scopes], [false, "forbidden", ["users:read"]]);
+    assert.equal((await service.verifyApiKey(revoked.token)).code, "revoked");
+    assert.equal((await service.verifyApiKey(expiring.token)).code, "valid");
+    advance(1000);
+    assert.equal((await service.verifyApiKey(expiring.token)).code, "expired");
+    assert.equal((await service.verifyApiKey(pub.token, { type: "secret" })).code, "not_found");
+    assert.equal((await service.verifyApiKey(pub.token)).code, "valid");
+    assert.equal((await service.verifyApiKey(`${live.token.slice(0, -1)}x`)).code, "not_found");
+  }],
 ];
 
 export function apiKeyStoreConformance(options: ConformanceOptions): ConformanceCheck[] {

@@ -17,7 +17,7 @@ import { invalidationMessages, parseInvalidation } from "./invalidation-message"
 
 export interface RedisTierOptions {
   prefix: string;
-  /** Longest life of an entry, in milliseconds; an entry never outlives its key's `revoked_at`. */
+  /** Longest life of an entry, in milliseconds; an entry never outlives its key's `revoked_at` or `expires_at`. */
   ttl: number;
   /** How long one command may take before the caller stops waiting for Redis. */
   timeout: number;
@@ -316,9 +316,9 @@ export class RedisTier {
     }
     const now = this.#options.now().getTime();
     let ttl = this.#options.ttl;
-    const revokedAt = entry.api_key.revoked_at;
-    const untilRevoked = revokedAt ? revokedAt.getTime() - now : Infinity;
-    if (untilRevoked > 0) ttl = Math.min(ttl, Math.ceil(untilRevoked));
+    const end = endOf(entry);
+    const untilEnd = end === undefined ? Infinity : end - now;
+    if (untilEnd > 0) ttl = Math.min(ttl, Math.ceil(untilEnd));
     const text = signEntry(key, cacheKey, { entry, writtenAt: now, expiresAt: now + ttl });
     await this.#call((client) => client.eval(SET_IF_VERSION, 2, this.#entryKey(cacheKey), this.#versionKey(cacheKey), read.version, text, ttl));
   }
@@ -381,8 +381,15 @@ export class RedisTier {
   }
 }
 
-/** A signed entry of a key scheduled for revocation must expire by then (the writer ensures it). */
+/** When a found key stops authenticating: the earlier of its `revoked_at` and `expires_at`, in epoch ms. */
+function endOf(entry: CacheEntry): number | undefined {
+  if (!entry.found) return undefined;
+  const instants = [entry.api_key.revoked_at, entry.api_key.expires_at].flatMap((at) => (at ? [at.getTime()] : []));
+  return instants.length > 0 ? Math.min(...instants) : undefined;
+}
+
+/** A signed entry of a key scheduled for revocation or expiry must expire by then (the writer ensures it). */
 function outlivesRevocation({ entry, writtenAt, expiresAt }: { entry: CacheEntry; writtenAt: number; expiresAt: number }): boolean {
-  const revokedAt = entry.found ? entry.api_key.revoked_at?.getTime() : undefined;
-  return revokedAt !== undefined && revokedAt > writtenAt && expiresAt > revokedAt;
+  const end = endOf(entry);
+  return end !== undefined && end > writtenAt && expiresAt > end;
 }

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import { Redis as RedisClient } from "ioredis";
 import { initialize } from "../../lib/initialize";
+import { policyDefaults } from "../../lib/columns";
 import type { FoundEntry } from "../../store/cache/entry";
 import { RedisTier } from "../../store/cache/redis";
 import type { ApiKeysOptions } from "../../lib/options";
@@ -380,6 +381,7 @@ describe("the Redis tier's memory of invalidations", () => {
       deleted_at: null,
       revoked_by: null,
       revoked_at: null,
+      ...policyDefaults(),
     };
     return { found: true, api_key, sales_channel_ids: [] };
   }

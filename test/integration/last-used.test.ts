@@ -2,12 +2,13 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import request from "supertest";
 import type { Condition } from "../../lib/filters";
-import type { ApiKeyDTO, ApiKeyField } from "../../lib/types";
+import type { ApiKeyDTO } from "../../lib/types";
+import type { FilterableField } from "../../lib/columns";
 import { forEachBackend } from "../helpers/backends";
 import { createApp } from "../helpers/create-app";
 import { KnexApiKeyStore } from "../../store/knex-store";
 
-const ALL_ROWS = { order: [["id", "asc"]] as [ApiKeyField, "asc"][], withDeleted: true };
+const ALL_ROWS = { order: [["id", "asc"]] as [FilterableField, "asc"][], withDeleted: true };
 const byId = (id: string): Condition => ({ kind: "compare", field: "id", op: "=", value: id });
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;

@@ -3,7 +3,10 @@ import type { Knex } from "knex";
 import { initialize } from "../../lib/initialize";
 import { DEPLOYMENT_SECRET_NAME, readDeploymentSecret } from "../../lib/deployment-secret";
 import { KnexApiKeyStore } from "../../store/knex-store";
-import { MIGRATIONS_TABLE, apiKeyMigrations, runMigrations } from "../../store/migrations";
+import { generateToken, redactToken, storedTokenValue } from "../../lib/tokens";
+import type { ApiKeyRecord } from "../../lib/store";
+import type { ApiKeyType } from "../../lib/types";
+import { type ApiKeyMigration, MIGRATIONS_TABLE, apiKeyMigrations, runMigrations } from "../../store/migrations";
 import { type Scratch, forEachBackend } from "../helpers/backends";
 import { rejectsWith } from "../helpers/assertions";
 
@@ -23,6 +26,13 @@ const FIRST_RELEASE_POSTGRES_DDL = [
   'create table "S"."api_key_link" ("api_key_id" text not null, "resource_type" text not null, "resource_id" text not null, "created_at" timestamptz not null default CURRENT_TIMESTAMP, constraint "api_key_link_pkey" primary key ("api_key_id", "resource_type", "resource_id"))',
   'alter table "S"."api_key_link" add constraint "api_key_link_api_key_id_foreign" foreign key ("api_key_id") references "S"."api_key" ("id") on delete CASCADE',
   'create index "IDX_api_key_link_resource" on "S"."api_key_link" ("resource_type", "resource_id")',
+];
+
+/** What the key-policy migration adds, on PostgreSQL: nullable columns with no default (no row rewritten) and two partial indexes. */
+const KEY_POLICY_POSTGRES_DDL = [
+  'alter table "S"."api_key" add column "expires_at" timestamptz null, add column "owner_id" text null, add column "scopes" text null, add column "metadata" text null, add column "rate_limits" text null, add column "remaining" integer null, add column "refill" text null',
+  'create index "IDX_api_key_owner_id" on "S"."api_key" ("owner_id") where "deleted_at" is null',
+  'create index "IDX_api_key_expires_at" on "S"."api_key" ("expires_at") where "deleted_at" is null',
 ];
 
 forEachBackend(
@@ -69,7 +79,11 @@ forEachBackend(
       await runMigrations(db.knex, { schema: db.schema });
       await db.open();
       const ledger = await db.table(MIGRATIONS_TABLE).select("name");
-      assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret"]);
+      assert.deepEqual(ledger.map((row: { name: string }) => row.name), [
+        "20261123000000_create_api_key",
+        "20261201000000_create_api_key_secret",
+        "20261202000000_add_key_policy",
+      ]);
     });
 
     it("survives several services migrating the same fresh schema at once", async () => {
@@ -136,7 +150,7 @@ forEachBackend(
     }
 
     if (db.name === "postgres" || db.name === "pglite") {
-      it("keeps the PostgreSQL DDL of the first release, statement by statement", async () => {
+      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy in place", async () => {
         await withScratch(async ({ knex, schema }) => {
           const statements: string[] = [];
           const listener = (query: { sql: string }) => statements.push(query.sql);
@@ -149,10 +163,75 @@ forEachBackend(
           const ddl = statements
             .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
-          assert.deepEqual(ddl, FIRST_RELEASE_POSTGRES_DDL);
+          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL]);
         });
       });
     }
+
+    it("upgrades keys made before the key policy in place: they authenticate unchanged, with the new fields at their defaults", async () => {
+      await withScratch(async ({ knex, schema }) => {
+        // The schema as it was before the key-policy migration: only the earlier migrations.
+        const all = await apiKeyMigrations({ schema }).getMigrations([]);
+        const before = all.slice(0, all.findIndex((migration) => migration.name === "20261202000000_add_key_policy"));
+        assert.equal(before.length, 2);
+        if (schema && db.dialect.name === "postgres") await knex.raw("create schema if not exists ??", [schema]);
+        await knex.migrate.latest({
+          migrationSource: {
+            getMigrations: async () => before,
+            getMigrationName: (migration: ApiKeyMigration) => migration.name,
+            getMigration: async (migration: ApiKeyMigration) => migration,
+          },
+          tableName: MIGRATIONS_TABLE,
+          schemaName: schema,
+        });
+        // Rows in the old shape, written through the store as the previous release wrote them.
+        const oldStore = new KnexApiKeyStore(knex, schema);
+        const at = new Date(Date.UTC(2026, 5, 1, 12, 0, 0, 123));
+        const make = (id: string, type: ApiKeyType, revoked: boolean) => {
+          const token = generateToken(type);
+          const record = {
+            id, token: storedTokenValue(token, type), redacted: redactToken(token), title: `old ${id}`, type,
+            last_used_at: null, created_by: "user_old", created_at: at, updated_at: at, deleted_at: null,
+            revoked_by: revoked ? "admin" : null, revoked_at: revoked ? at : null,
+          };
+          return { token, record };
+        };
+        const secret = make("apk_old_secret", "secret", false);
+        const publishable = make("apk_old_pub", "publishable", false);
+        const revoked = make("apk_old_revoked", "secret", true);
+        await oldStore.insert([secret, publishable, revoked].map(({ record }) => record as unknown as ApiKeyRecord));
+        await oldStore.addLinks(publishable.record.id, "sales_channel", ["sc_1"]);
+
+        await runMigrations(knex, { schema });
+        const service = await initialize({ database: knex, schema, runMigrations: false, cache: false, redis: false, logger: { warn: () => {}, error: () => {} } });
+        try {
+          const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null };
+          const found = await service.authenticate(secret.token);
+          assert.deepEqual(found, { ...secret.record, token: "", ...defaults });
+          const match = await service.authenticatePublishable(publishable.token);
+          assert.deepEqual(match, { api_key: { ...publishable.record, ...defaults }, sales_channel_ids: ["sc_1"] });
+          assert.equal(await service.authenticate(revoked.token), false);
+          assert.deepEqual((await service.verifyApiKey(revoked.token)).code, "revoked");
+          const listed = await service.listApiKeys({ owner_id: null, expires_at: null });
+          assert.deepEqual(listed.map((key) => key.id), ["apk_old_pub", "apk_old_revoked", "apk_old_secret"]);
+          assert.deepEqual(listed.find((key) => key.id === "apk_old_revoked"), { ...revoked.record, token: "", ...defaults });
+          // And the new fields can be written on an old key.
+          const updated = await service.updateApiKeys(secret.record.id, { scopes: ["orders:read"], owner_id: "org_1" });
+          assert.deepEqual([updated.scopes, updated.owner_id], [["orders:read"], "org_1"]);
+          assert.equal((await service.verifyApiKey(secret.token, { scopes: ["orders:read"] })).code, "valid");
+        } finally {
+          await service.close();
+        }
+      });
+    });
+
+    it("indexes owner_id and expires_at, partial on live keys where the dialect can", async () => {
+      const keyIndexes = await indexes("api_key");
+      const partial = db.dialect.name !== "mysql";
+      for (const name of ["IDX_api_key_owner_id", "IDX_api_key_expires_at"]) {
+        assert.deepEqual(keyIndexes.get(name), { unique: false, partial }, name);
+      }
+    });
 
     it("with runMigrations off, leaves the schema alone", async () => {
       await withScratch(async ({ knex, schema, tables }) => {
