@@ -92,6 +92,11 @@ function policyMethod(service: ApiKeyService, name: "softDeleteApiKeys" | "resto
   return method.bind(service);
 }
 
+/** Whether the service has the key policy (its columns and methods). */
+export function supportsPolicy(service: ApiKeyService): boolean {
+  return typeof (service as ApiKeyService & PolicyMethods).verifyApiKey === "function";
+}
+
 /** `service.softDeleteApiKeys(ids)`. */
 export function softDeleteApiKeys(service: ApiKeyService, ids: string | string[]): Promise<unknown> {
   return policyMethod(service, "softDeleteApiKeys")(ids);
