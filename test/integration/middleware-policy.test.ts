@@ -11,6 +11,7 @@ import { requireScopes } from "../../middleware/require-scopes";
 import type { PolicyApiKey, PolicyFields, VerifyOptions, VerifyResult } from "../../middleware/verify-types";
 import { forEachBackend } from "../helpers/backends";
 import { FRAMEWORKS, createApp } from "../helpers/create-app";
+import { requirePolicy } from "../helpers/policy";
 import { scriptedService } from "../helpers/scripted-service";
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
@@ -261,5 +262,65 @@ forEachBackend("apiKeyAuth scopes option", (db) => {
       const res = await request(createApp(framework, { service: db.service })).get("/admin").set("Authorization", basic(key.token));
       assert.deepEqual(res.body.auth_context.app_metadata, { scopes: [], owner_id: null }, framework);
     }
+  });
+});
+
+forEachBackend("apiKeyAuth and requireScopes over the service's own verification", (db) => {
+  beforeEach(function () {
+    requirePolicy(this, db.service);
+  });
+
+  it("grants by the key's stored scopes, wildcards included, and names what is missing", async () => {
+    const create = (scopes: string[]) => db.service.createApiKeys({ title: "k", type: "secret", created_by: "u", scopes, owner_id: "org_1" } as never);
+    const reader = await create(["orders:read"]);
+    const admin = await create(["orders:*", "audit:read"]);
+    const app = express();
+    app.get("/orders", apiKeyAuth({ service: db.service, scopes: ["orders:read"] }), echo);
+    app.get("/orders/refund", apiKeyAuth({ service: db.service }), requireScopes("orders:refund", "audit:read"), echo);
+    app.get("/optional", apiKeyAuth({ service: db.service, required: false, scopes: ["audit:read"] }), echo);
+
+    const ok = await request(app).get("/orders").set("Authorization", basic(reader.token)).expect(200);
+    assert.deepEqual(ok.body.auth_context.app_metadata, { scopes: ["orders:read"], owner_id: "org_1" });
+    assert.deepEqual(ok.body.api_key.scopes, ["orders:read"]);
+    const refused = await request(app).get("/orders/refund").set("Authorization", basic(reader.token));
+    assert.deepEqual([refused.status, refused.body], [403, { type: "forbidden", message: "Forbidden: the API key lacks the scopes orders:refund, audit:read" }]);
+    await request(app).get("/orders/refund").set("Authorization", basic(admin.token)).expect(200);
+    await request(app).get("/optional").expect(200);
+    const optional = await request(app).get("/optional").set("Authorization", basic(reader.token));
+    assert.deepEqual([optional.status, optional.body], [403, { type: "forbidden", message: "Forbidden: the API key lacks the scope audit:read" }]);
+  });
+
+  it("refuses an expired key exactly as a revoked one", async () => {
+    const secret = await db.service.createApiKeys({ title: "k", type: "secret", created_by: "u", expires_in: 60 } as never);
+    const publishable = await db.service.createApiKeys({ title: "p", type: "publishable", created_by: "u", expires_in: 60 } as never);
+    const app = createApp("express5", { service: db.service });
+    await request(app).get("/admin").set("Authorization", basic(secret.token)).expect(200);
+    db.clock.advance(61_000);
+    const res = await request(app).get("/admin").set("Authorization", basic(secret.token));
+    assert.deepEqual([res.status, res.body], [401, { type: "unauthorized", message: MESSAGES.secretInvalid }]);
+    const store = await request(app).get("/store").set("x-publishable-api-key", publishable.token);
+    assert.deepEqual([store.status, store.body], [400, { type: "not_allowed", message: MESSAGES.publishableInvalid }]);
+  });
+
+  it("answers a spent one-time key with 429 usage_exceeded", async () => {
+    const once = await db.service.createApiKeys({ title: "once", type: "secret", created_by: "u", remaining: 1 } as never);
+    const app = createApp("express5", { service: db.service });
+    await request(app).get("/admin").set("Authorization", basic(once.token)).expect(200);
+    const res = await request(app).get("/admin").set("Authorization", basic(once.token));
+    assert.equal(res.status, 429);
+    assert.equal(res.body.type, "usage_exceeded");
+  });
+
+  it("answers a spent rate limit with 429, Retry-After and RateLimit headers", async () => {
+    const key = await db.service.createApiKeys({ title: "rl", type: "secret", created_by: "u", rate_limits: [{ name: "per_minute", limit: 2, duration: 60 }] } as never);
+    const app = createApp("express5", { service: db.service });
+    const first = await request(app).get("/admin").set("Authorization", basic(key.token)).expect(200);
+    assert.match(first.headers["ratelimit-policy"] ?? "", /^"per_minute"; q=2; w=60; pk=:[A-Za-z0-9+/=]+:$/);
+    assert.match(first.headers.ratelimit ?? "", /^"per_minute"; r=1; t=\d+$/);
+    await request(app).get("/admin").set("Authorization", basic(key.token)).expect(200);
+    const res = await request(app).get("/admin").set("Authorization", basic(key.token));
+    assert.equal(res.status, 429);
+    assert.equal(res.body.type, "rate_limited");
+    assert.ok(Number(res.headers["retry-after"]) >= 1 && Number(res.headers["retry-after"]) <= 60, res.headers["retry-after"]);
   });
 });
