@@ -116,7 +116,10 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
       const keys = serviceOrDefault(service);
       const result = await verifyApiKey(keys, credential.token, { type, scopes: requiredScopes });
       const key = result.api_key;
-      if (key && (key.rate_limits?.length || result.rate_limit !== undefined)) {
+      // Only for a key that works: headers on the answer to a revoked or expired key would tell
+      // it apart from an unknown one.
+      const counted = result.code === "valid" || result.code === "rate_limited" || result.code === "usage_exceeded";
+      if (key && counted && (key.rate_limits?.length || result.rate_limit !== undefined)) {
         const refused = result.code === "rate_limited";
         for (const [name, value] of Object.entries(rateLimitHeaders(key.id, key.rate_limits ?? [], result.rate_limit, refused))) {
           res.setHeader(name, value);

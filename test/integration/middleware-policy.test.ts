@@ -114,6 +114,22 @@ forEachBackend("apiKeyAuth with key policy (verification codes scripted)", (db) 
     }
   });
 
+  it("sends no RateLimit headers for a revoked or expired key, which reads as unknown", async () => {
+    for (const code of ["revoked", "expired"] as const) {
+      const app = appWith(
+        answering((key) => ({
+          valid: false,
+          code,
+          api_key: withPolicy(key, { rate_limits: [{ name: "m", limit: 1, duration: 60 }] }),
+          rate_limit: { name: "m", limit: 1, remaining: 1, reset: 60 },
+        })),
+      );
+      const res = await request(app).get("/admin").set("Authorization", basic(secret.token));
+      assert.equal(res.status, 401);
+      assert.deepEqual([res.headers["ratelimit-policy"], res.headers.ratelimit, res.headers["retry-after"]], [undefined, undefined, undefined], code);
+    }
+  });
+
   it("refuses a code it does not know (fails closed)", async () => {
     const app = appWith(answering(() => ({ valid: false, code: "suspended" as "revoked" })));
     assert.equal((await request(app).get("/admin").set("Authorization", basic(secret.token))).status, 401);
