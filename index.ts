@@ -6,6 +6,9 @@ export { initialize, getDefaultService } from "./lib/initialize";
 export type { ApiKeyService, PublishableKeyMatch } from "./lib/service";
 /** The middleware that protects routes, and what it attaches to requests. */
 export { apiKeyAuth, type ApiKeyAuthOptions, type ErrorHandler, type NextFunction } from "./middleware/api-key-auth";
+/** A per-route scope check after apiKeyAuth, and the matching rule it applies. */
+export { requireScopes } from "./middleware/require-scopes";
+export { grants } from "./lib/scopes";
 export type {
   ApiKeyRequestProperties,
   AuthContext,

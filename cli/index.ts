@@ -12,7 +12,9 @@ import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";
+import { type PolicyApiKey, restoreApiKeys, softDeleteApiKeys, supportsPolicy } from "../middleware/verify-types";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
+import { type PolicyFlags, addPolicyOptions, keyStatus, policyFields } from "./policy-flags";
 
 /** Exit codes: 0 done, 1 the operation failed, 2 the command line was wrong. */
 const EXIT_FAILED = 1;
@@ -54,16 +56,24 @@ function defaultActor(): string {
   }
 }
 
-function status(key: ApiKeyDTO, now: Date): string {
-  if (!key.revoked_at) return "active";
-  return key.revoked_at > now ? `revokes ${key.revoked_at.toISOString()}` : "revoked";
-}
-
 function table(keys: ApiKeyDTO[]): string {
   const now = new Date();
   const rows = [
-    ["ID", "TYPE", "KEY", "TITLE", "STATUS", "LAST USED"],
-    ...keys.map((key) => [key.id, key.type, key.redacted, key.title, status(key, now), key.last_used_at?.toISOString() ?? "never"]),
+    ["ID", "TYPE", "KEY", "TITLE", "STATUS", "OWNER", "SCOPES", "LAST USED"],
+    ...keys.map((dto) => {
+      const key = dto as PolicyApiKey;
+      const scopes = key.scopes ?? [];
+      return [
+        key.id,
+        key.type,
+        key.redacted,
+        key.title,
+        keyStatus(key, now),
+        key.owner_id ?? "-",
+        scopes.length > 0 ? scopes.join(",") : "-",
+        key.last_used_at?.toISOString() ?? "never",
+      ];
+    }),
   ].map((row) => row.map(terminalText));
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
@@ -101,36 +111,61 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     })
     .exitOverride();
 
-  program
+  const create = program
     .command("create")
     .description("Create a key; a secret key's token is printed this once.")
     .requiredOption("--title <title>", "what the key is for")
     .addOption(new Option("--type <type>", "key type").choices(["secret", "publishable"]).makeOptionMandatory())
-    .option("--created-by <actor>", "who creates it", defaultActor())
+    .option("--created-by <actor>", "who creates it", defaultActor());
+  addPolicyOptions(create, false)
     .option("--json", "print the key as JSON")
-    .action((options: { title: string; type: ApiKeyType; createdBy: string; json?: boolean }) =>
+    .action((options: PolicyFlags & { title: string; type: ApiKeyType; createdBy: string; json?: boolean }) =>
       run(async (service) => {
-        const key = await service.createApiKeys({ title: options.title, type: options.type, created_by: options.createdBy });
+        const data = { title: options.title, type: options.type, created_by: options.createdBy, ...policyFields(options, false, new Date()) };
+        const key = await service.createApiKeys(data);
         const warning = key.type === "secret" ? "\nStore it now: it cannot be shown again." : "";
         print(Boolean(options.json), key, safe`Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}` + warning);
       }),
     );
+
+  const update = program
+    .command("update <id>")
+    .description("Change a key's title or policy; flags left out leave the key as it is.")
+    .option("--title <title>", "what the key is for");
+  addPolicyOptions(update, true)
+    .option("--json", "print the key as JSON")
+    .action((id: string, options: PolicyFlags & { title?: string; json?: boolean }) => {
+      const data = { ...(options.title === undefined ? {} : { title: options.title }), ...policyFields(options, true, new Date()) };
+      if (Object.keys(data).length === 0) update.error("error: nothing to update: give --title or a policy flag.", { exitCode: EXIT_USAGE });
+      return run(async (service) => {
+        const key = await service.updateApiKeys(id, data as { title: string });
+        print(Boolean(options.json), key, safe`Updated ${key.id} "${key.title}": ${keyStatus(key, new Date())}`);
+      });
+    });
 
   program
     .command("list")
     .description("List keys, newest first.")
     .addOption(new Option("--type <type>", "only this type").choices(["secret", "publishable"]))
     .option("--search <words>", "words in the title or redacted key")
-    .option("--active", "only keys that are not revoked")
+    .option("--owner <id>", "only the keys of this owner")
+    .option("--active", "only keys that are not revoked or expired")
+    .option("--deleted", "show soft-deleted keys too")
     .option("--limit <n>", "most keys shown", positiveInteger, 50)
     .option("--json", "print JSON")
-    .action((options: { type?: ApiKeyType; search?: string; active?: boolean; limit: number; json?: boolean }) =>
+    .action((options: { type?: ApiKeyType; search?: string; owner?: string; active?: boolean; deleted?: boolean; limit: number; json?: boolean }) =>
       run(async (service) => {
-        const filters: FilterableApiKeyProps = {};
+        const now = new Date();
+        const filters: FilterableApiKeyProps & Record<string, unknown> = {};
         if (options.type) filters.type = options.type;
         if (options.search) filters.q = options.search;
-        if (options.active) filters.$or = [{ revoked_at: null }, { revoked_at: { $gt: new Date() } }];
-        const [keys, count] = await service.listAndCountApiKeys(filters, { take: options.limit, order: { created_at: "DESC" } });
+        if (options.owner !== undefined) filters.owner_id = options.owner;
+        if (options.active) {
+          filters.$and = [{ $or: [{ revoked_at: null }, { revoked_at: { $gt: now } }] }];
+          if (supportsPolicy(service)) filters.$and.push({ $or: [{ expires_at: null }, { expires_at: { $gt: now } }] } as unknown as FilterableApiKeyProps);
+        }
+        const config = { take: options.limit, order: { created_at: "DESC" as const }, withDeleted: Boolean(options.deleted) };
+        const [keys, count] = await service.listAndCountApiKeys(filters, config);
         print(Boolean(options.json), { api_keys: keys, count }, `${table(keys)}\n${keys.length} of ${count} keys`);
       }),
     );
@@ -168,6 +203,21 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
         console.log(safe`Deleted ${ids.join(", ")}`);
       }),
     );
+
+  for (const [name, description, verb] of [
+    ["soft-delete", "Hide keys and stop them working, so that restore can bring them back.", "Soft-deleted"],
+    ["restore", "Bring soft-deleted keys back (revoked or expired ones stay refused).", "Restored"],
+  ] as const) {
+    program
+      .command(`${name} <ids...>`)
+      .description(description)
+      .action((ids: string[]) =>
+        run(async (service) => {
+          await (name === "restore" ? restoreApiKeys(service, ids) : softDeleteApiKeys(service, ids));
+          console.log(safe`${verb} ${ids.join(", ")}`);
+        }),
+      );
+  }
 
   program
     .command("link <id>")

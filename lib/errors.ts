@@ -6,7 +6,13 @@ export const ERROR_STATUS = {
   invalid_data: 400,
   not_allowed: 400,
   unauthorized: 401,
+  // A valid key without a scope the route requires: it is known, just not allowed here.
+  forbidden: 403,
   not_found: 404,
+  // A rate limit of the key is spent for now (`Retry-After` says when to come back)...
+  rate_limited: 429,
+  // ...or its usage quota is spent, until a refill if it has one.
+  usage_exceeded: 429,
   unavailable: 503,
   // A bug or an unexpected store failure (a missing table, say): retrying will not help, so
   // it is not reported as an outage. Named and worded as Medusa's error handler names its 500s.

@@ -1,4 +1,5 @@
-// Scope words and how a key's scopes grant required ones. Pure: no I/O, no clock.
+// Scope words and how a key's scopes grant required ones. Pure: no I/O, no clock, so the
+// service, the middleware and the admin router all answer the same from one table of cases.
 //
 // A scope is `resource:action` words: segments of [a-z0-9_.-] joined by `:`. On a key's side a
 // `*` segment matches any one segment there, and a `*` as the last segment also matches any
@@ -17,8 +18,14 @@ export const REQUIRED_SCOPE = new RegExp(`^${SEGMENT}(?::${SEGMENT})*$`);
 export const MAX_SCOPES = 100;
 export const MAX_SCOPE_LENGTH = 100;
 
-/** Whether the key's scope `granted` covers the exact scope `required`. */
-export function grants(granted: string, required: string): boolean {
+/** A scope as the contract spells it; `*` segments only where `wildcards` (a key's side). */
+export function isScope(value: unknown, wildcards: boolean): value is string {
+  if (typeof value !== "string" || value.length > MAX_SCOPE_LENGTH) return false;
+  return (wildcards ? GRANTED_SCOPE : REQUIRED_SCOPE).test(value);
+}
+
+/** Whether one of the key's scopes, `granted`, covers the exact scope `required`. */
+export function grantsOne(granted: string, required: string): boolean {
   const have = granted.split(":");
   const want = required.split(":");
   for (let i = 0; i < have.length; i++) {
@@ -31,8 +38,12 @@ export function grants(granted: string, required: string): boolean {
   return want.length === have.length;
 }
 
-/** The required scopes none of the key's scopes grant, in the order asked, without repeats. */
-export function missingScopes(granted: readonly string[], required: readonly string[]): string[] {
-  const missing = required.filter((scope) => !granted.some((have) => grants(have, scope)));
-  return [...new Set(missing)];
+/** Whether the key's scopes grant `required`. */
+export function grants(keyScopes: readonly string[], required: string): boolean {
+  return keyScopes.some((scope) => grantsOne(scope, required));
+}
+
+/** The required scopes the key's scopes do not grant, in the order asked, without repeats; empty when all are granted. */
+export function missingScopes(keyScopes: readonly string[], required: readonly string[]): string[] {
+  return [...new Set(required.filter((scope) => !grants(keyScopes, scope)))];
 }

@@ -2,15 +2,18 @@
 // router. Mount it behind apiKeyAuth({ type: "secret" }), usually at /admin/api-keys.
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
-import { ApiKeyError, redactSecrets } from "../lib/errors";
+import { ApiKeyError, failConfiguration, redactSecrets } from "../lib/errors";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
+import { missingScopes } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
 import { QueryStringError, parseQueryString } from "./query-string";
+import { checkScopes, forbidden } from "./api-key-auth";
 import type { AuthenticatedRequest } from "./request-context";
 import { asApiKeyError } from "./respond";
+import { type PolicyApiKey, restoreApiKeys, softDeleteApiKeys } from "./verify-types";
 
 export interface AdminRouterOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -19,7 +22,17 @@ export interface AdminRouterOptions {
   actor?: (req: IncomingMessage) => string | undefined;
   /** Returns the ids among `ids` that name no sales channel, so that linking them is refused. Default: every id is accepted. */
   findMissingSalesChannels?: (ids: string[]) => Promise<string[]>;
+  /**
+   * Scopes the calling key (`req.api_key`) must have: `read` for the GET routes, `write` for
+   * every other route; a caller without them gets 403 `forbidden`. Default: none required.
+   */
+  scopes?: { read?: string[]; write?: string[] };
 }
+
+/** The policy fields a create takes besides `title` and `type` (validated by the service). */
+const POLICY_FIELDS = ["expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"];
+const CREATE_FIELDS = ["title", "type", "expires_in", ...POLICY_FIELDS];
+const UPDATE_FIELDS = ["title", ...POLICY_FIELDS];
 
 const BODY_LIMIT = "16kb";
 const LIST_DEFAULT_LIMIT = 20;
@@ -27,7 +40,7 @@ const LIST_MAX_LIMIT = 1000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
 const LIST_PARAMETERS = [
   "fields", "offset", "limit", "order", "with_deleted",
-  "q", "id", "title", "token", "type", "created_at", "updated_at", "deleted_at", "revoked_at", "$and", "$or",
+  "q", "id", "title", "token", "type", "owner_id", "expires_at", "created_at", "updated_at", "deleted_at", "revoked_at", "$and", "$or",
 ];
 
 type Handler = (req: Request, res: Response) => Promise<void>;
@@ -104,15 +117,18 @@ function queryOf(url: string, allowed: readonly string[]): Record<string, unknow
   return query;
 }
 
+/** `with_deleted=true|false`: whether soft-deleted keys are shown. */
+function withDeletedParameter(value: unknown): boolean {
+  if (value !== undefined && value !== "true" && value !== "false") throw invalidRequest("'with_deleted' must be true or false");
+  return value === "true";
+}
+
 function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindConfig; offset: number; limit: number } {
   const { fields, offset, limit, order, with_deleted, ...filters } = queryOf(url, LIST_PARAMETERS);
-  if (with_deleted !== undefined && with_deleted !== "true" && with_deleted !== "false") {
-    throw invalidRequest("'with_deleted' must be true or false");
-  }
   const config: FindConfig = {
     skip: integerParameter(offset, "offset", 0, Number.MAX_SAFE_INTEGER, 0),
     take: integerParameter(limit, "limit", 0, LIST_MAX_LIMIT, LIST_DEFAULT_LIMIT),
-    withDeleted: with_deleted === "true",
+    withDeleted: withDeletedParameter(with_deleted),
   };
   if (fields !== undefined) config.select = fieldList(fields, "fields");
   if (order !== undefined) {
@@ -128,10 +144,23 @@ function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindC
   return { filters: typedFilters, config, offset: config.skip!, limit: config.take! };
 }
 
+/** The `scopes` option, checked when the router is built, as copies a caller cannot change later. */
+function checkRouterScopes(scopes: unknown): { read: string[]; write: string[] } {
+  if (scopes === undefined) return { read: [], write: [] };
+  if (typeof scopes !== "object" || scopes === null || Array.isArray(scopes)) failConfiguration("`scopes` must be an object { read, write }.");
+  const unknown = Object.keys(scopes).filter((name) => name !== "read" && name !== "write");
+  if (unknown.length > 0) failConfiguration(`unknown key \`scopes.${unknown[0]}\`; the keys are read and write.`);
+  const { read = [], write = [] } = scopes as { read?: unknown; write?: unknown };
+  checkScopes(read, "`scopes.read`");
+  checkScopes(write, "`scopes.write`");
+  return { read: [...read], write: [...write] };
+}
+
 export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   // Loaded here so that apps using only the middleware (say, on Connect) need no Express.
   const express = require("express") as typeof import("express");
   const { service, findMissingSalesChannels } = options;
+  const { read: readScopes, write: writeScopes } = checkRouterScopes(options.scopes);
   const actorOf = options.actor ?? ((req: IncomingMessage) => (req as AuthenticatedRequest).auth_context?.actor_id);
   const router = express.Router();
 
@@ -145,9 +174,9 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   }
 
   /** Retrieves a key, with the reference's admin wording when there is none. */
-  function retrieve(id: string, select?: ApiKeyField[]): Promise<ApiKeyDTO> {
+  function retrieve(id: string, select?: ApiKeyField[], withDeleted = false): Promise<ApiKeyDTO> {
     return keys()
-      .retrieveApiKey(id, select && { select })
+      .retrieveApiKey(id, select || withDeleted ? { select, withDeleted } : undefined)
       .catch((error: unknown) => {
         const missing = error instanceof ApiKeyError && error.type === "not_found";
         throw missing ? new ApiKeyError("not_found", `API Key with id: ${id} was not found`) : error;
@@ -155,7 +184,8 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   }
 
   async function withLinks(key: ApiKeyDTO): Promise<ApiKeyDTO & { sales_channels?: { id: string }[] }> {
-    if (key.type !== "publishable") return key;
+    // A soft-deleted key's links are kept for its restore, but not shown: they are not in force.
+    if (key.type !== "publishable" || key.deleted_at) return key;
     const ids = await keys().listLinks(key.id);
     return { ...key, sales_channels: ids.map((id) => ({ id })) };
   }
@@ -170,6 +200,17 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     if (!actorOf(req)) {
       next(new ApiKeyError("unauthorized", "No authenticated actor: mount apiKeyAuth({ type: \"secret\" }) in front of the admin router, or pass `actor`"));
       return;
+    }
+    // Reads take the `read` scopes, everything else the `write` ones. A caller that is not a
+    // key (a custom `actor`) has no scopes, so it is refused whenever some are required.
+    const required = req.method === "GET" || req.method === "HEAD" ? readScopes : writeScopes;
+    if (required.length > 0) {
+      const key = (req as AuthenticatedRequest).api_key as PolicyApiKey | undefined;
+      const missing = missingScopes(key?.type === "secret" ? (key.scopes ?? []) : [], required);
+      if (missing.length > 0) {
+        next(forbidden(missing));
+        return;
+      }
     }
     next();
   }
@@ -207,25 +248,27 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   });
 
   post("/", async (req, res) => {
-    const input = validated(() => validateCreate({ ...validateBody(req.body, ["title", "type"]), created_by: actorOf(req) }));
+    const input = validated(() => validateCreate({ ...validateBody(req.body, CREATE_FIELDS), created_by: actorOf(req) }));
     const created = await keys().createApiKeys(input);
     res.json({ api_key: created });
   });
 
   get("/:id", async (req, res) => {
     const id = idOf(req);
-    const query = queryOf(req.url, ["fields"]);
+    const query = queryOf(req.url, ["fields", "with_deleted"]);
     const select = query.fields === undefined ? undefined : fieldList(query.fields, "fields");
-    const key = await retrieve(id, select);
+    const key = await retrieve(id, select, withDeletedParameter(query.with_deleted));
     res.json({ api_key: select ? key : await withLinks(key) });
   });
 
   post("/:id", async (req, res) => {
     const id = idOf(req);
     const input = validated(() => {
-      const body = validateBody(req.body, ["title"]);
-      // The reference's route requires a title, though the service takes an empty update.
-      if (body.title === undefined) throw new ApiKeyError("invalid_data", "Field 'title' is required");
+      const body = validateBody(req.body, UPDATE_FIELDS);
+      // The service takes an empty update; over HTTP one is far more likely a mistake.
+      if (Object.values(body).every((value) => value === undefined)) {
+        throw new ApiKeyError("invalid_data", `Give at least one field to update: ${UPDATE_FIELDS.join(", ")}`);
+      }
       return validateUpdate(body);
     });
     const updated = await keys().updateApiKeys(id, input);
@@ -237,6 +280,24 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     await retrieve(id);
     await keys().deleteApiKeys(id);
     res.json({ id, object: "api_key", deleted: true });
+  });
+
+  // Not in the reference's admin API, which soft-deletes only from code: a soft-deleted key stops
+  // authenticating at once and can be brought back, where DELETE is final.
+  post("/:id/soft-delete", async (req, res) => {
+    const id = idOf(req);
+    validated(() => validateBody(req.body, []));
+    await retrieve(id);
+    await softDeleteApiKeys(keys(), id);
+    res.json({ api_key: await withLinks(await retrieve(id, undefined, true)) });
+  });
+
+  post("/:id/restore", async (req, res) => {
+    const id = idOf(req);
+    validated(() => validateBody(req.body, []));
+    await retrieve(id, undefined, true);
+    await restoreApiKeys(keys(), id);
+    res.json({ api_key: await withLinks(await retrieve(id)) });
   });
 
   post("/:id/revoke", async (req, res) => {

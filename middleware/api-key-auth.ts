@@ -3,11 +3,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, failConfiguration, isApiKeyError } from "../lib/errors";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
+import { isScope } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
+import { rateLimitHeaders } from "./rate-limit-headers";
 import type { ApiKeyRequestProperties, AuthenticatedRequest } from "./request-context";
 import { asApiKeyError, respondWithError } from "./respond";
+import { type PolicyApiKey, type VerifyResult, verifyApiKey } from "./verify-types";
 
 export type NextFunction = (error?: unknown) => void;
 
@@ -18,6 +21,12 @@ export interface ApiKeyAuthOptions {
   type?: ApiKeyType;
   /** When `false`, requests without a key go through unauthenticated; a key that is present but invalid is still rejected. Default: `true`. */
   required?: boolean;
+  /**
+   * Scopes every request's key must have (secret keys only), as `resource:action` words; a key
+   * without one of them gets 403 `forbidden` naming what is missing, even with `required: false`.
+   * Default: none.
+   */
+  scopes?: string[];
   /** The service to authenticate with. Default: the one the latest `initialize()` returned. */
   service?: ApiKeyService;
   /** Reads the token from the request yourself; return `undefined` when there is none. Default: the headers above. */
@@ -26,7 +35,7 @@ export interface ApiKeyAuthOptions {
   onError?: ErrorHandler;
 }
 
-const OPTION_NAMES = ["type", "required", "service", "getToken", "onError"];
+const OPTION_NAMES = ["type", "required", "scopes", "service", "getToken", "onError"];
 
 function checkOptions(options: unknown): ApiKeyAuthOptions {
   if (options === undefined) return {};
@@ -36,17 +45,52 @@ function checkOptions(options: unknown): ApiKeyAuthOptions {
   }
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
-  const { type, required, service, getToken, onError } = options as ApiKeyAuthOptions;
+  const { type, required, scopes, service, getToken, onError } = options as ApiKeyAuthOptions;
   if (type !== undefined && type !== "secret" && type !== "publishable") failConfiguration('`type` must be "secret" or "publishable".');
   if (required !== undefined && typeof required !== "boolean") failConfiguration("`required` must be a boolean.");
+  if (scopes !== undefined) checkScopes(scopes, "`scopes`");
+  if (scopes !== undefined && scopes.length > 0 && type === "publishable") failConfiguration("`scopes` applies to secret keys only: publishable keys have none.");
   if (service !== undefined && typeof service?.authenticate !== "function") failConfiguration("`service` must be the result of `initialize()`.");
   if (getToken !== undefined && typeof getToken !== "function") failConfiguration("`getToken` must be a function.");
   if (onError !== undefined && typeof onError !== "function") failConfiguration("`onError` must be a function.");
   return options as ApiKeyAuthOptions;
 }
 
+/** Scopes a route requires: exact words (a `*` there would grant nothing a key could ask for). */
+export function checkScopes(scopes: unknown, what: string): asserts scopes is string[] {
+  if (!Array.isArray(scopes)) failConfiguration(`${what} must be an array of scopes such as "orders:read".`);
+  // Array.from turns the holes of a sparse array into undefined, which the check refuses.
+  const items = Array.from(scopes as unknown[]);
+  const bad = items.findIndex((scope) => !isScope(scope, false));
+  if (bad >= 0) {
+    const shown = JSON.stringify(items[bad]) ?? String(items[bad]);
+    failConfiguration(`${what}: ${shown.slice(0, 60)} is not a scope: write [a-z0-9_.-] words joined by ":", such as "orders:read".`);
+  }
+}
+
+/** The 403 for a key without every scope a route requires. */
+export function forbidden(missing: readonly string[]): ApiKeyError {
+  return new ApiKeyError("forbidden", `Forbidden: the API key lacks the scope${missing.length === 1 ? "" : "s"} ${missing.join(", ")}`);
+}
+
+function rateLimited(result: VerifyResult): ApiKeyError {
+  const states = result.rate_limit === undefined ? [] : Array.isArray(result.rate_limit) ? result.rate_limit : [result.rate_limit];
+  const spent = states.find((state) => state.remaining <= 0) ?? states[0];
+  const rule = spent && result.api_key?.rate_limits?.find((limit) => limit.name === spent.name);
+  const detail = spent ? ` "${spent.name}"${rule ? ` (${rule.limit} requests per ${rule.duration} seconds)` : ""}` : "";
+  return new ApiKeyError("rate_limited", `Too many requests: the API key's rate limit${detail} is spent; retry after the time in Retry-After`);
+}
+
+function usageExceeded(key: PolicyApiKey | undefined): ApiKeyError {
+  const refill = key?.refill;
+  const when = refill ? `; it refills with ${refill.amount} uses each ${refill.interval}` : "";
+  return new ApiKeyError("usage_exceeded", `Usage quota exceeded: the API key has no uses left${when}`);
+}
+
 export function apiKeyAuth(options?: ApiKeyAuthOptions) {
-  const { type = "secret", required = true, service, getToken, onError = respondWithError } = checkOptions(options);
+  const { type = "secret", required = true, scopes = [], service, getToken, onError = respondWithError } = checkOptions(options);
+  // Copied, so that a caller changing its array later cannot change what the route requires.
+  const requiredScopes = [...scopes];
   const secret = type === "secret";
   // Each rejection has the reference's type: 401 unauthorized for secret keys, 400 not_allowed for publishable.
   const rejection = (message: string) => new ApiKeyError(secret ? "unauthorized" : "not_allowed", message);
@@ -64,29 +108,54 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
   }
 
   /** Attaches the key's context and resolves to undefined, or resolves to the rejection. */
-  async function authenticateRequest(req: AuthenticatedRequest): Promise<ApiKeyError | undefined> {
+  async function authenticateRequest(req: AuthenticatedRequest, res: ServerResponse): Promise<ApiKeyError | undefined> {
     const credential = await readCredential(req);
     if (credential.kind === "missing") return required ? missing : undefined;
     if (credential.kind === "invalid") return rejection(credential.message);
     try {
       const keys = serviceOrDefault(service);
-      let properties: ApiKeyRequestProperties;
-      if (secret) {
-        const key = await keys.authenticate(credential.token);
-        if (!key) return invalidKey;
-        properties = {
-          auth_context: { actor_id: key.id, actor_type: "api-key", auth_identity_id: "", app_metadata: {}, user_metadata: {} },
-          secret_key_context: { created_by: key.created_by },
-          api_key: key,
-        };
-      } else {
-        const match = await keys.authenticatePublishable(credential.token);
-        if (!match) return invalidKey;
-        properties = {
-          publishable_key_context: { key: credential.token, sales_channel_ids: match.sales_channel_ids },
-          api_key: match.api_key,
-        };
+      const result = await verifyApiKey(keys, credential.token, { type, scopes: requiredScopes });
+      const key = result.api_key;
+      // Only for a key that works: headers on the answer to a revoked or expired key would tell
+      // it apart from an unknown one.
+      const counted = result.code === "valid" || result.code === "rate_limited" || result.code === "usage_exceeded";
+      if (key && counted && (key.rate_limits?.length || result.rate_limit !== undefined)) {
+        const refused = result.code === "rate_limited";
+        for (const [name, value] of Object.entries(rateLimitHeaders(key.id, key.rate_limits ?? [], result.rate_limit, refused))) {
+          res.setHeader(name, value);
+        }
       }
+      switch (result.code) {
+        case "valid":
+          break;
+        case "forbidden":
+          return forbidden(result.missing_scopes ?? requiredScopes);
+        case "rate_limited":
+          return rateLimited(result);
+        case "usage_exceeded":
+          return usageExceeded(key);
+        default:
+          // not_found, revoked, expired, and any code this version does not know: refused alike,
+          // so a client cannot tell an expired key from one that never existed.
+          return invalidKey;
+      }
+      if (!key) return invalidKey;
+      const properties: ApiKeyRequestProperties = secret
+        ? {
+            auth_context: {
+              actor_id: key.id,
+              actor_type: "api-key",
+              auth_identity_id: "",
+              app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
+              user_metadata: {},
+            },
+            secret_key_context: { created_by: key.created_by },
+            api_key: key,
+          }
+        : {
+            publishable_key_context: { key: credential.token, sales_channel_ids: result.sales_channel_ids ?? [] },
+            api_key: key,
+          };
       Object.assign(req, properties);
       return undefined;
     } catch (error) {
@@ -104,7 +173,7 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
   return function apiKeyAuthMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
     // `next` for success is called outside any try, so an error thrown downstream is never
     // caught here and reported twice.
-    authenticateRequest(req).then(
+    authenticateRequest(req, res).then(
       (rejected) => (rejected ? onError(rejected, req, res, next) : next()),
       (error: unknown) => onError(unexpected(error), req, res, next),
     );

@@ -8,6 +8,7 @@ export interface AuthContext {
   actor_id: string;
   actor_type: "api-key";
   auth_identity_id: "";
+  /** `{ scopes, owner_id }`: the key's scopes (`[]` when it has none) and owner (`null`). */
   app_metadata: Record<string, unknown>;
   user_metadata: Record<string, unknown>;
 }

@@ -95,8 +95,8 @@ forEachBackend(
 
       const listed = await cli("list");
       assert.equal(listed.code, 0, listed.stderr);
-      assert.match(listed.stdout, /^ID\s+TYPE\s+KEY\s+TITLE\s+STATUS\s+LAST USED$/m);
-      assert.match(listed.stdout, new RegExp(`^${key.id}\\s+secret\\s+sk_\\S{3}\\*\\*\\*\\S{3}\\s+Deploy bot\\s+active\\s+never$`, "m"));
+      assert.match(listed.stdout, /^ID\s+TYPE\s+KEY\s+TITLE\s+STATUS\s+OWNER\s+SCOPES\s+LAST USED$/m);
+      assert.match(listed.stdout, new RegExp(`^${key.id}\\s+secret\\s+sk_\\S{3}\\*\\*\\*\\S{3}\\s+Deploy bot\\s+active\\s+-\\s+-\\s+never$`, "m"));
       assert.equal(listed.stdout.includes(key.token), false, "list never shows a secret");
 
       const rolled = await cli("roll", key.id, "--in", "60", "--by", "ops");
@@ -238,7 +238,7 @@ forEachBackend(
       }
       const byLabel = new Map(runs);
       assert.equal(byLabel.get("list")!.code, 0);
-      assert.match(byLabel.get("list")!.stdout, new RegExp(`^${secret.id}\\s.*\\s${escapeRegExp(escaped)}\\s+active\\s+never$`, "m"), "one table row, the title escaped");
+      assert.match(byLabel.get("list")!.stdout, new RegExp(`^${secret.id}\\s.*\\s${escapeRegExp(escaped)}\\s+active\\s+-\\s+-\\s+never$`, "m"), "one table row, the title escaped");
       assert.match(byLabel.get("create")!.stdout, new RegExp(`^Created secret key apk_\\S+ "${escapeRegExp(escaped)}"$`, "m"));
       assert.equal(byLabel.get("link")!.stdout.trim(), `${publishable.id} sales channels: ${escaped}`);
       const errorLines = byLabel.get("an error message")!.stderr.trimEnd().split("\n");

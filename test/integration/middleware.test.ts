@@ -40,7 +40,7 @@ for (const framework of FRAMEWORKS) {
             actor_id: secret.id,
             actor_type: "api-key",
             auth_identity_id: "",
-            app_metadata: {},
+            app_metadata: { scopes: [], owner_id: null },
             user_metadata: {},
           });
           assert.deepEqual(res.body.secret_key_context, { created_by: "user_42" });

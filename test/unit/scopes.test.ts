@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { GRANTED_SCOPE, REQUIRED_SCOPE, grants, missingScopes } from "../../lib/scopes";
+import { GRANTED_SCOPE, REQUIRED_SCOPE, grants, grantsOne, isScope, missingScopes } from "../../lib/scopes";
 
 describe("scopes", () => {
   // [a key's scope, a required scope, granted?]
@@ -27,7 +27,7 @@ describe("scopes", () => {
   ];
   for (const [granted, required, expected] of table) {
     it(`'${granted}' ${expected ? "grants" : "does not grant"} '${required}'`, () => {
-      assert.equal(grants(granted, required), expected);
+      assert.equal(grantsOne(granted, required), expected);
     });
   }
 
@@ -46,4 +46,67 @@ describe("scopes", () => {
     assert.ok(!REQUIRED_SCOPE.test("orders:*"));
     assert.ok(!REQUIRED_SCOPE.test("*"));
   });
+});
+
+describe("scope matching", () => {
+  // [the key's scopes, the required scope, granted?]
+  const cases: [string[], string, boolean][] = [
+    [[], "orders:read", false],
+    [["orders:read"], "orders:read", true],
+    [["orders:read"], "orders:write", false],
+    [["orders:read"], "orders", false],
+    [["orders:read"], "orders:read:own", false],
+    [["orders"], "orders:read", false],
+    [["orders:*"], "orders:read", true],
+    [["orders:*"], "orders:read:own", true],
+    [["orders:*"], "orders", false],
+    [["orders:*"], "customers:read", false],
+    [["*"], "orders:read", true],
+    [["*"], "orders", true],
+    [["*"], "a:b:c:d", true],
+    [["*:read"], "orders:read", true],
+    [["*:read"], "orders:write", false],
+    [["*:read"], "orders:read:own", false],
+    [["orders:*:own"], "orders:read:own", true],
+    [["orders:*:own"], "orders:read:all", false],
+    [["orders:*:own"], "orders:read", false],
+    [["orders:read", "customers:*"], "customers:delete", true],
+    // A required scope is an exact word: its `*` is only the character.
+    [["orders:read"], "orders:*", false],
+    [["orders:*"], "orders:*", true],
+    [["orders:reads"], "orders:read", false],
+    [["order:read"], "orders:read", false],
+  ];
+  for (const [keyScopes, required, expected] of cases) {
+    it(`${JSON.stringify(keyScopes)} ${expected ? "grants" : "does not grant"} ${required}`, () => {
+      assert.equal(grants(keyScopes, required), expected);
+    });
+  }
+
+  it("lists the missing scopes in the order asked", () => {
+    assert.deepEqual(missingScopes(["orders:*"], ["customers:read", "orders:read", "audit:read"]), ["customers:read", "audit:read"]);
+    assert.deepEqual(missingScopes(["*"], ["a:b", "c"]), []);
+  });
+
+  const words: [unknown, boolean, boolean][] = [
+    ["orders:read", true, true],
+    ["orders.v2:read_all-x", true, true],
+    ["orders", true, true],
+    ["orders:*", false, true],
+    ["*", false, true],
+    ["Orders:read", false, false],
+    ["orders::read", false, false],
+    ["orders:", false, false],
+    ["", false, false],
+    ["orders read", false, false],
+    ["orders:r*", false, false],
+    ["a".repeat(101), false, false],
+    [42, false, false],
+  ];
+  for (const [value, exact, withWildcards] of words) {
+    it(`${JSON.stringify(value).slice(0, 30)} is ${exact ? "" : "not "}a required scope, ${withWildcards ? "" : "not "}a key scope`, () => {
+      assert.equal(isScope(value, false), exact);
+      assert.equal(isScope(value, true), withWildcards);
+    });
+  }
 });

@@ -1,0 +1,131 @@
+// The key policy flags of `create` and `update`: each parser turns one flag's text into the
+// value the service takes, or refuses it as a usage error (exit 2) before anything is opened.
+// The service validates the values again; these checks are for the message, not the safety.
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { isScope } from "../lib/scopes";
+import type { ApiKeyDTO } from "../lib/types";
+import type { PolicyApiKey, RateLimitRule, RefillRule } from "../middleware/verify-types";
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Seconds, as a positive integer or with a unit: `90`, `90s`, `15m`, `12h`, `30d`. */
+export function duration(value: string): number {
+  const match = /^(\d{1,12})([smhd]?)$/.exec(value);
+  const total = match ? Number(match[1]) * UNIT_SECONDS[match[2] || "s"]! : 0;
+  if (!(total >= 1)) throw new InvalidArgumentError("expected a positive number of seconds, or one with a unit: 90, 15m, 12h, 30d.");
+  return total;
+}
+
+/** An ISO 8601 date and time, such as 2027-01-31T12:00:00Z, kept as the text given. */
+export function isoDate(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new InvalidArgumentError("expected an ISO 8601 date, such as 2027-01-31 or 2027-01-31T12:00:00Z.");
+  }
+  return value;
+}
+
+export function scope(value: string, previous: string[] = []): string[] {
+  if (!isScope(value, true)) throw new InvalidArgumentError('expected a scope: [a-z0-9_.-] words joined by ":", such as orders:read or orders:*.');
+  return [...previous, value];
+}
+
+export function metadata(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new InvalidArgumentError('expected a JSON object, such as \'{"plan":"pro"}\'.');
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON object, such as \'{"plan":"pro"}\'.');
+  return parsed as Record<string, unknown>;
+}
+
+/** `name:limit/duration`, such as `per_minute:100/60` or `daily:10000/1d`; repeatable. */
+export function rateLimit(value: string, previous: RateLimitRule[] = []): RateLimitRule[] {
+  const match = /^([A-Za-z0-9_.-]{1,64}):(\d{1,12})\/(\d{1,12}[smhd]?)$/.exec(value);
+  const limit = match ? Number(match[2]) : 0;
+  if (!match || limit < 1) throw new InvalidArgumentError("expected name:limit/duration, such as per_minute:100/60 or daily:10000/1d.");
+  return [...previous, { name: match[1]!, limit, duration: duration(match[3]!) }];
+}
+
+export function remaining(value: string): number {
+  if (!/^\d{1,15}$/.test(value)) throw new InvalidArgumentError("expected a number of uses (an integer, 0 or more).");
+  return Number(value);
+}
+
+/** `amount/day` or `amount/month`, such as `1000/month`. */
+export function refill(value: string): RefillRule {
+  const match = /^(\d{1,15})\/(day|month)$/.exec(value);
+  if (!match || Number(match[1]) < 1) throw new InvalidArgumentError("expected amount/day or amount/month, such as 1000/month.");
+  return { amount: Number(match[1]), interval: match[2] as RefillRule["interval"] };
+}
+
+export interface PolicyFlags {
+  expiresIn?: number;
+  expiresAt?: string;
+  clearExpiry?: boolean;
+  scope?: string[];
+  owner?: string;
+  metadata?: Record<string, unknown>;
+  rateLimit?: RateLimitRule[];
+  remaining?: number;
+  refill?: RefillRule;
+}
+
+/** Adds the policy flags to `create`, or to `update` (which also takes --clear-expiry). */
+export function addPolicyOptions(command: Command, forUpdate: boolean): Command {
+  command
+    .addOption(new Option("--expires-in <seconds>", "the key stops working this long from now (90, 15m, 12h, 30d)").argParser(duration).conflicts("expiresAt"))
+    .addOption(new Option("--expires-at <iso>", "the key stops working at this instant (ISO 8601)").argParser(isoDate))
+    .option("--scope <scope>", "a scope of a secret key, such as orders:read or orders:* (repeatable)", scope)
+    .option("--owner <id>", "the account, organisation or tenant the key belongs to")
+    .option("--metadata <json>", "the app's own data, as a JSON object", metadata)
+    .option("--rate-limit <name:limit/duration>", "at most limit requests per duration, such as per_minute:100/60 (repeatable)", rateLimit)
+    .option("--remaining <n>", "a usage quota: at most this many successful uses", remaining)
+    .option("--refill <amount/day|month>", "refill the quota to amount each day or month, such as 1000/month", refill);
+  if (forUpdate) {
+    command.addOption(new Option("--clear-expiry", "remove the key's expiry").conflicts(["expiresAt", "expiresIn"]));
+  }
+  return command;
+}
+
+/**
+ * The service fields the flags set; flags left out are left out. On update, `--expires-in` is
+ * turned into an `expires_at` (the update takes only that) from `now`.
+ */
+export function policyFields(flags: PolicyFlags, forUpdate: boolean, now: Date): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  if (flags.expiresIn !== undefined) {
+    if (forUpdate) fields.expires_at = new Date(now.getTime() + flags.expiresIn * 1000).toISOString();
+    else fields.expires_in = flags.expiresIn;
+  }
+  if (flags.expiresAt !== undefined) fields.expires_at = flags.expiresAt;
+  if (flags.clearExpiry) fields.expires_at = null;
+  if (flags.scope !== undefined) fields.scopes = flags.scope;
+  if (flags.owner !== undefined) fields.owner_id = flags.owner;
+  if (flags.metadata !== undefined) fields.metadata = flags.metadata;
+  if (flags.rateLimit !== undefined) fields.rate_limits = flags.rateLimit;
+  if (flags.remaining !== undefined) fields.remaining = flags.remaining;
+  if (flags.refill !== undefined) fields.refill = flags.refill;
+  return fields;
+}
+
+function asDate(value: Date | string | null | undefined): Date | undefined {
+  return value === null || value === undefined ? undefined : new Date(value);
+}
+
+/**
+ * The STATUS column: `deleted`, `revoked`, `expired`, or for a key that still works `active`,
+ * or the nearer of `revokes <at>` and `expires <at>` when it is set to stop.
+ */
+export function keyStatus(dto: ApiKeyDTO, now: Date): string {
+  const key = dto as PolicyApiKey;
+  const revokedAt = asDate(key.revoked_at);
+  const expiresAt = asDate(key.expires_at);
+  if (key.deleted_at) return "deleted";
+  if (revokedAt && revokedAt <= now) return "revoked";
+  if (expiresAt && expiresAt <= now) return "expired";
+  if (revokedAt && (!expiresAt || revokedAt <= expiresAt)) return `revokes ${revokedAt.toISOString()}`;
+  if (expiresAt) return `expires ${expiresAt.toISOString()}`;
+  return "active";
+}
