@@ -10,6 +10,10 @@ export interface ApiKeyEvents {
   "api_key.revoked": { id: string; revoked_by: string; revoked_at: Date };
   "api_key.rolled": { id: string; successor_id: string; revoked_by: string; revoked_at: Date };
   "api_key.deleted": { id: string };
+  /** A usage quota reached 0: the key is refused until a refill (or an update) gives it more. */
+  "api_key.usage_exceeded": { id: string };
+  /** A usage quota was set back to its refill amount, at the first use in a new day or month. */
+  "api_key.refilled": { id: string; remaining: number };
 }
 
 export type ApiKeyEventName = keyof ApiKeyEvents;

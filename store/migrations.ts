@@ -83,6 +83,17 @@ const COLUMN_TYPES: Record<DialectName, ColumnTypes> = {
   },
 };
 
+/** Whether a table has a column; Knex's own `hasColumn` ignores the schema on MySQL. */
+async function hasColumn(knex: Knex, schema: string | undefined, table: string, column: string): Promise<boolean> {
+  if (dialectOf(knex).name !== "mysql") return knex.schema.withSchema(schema ?? "").hasColumn(table, column);
+  const rows = (await knex
+    .select("COLUMN_NAME")
+    .from("information_schema.COLUMNS")
+    .whereRaw("TABLE_SCHEMA = coalesce(?, database())", [schema ?? null])
+    .where({ TABLE_NAME: table, COLUMN_NAME: column })) as unknown[];
+  return rows.length > 0;
+}
+
 function migrationList(schema: string | undefined): ApiKeyMigration[] {
   return [
     {
@@ -150,6 +161,28 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
       },
       async down(knex) {
         await knex.schema.withSchema(schema ?? "").dropTable("api_key_secret");
+      },
+    },
+    {
+      // When a usage quota was last refilled, so that one refill per day or month happens
+      // exactly once across instances (see consumeQuota in knex-store.ts). Null: never yet, the
+      // key's creation counts as the last refill. `remaining` and `refill` come from the policy
+      // migration before this one; they are created here only where that one has not run.
+      name: "20261203000000_add_api_key_refilled_at",
+      async up(knex) {
+        const types = COLUMN_TYPES[dialectOf(knex).name];
+        const has = (column: string) => hasColumn(knex, schema, "api_key", column);
+        const [hasRemaining, hasRefill] = [await has("remaining"), await has("refill")];
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          if (!hasRemaining) table.integer("remaining").nullable();
+          if (!hasRefill) types.text(table, "refill").nullable();
+          types.timestamp(table, "refilled_at").nullable();
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropColumn("refilled_at");
+        });
       },
     },
   ];

@@ -69,7 +69,7 @@ forEachBackend(
       await runMigrations(db.knex, { schema: db.schema });
       await db.open();
       const ledger = await db.table(MIGRATIONS_TABLE).select("name");
-      assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret"]);
+      assert.deepEqual(ledger.map((row: { name: string }) => row.name), ["20261123000000_create_api_key", "20261201000000_create_api_key_secret", "20261203000000_add_api_key_refilled_at"]);
     });
 
     it("survives several services migrating the same fresh schema at once", async () => {
@@ -147,7 +147,7 @@ forEachBackend(
             knex.removeListener("query", listener);
           }
           const ddl = statements
-            .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
+            .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret|refilled_at/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
           assert.deepEqual(ddl, FIRST_RELEASE_POSTGRES_DDL);
         });
