@@ -8,6 +8,7 @@
 // deep copies (they hold arrays and objects), so no caller ever shares what the store keeps.
 import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
+import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 
@@ -15,7 +16,12 @@ interface Data {
   keys: Map<string, ApiKeyRecord>;
   /** api key id -> resource type -> resource ids */
   links: Map<string, Map<string, Set<string>>>;
+  /** api key id -> when its usage quota was last refilled (absent: never, creation counts) */
+  refilledAt: Map<string, Date>;
 }
+
+/** A record's usage quota: null (or absent) when the key has none. */
+type WithQuota = ApiKeyRecord & { remaining?: number | null };
 
 type Truth = boolean | null;
 type Cell = string | Date | null;
@@ -24,6 +30,7 @@ function copyData(data: Data): Data {
   return {
     keys: new Map([...data.keys].map(([id, record]) => [id, structuredClone(record)])),
     links: new Map([...data.links].map(([id, types]) => [id, new Map([...types].map(([type, ids]) => [type, new Set(ids)]))])),
+    refilledAt: new Map(data.refilledAt),
   };
 }
 
@@ -120,7 +127,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #inTransaction: boolean;
 
   constructor(shared?: { data: Data; lock: { tail: Promise<void> }; secrets: Map<string, string>; inTransaction: boolean }) {
-    this.#data = shared?.data ?? { keys: new Map(), links: new Map() };
+    this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map() };
     this.#lock = shared?.lock ?? { tail: Promise.resolve() };
     this.#secrets = shared?.secrets ?? new Map();
     this.#inTransaction = shared?.inTransaction ?? false;
@@ -205,6 +212,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       for (const id of ids) {
         this.#data.keys.delete(id);
         this.#data.links.delete(id);
+        this.#data.refilledAt.delete(id);
       }
     });
   }
@@ -250,6 +258,28 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     });
   }
 
+  /** Check, refill and take in one step behind the lock, so concurrent calls never overspend. */
+  consumeQuota(id: string, cost: number, now: Date, refill?: QuotaRefill): Promise<QuotaConsumption> {
+    return this.#exclusive(() => {
+      const record = this.#data.keys.get(id) as WithQuota | undefined;
+      if (!record || record.deleted_at !== null) return { admitted: false, remaining: null, refilled: false };
+      const current = record.remaining ?? null;
+      if (current === null) return { admitted: true, remaining: null, refilled: false };
+      let remaining = current;
+      let refilled = false;
+      const lastRefill = this.#data.refilledAt.get(id) ?? record.created_at;
+      if (refill && lastRefill < refillIntervalStart(now, refill.interval)) {
+        remaining = refill.amount;
+        refilled = true;
+        this.#data.refilledAt.set(id, now);
+      }
+      const admitted = remaining >= cost;
+      if (admitted) remaining -= cost;
+      this.#data.keys.set(id, { ...record, remaining } as ApiKeyRecord);
+      return { admitted, remaining, refilled };
+    });
+  }
+
   transaction<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
       const draft = copyData(this.#data);
@@ -257,6 +287,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       // Only a transaction that succeeded replaces the data; a thrown error leaves it untouched.
       this.#data.keys = draft.keys;
       this.#data.links = draft.links;
+      this.#data.refilledAt = draft.refilledAt;
       return result;
     });
   }

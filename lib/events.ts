@@ -15,6 +15,10 @@ export interface ApiKeyEvents {
   "api_key.deleted": { id: string };
   "api_key.soft_deleted": { id: string; deleted_at: Date };
   "api_key.restored": { id: string };
+  /** A usage quota reached 0: the key is refused until a refill (or an update) gives it more. */
+  "api_key.usage_exceeded": { id: string };
+  /** A usage quota was set back to its refill amount, at the first use in a new day or month. */
+  "api_key.refilled": { id: string; remaining: number };
 }
 
 export type ApiKeyEventName = keyof ApiKeyEvents;

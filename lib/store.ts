@@ -16,6 +16,7 @@
 //   and whose failures are logged and retried.
 import { type ApiKeyError, failConfiguration } from "./errors";
 import type { Condition, NormalizedFindConfig } from "./filters";
+import type { QuotaConsumption, QuotaRefill } from "./quota";
 import type { ApiKeyDTO, ApiKeyType } from "./types";
 
 /**
@@ -97,6 +98,20 @@ export interface ApiKeyStore {
    * An older use must never overwrite a newer one, since several instances flush in any order.
    */
   recordLastUsed(uses: [id: string, at: Date][]): Promise<void>;
+
+  /**
+   * Optional; required for keys with a usage quota (`remaining`). Takes `cost` from the quota of
+   * key `id`, only if at least `cost` is left: one atomic conditional write, so that concurrent
+   * calls from any number of instances never admit one use more than the quota allows. With
+   * `refill`, a quota last refilled (or created) before the current UTC day or month (see
+   * `refillIntervalStart`, from `now`) is first set back to `refill.amount`, by exactly one of
+   * the concurrent calls, which answers `refilled: true`. Called, and awaited, on every
+   * verification of a key that has a quota (so once per use: the price of an exact count);
+   * never for keys without one. A key with no quota answers `{ admitted: true, remaining: null }`;
+   * an unknown or soft-deleted id answers `admitted: false`. A thrown error fails the
+   * verification (closed), as any store outage does.
+   */
+  consumeQuota?(id: string, cost: number, now: Date, refill?: QuotaRefill): Promise<QuotaConsumption>;
 
   /**
    * Required. Runs `work` atomically: every change made through the store it is given commits

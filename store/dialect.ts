@@ -33,6 +33,11 @@ export interface Dialect {
    * transaction at a time, and a Knex on SQLite has a single connection.
    */
   readonly rowLocks: boolean;
+  /**
+   * UPDATE ... RETURNING: PostgreSQL and SQLite have it; MySQL and MariaDB do not, so there
+   * a write that must report what it wrote reads the row back in the same transaction.
+   */
+  readonly updateReturning: boolean;
   /** `column LIKE pattern`, case-sensitive, with `\` escaping the wildcards. */
   whereLike(builder: Knex.QueryBuilder, column: string, pattern: string): void;
   /** `column LIKE pattern`, case-insensitive, with `\` escaping the wildcards. */
@@ -60,6 +65,7 @@ const postgres: Dialect = {
   maxInsertRows: Infinity,
   schemas: true,
   rowLocks: true,
+  updateReturning: true,
   whereLike: (builder, column, pattern) => void builder.where(column, "like", pattern),
   whereILike: (builder, column, pattern) => void builder.where(column, "ilike", pattern),
   whereRegex: (builder, column, pattern) => void builder.where(column, "~", pattern),
@@ -84,6 +90,7 @@ const mysql: Dialect = {
   timestampRange: [Date.UTC(1000, 0, 1), Date.UTC(9999, 11, 31, 23, 59, 59, 999)],
   schemas: true,
   rowLocks: true,
+  updateReturning: false,
   whereLike: (builder, column, pattern) => void builder.where(column, "like", pattern),
   whereILike: (builder, column, pattern) => void builder.whereRaw("lower(??) like lower(?)", [column, pattern]),
   whereRegex: (builder, column, pattern) => void builder.where(column, "regexp", pattern),
@@ -127,6 +134,7 @@ const sqlite: Dialect = {
   maxInsertRows: 500,
   schemas: false,
   rowLocks: false,
+  updateReturning: true,
   whereLike: (builder, column, pattern) => void builder.whereRaw("?? glob ?", [column, likeToGlob(pattern)]),
   whereILike: (builder, column, pattern) => void builder.whereRaw("lower(??) like lower(?) escape '\\'", [column, pattern]),
   whereRegex: () => {

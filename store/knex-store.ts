@@ -5,6 +5,7 @@ import type { Knex } from "knex";
 import { API_KEY_FIELDS, DATE_FIELDS, INTEGER_FIELDS, JSON_FIELDS, fallbackOf } from "../lib/columns";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
+import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
@@ -255,6 +256,52 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const created = await read();
     if (created === undefined) throw new Error(`express-api-keys: the secret "${name}" could not be created`);
     return created;
+  }
+
+  /**
+   * Takes `cost` from a key's usage quota with conditional UPDATEs, which the database runs
+   * atomically per row: concurrent calls from any number of instances queue on the row lock
+   * (SQLite runs one writer at a time) and each re-checks `remaining >= cost` on the row as the
+   * previous one left it, so no more uses are ever admitted than the quota holds. A refill due
+   * is a first UPDATE whose condition (last refill before the interval's start) only one call
+   * can meet. Where UPDATE cannot return the new value (MySQL), the same transaction reads it
+   * back while the write still holds the row.
+   */
+  async consumeQuota(id: string, cost: number, now: Date, refill?: QuotaRefill): Promise<QuotaConsumption> {
+    if (this.dialect.updateReturning) return this.takeFromQuota(id, cost, now, refill);
+    return this.transaction((store) => store.takeFromQuota(id, cost, now, refill));
+  }
+
+  private async takeFromQuota(id: string, cost: number, now: Date, refill: QuotaRefill | undefined): Promise<QuotaConsumption> {
+    const live = () => this.table("api_key").where({ id }).whereNull("deleted_at");
+    let refilled = false;
+    if (refill) {
+      const changed = (await live()
+        .whereNotNull("remaining")
+        .whereRaw("coalesce(??, ??) < ?", ["refilled_at", "created_at", refillIntervalStart(now, refill.interval)])
+        .update({ remaining: refill.amount, refilled_at: now })) as number;
+      refilled = changed > 0;
+    }
+    const take = live()
+      .where("remaining", ">=", cost)
+      .update({ remaining: this.db.raw("?? - ?", ["remaining", cost]) });
+    let remaining: number | undefined;
+    if (this.dialect.updateReturning) {
+      const rows = (await take.returning(["remaining"])) as { remaining: number | string }[];
+      if (rows[0]) remaining = Number(rows[0].remaining);
+    } else if (((await take) as number) > 0) {
+      remaining = await this.quotaLeft(id);
+    }
+    if (remaining !== undefined) return { admitted: true, remaining, refilled };
+    // Refused, or no quota at all: a second read only on this rare path.
+    const row = (await live().select("remaining").first()) as { remaining: number | string | null } | undefined;
+    if (row && row.remaining === null) return { admitted: true, remaining: null, refilled };
+    return { admitted: false, remaining: row ? Number(row.remaining) : null, refilled };
+  }
+
+  private async quotaLeft(id: string): Promise<number> {
+    const row = (await this.table("api_key").select("remaining").where({ id }).first()) as { remaining: number | string };
+    return Number(row.remaining);
   }
 
   /** Gives `toId` every link `fromId` has, of every resource type (used by roll). */

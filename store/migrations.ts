@@ -168,6 +168,9 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
           types.text(table, "rate_limits").nullable();
           table.integer("remaining").nullable();
           types.text(table, "refill").nullable();
+          // When the usage quota was last refilled, so that one refill per day or month happens
+          // exactly once across instances (see consumeQuota); null: the key's creation counts.
+          types.timestamp(table, "refilled_at").nullable();
         });
         await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
           // Partial where the dialect has them (PostgreSQL, SQLite); MySQL builds plain indexes.
@@ -182,7 +185,7 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
           table.dropIndex(["expires_at"], "IDX_api_key_expires_at");
         });
         await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
-          table.dropColumns("expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill");
+          table.dropColumns("expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill", "refilled_at");
         });
       },
     },

@@ -1,0 +1,111 @@
+// Per-key usage limits, applied once a key has been verified: its rate limits (named windows,
+// counted by a RateLimitCounter, in Redis when there is one) and then its usage quota (counted
+// by the store, in the database). A refused use consumes nothing: when the quota refuses, what
+// the rate limits took is given back.
+import { ApiKeyError } from "./errors";
+import type { EventBatch } from "./events";
+import type { QuotaRefill, RateLimitRule } from "./columns";
+import type { ApiKeyStore } from "./store";
+
+/** One rate limit of a key: at most `limit` uses per `duration` seconds (the `rate_limits` column's items). */
+export type RateLimitWindow = RateLimitRule;
+
+/** A window's state after a use, for the `RateLimit` headers. */
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  remaining: number;
+  /** Whole seconds until the window frees (rounded up). */
+  reset: number;
+}
+
+/** What a RateLimitCounter decided for one use. */
+export type RateLimitDecision =
+  | { admitted: true; rate_limit: RateLimitState; /** Gives back what this use took from every window. */ refund(): Promise<void> }
+  | { admitted: false; rate_limit: RateLimitState };
+
+/**
+ * Counts uses per key and window. Takes `cost` from every window only when all of them admit
+ * it; a refusal leaves every window as it was. `rate_limit` is the window that decided: the
+ * one that refused, or on success the one with the fewest uses left.
+ */
+export interface RateLimitCounter {
+  consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
+}
+
+/** The policy fields of a verified key that limit its use. */
+export interface UsageLimitedKey {
+  id: string;
+  rate_limits?: readonly RateLimitWindow[] | null;
+  /** The quota as last read; null or absent: no quota. The database holds the truth. */
+  remaining?: number | null;
+  refill?: QuotaRefill | null;
+}
+
+export type UsageDecision =
+  | { admitted: true; rate_limit?: RateLimitState; remaining?: number }
+  | { admitted: false; code: "rate_limited" | "usage_exceeded"; rate_limit?: RateLimitState; remaining?: number };
+
+export interface UsageLimitsOptions {
+  store: ApiKeyStore;
+  rateLimits: RateLimitCounter;
+  now: () => Date;
+  /** Where `api_key.usage_exceeded` and `api_key.refilled` go: the service's event bus. */
+  emit: (event: EventBatch) => void;
+}
+
+function assertCost(cost: number): void {
+  if (!Number.isSafeInteger(cost) || cost < 1) throw new ApiKeyError("invalid_data", "`cost` must be a positive integer");
+}
+
+export class UsageLimits {
+  readonly #options: UsageLimitsOptions;
+
+  constructor(options: UsageLimitsOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Applies a verified key's limits to one use of `cost`: rate limits first, then the quota.
+   * A key with neither costs nothing (no Redis, no database). Rejects only when the store
+   * cannot be reached for a key with a quota (fail closed); rate limits never reject, they fall
+   * back to counting per instance.
+   */
+  async consume(key: UsageLimitedKey, cost = 1): Promise<UsageDecision> {
+    assertCost(cost);
+    const windows = key.rate_limits ?? [];
+    const hasQuota = key.remaining !== undefined && key.remaining !== null;
+    if (windows.length === 0 && !hasQuota) return { admitted: true };
+
+    let rateLimit: Extract<RateLimitDecision, { admitted: true }> | undefined;
+    if (windows.length > 0) {
+      const decision = await this.#options.rateLimits.consume(key.id, windows, cost);
+      if (!decision.admitted) return { admitted: false, code: "rate_limited", rate_limit: decision.rate_limit };
+      rateLimit = decision;
+    }
+    if (!hasQuota) return { admitted: true, rate_limit: rateLimit!.rate_limit };
+
+    const { store } = this.#options;
+    if (!store.consumeQuota) {
+      await rateLimit?.refund();
+      throw new ApiKeyError("unavailable", `Key ${key.id} has a usage quota, but the store has no consumeQuota()`);
+    }
+    let quota;
+    try {
+      quota = await store.consumeQuota(key.id, cost, this.#options.now(), key.refill ?? undefined);
+    } catch (error) {
+      await rateLimit?.refund();
+      throw error;
+    }
+    if (quota.refilled && key.refill) this.#options.emit({ name: "api_key.refilled", payload: { id: key.id, remaining: key.refill.amount } });
+    const remaining = quota.remaining ?? undefined;
+    const withRateLimit = rateLimit ? { rate_limit: rateLimit.rate_limit } : {};
+    if (!quota.admitted) {
+      await rateLimit?.refund();
+      return { admitted: false, code: "usage_exceeded", ...withRateLimit, ...(remaining === undefined ? {} : { remaining }) };
+    }
+    // Exactly one use takes the quota to 0, so exactly one event per time it is spent.
+    if (remaining === 0) this.#options.emit({ name: "api_key.usage_exceeded", payload: { id: key.id } });
+    return { admitted: true, ...withRateLimit, ...(remaining === undefined ? {} : { remaining }) };
+  }
+}

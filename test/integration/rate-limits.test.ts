@@ -1,0 +1,184 @@
+// The rate limit engine (store/rate-limiters.ts) on a real Redis shared by two instances, as two
+// app instances would have: exact per window, several windows, cost, refunds, and per-instance
+// counting while Redis is down, logged once per outage.
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import type { Logger } from "../../lib/logger";
+import type { RateLimitWindow } from "../../lib/usage-limits";
+import { RateLimiters } from "../../store/rate-limiters";
+import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, testPrefix } from "../helpers/redis";
+
+/** A logger that keeps its lines. */
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, warn: (message) => void lines.push(message), error: (message) => void lines.push(message) };
+}
+
+/** An ioredis client as `initialize()` opens one from a URL: no offline queue, quick reconnects. */
+function serviceClient(url: string): Redis {
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt) => Math.min(attempt * 50, 200) });
+  client.on("error", () => {});
+  return client;
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  assert.ok(condition(), `timed out waiting for ${what}`);
+}
+
+const admitted = async (results: Promise<{ admitted: boolean }>[]) => (await Promise.all(results)).filter((result) => result.admitted).length;
+
+describe("rate limits on a shared Redis, two instances", function () {
+  let shared: Redis;
+  let prefix: string;
+  let clients: Redis[];
+  let engines: [RateLimiters, RateLimiters];
+  // A generous timeout: a loaded test machine must not look like a Redis outage.
+  const open = (client: Redis, logger: Logger = recordingLogger()) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger });
+
+  before(async function () {
+    shared = (await connectRedis(this))!;
+  });
+  after(() => shared?.disconnect());
+  beforeEach(async () => {
+    prefix = testPrefix();
+    clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
+    await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
+    engines = [open(clients[0]!), open(clients[1]!)];
+  });
+  afterEach(async () => {
+    for (const client of clients) client.disconnect();
+    await deletePrefix(shared, prefix);
+  });
+  const pick = (i: number) => engines[i % 2]!;
+
+  it("30 concurrent uses against 10 per minute admit exactly 10 across both instances, counted under the prefix", async () => {
+    const windows = [{ name: "minute", limit: 10, duration: 60 }];
+    assert.equal(await admitted(Array.from({ length: 30 }, (_, i) => pick(i).consume("apk_a", windows, 1))), 10);
+    assert.equal(await shared.get(`${prefix}rl:10:60:apk_a`), "10", "refused uses are given back");
+    const refused = await engines[0].consume("apk_a", windows, 1);
+    assert.equal(refused.admitted, false);
+    assert.equal(refused.rate_limit.name, "minute");
+    assert.equal(refused.rate_limit.remaining, 0);
+    assert.ok(refused.rate_limit.reset >= 1 && refused.rate_limit.reset <= 60);
+    // Another key has windows of its own.
+    assert.equal((await engines[1].consume("apk_b", windows, 1)).admitted, true);
+  });
+
+  it("10 per second admits at most 10 per window across both instances, and 10 again in the next window", async function () {
+    this.timeout(20_000);
+    const windows = [{ name: "second", limit: 10, duration: 1 }];
+    const times: number[] = [];
+    const end = Date.now() + 2600;
+    const worker = async (i: number) => {
+      while (Date.now() < end) {
+        if ((await pick(i).consume("apk_s", windows, 1)).admitted) times.push(Date.now());
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, (_, i) => worker(i)));
+    // Each window admits its 10 in a burst at its start, then refuses until the key expires a
+    // second later: bursts are far apart, so a gap of 400 ms separates windows.
+    const bursts: number[][] = [];
+    for (const time of times.sort((a, b) => a - b)) {
+      const last = bursts.at(-1);
+      if (last && time - last.at(-1)! < 400) last.push(time);
+      else bursts.push([time]);
+    }
+    assert.ok(bursts.length >= 2, `expected at least two windows, saw ${bursts.length}`);
+    for (const burst of bursts) assert.ok(burst.length <= 10, `a window admitted ${burst.length}`);
+    assert.equal(bursts[0]!.length, 10);
+    assert.equal(bursts[1]!.length, 10);
+  });
+
+  it("several windows with a cost: all must admit, and the tightest one is reported", async () => {
+    const windows: RateLimitWindow[] = [
+      { name: "burst", limit: 5, duration: 60 },
+      { name: "hour", limit: 8, duration: 3600 },
+    ];
+    const first = await engines[0].consume("apk_c", windows, 2);
+    assert.deepEqual({ ...first.rate_limit, reset: 0 }, { name: "burst", limit: 5, remaining: 3, reset: 0 });
+    assert.equal((await engines[1].consume("apk_c", windows, 2)).rate_limit.remaining, 1);
+    const refused = await engines[0].consume("apk_c", windows, 2);
+    assert.equal(refused.admitted, false);
+    assert.deepEqual({ ...refused.rate_limit, reset: 0 }, { name: "burst", limit: 5, remaining: 1, reset: 0 });
+    // Neither window kept the refused use.
+    assert.equal(await shared.get(`${prefix}rl:5:60:apk_c`), "4");
+    assert.equal(await shared.get(`${prefix}rl:8:3600:apk_c`), "4");
+    assert.equal((await engines[1].consume("apk_c", windows, 1)).admitted, true);
+  });
+
+  it("a window that refuses gives back what the others took", async () => {
+    const windows: RateLimitWindow[] = [
+      { name: "minute", limit: 10, duration: 60 },
+      { name: "day", limit: 2, duration: 86_400 },
+    ];
+    assert.equal(await admitted(Array.from({ length: 6 }, (_, i) => pick(i).consume("apk_r", windows, 1))), 2);
+    assert.equal(await shared.get(`${prefix}rl:10:60:apk_r`), "2");
+    assert.equal(await shared.get(`${prefix}rl:2:86400:apk_r`), "2");
+    const refused = await engines[0].consume("apk_r", windows, 1);
+    assert.equal(refused.admitted, false);
+    assert.equal(refused.rate_limit.name, "day");
+  });
+
+  it("a refund after the use gives the cost back to every window", async () => {
+    const windows = [{ name: "minute", limit: 3, duration: 60 }];
+    const decision = await engines[0].consume("apk_f", windows, 3);
+    assert.ok(decision.admitted);
+    await decision.refund();
+    assert.equal(await shared.get(`${prefix}rl:3:60:apk_f`), "0");
+    assert.equal((await engines[1].consume("apk_f", windows, 3)).admitted, true);
+  });
+});
+
+describe("rate limits without Redis", () => {
+  it("count per instance, in memory", async () => {
+    const windows = [{ name: "minute", limit: 10, duration: 60 }];
+    const engines = [new RateLimiters({ logger: recordingLogger() }), new RateLimiters({ logger: recordingLogger() })];
+    for (const engine of engines) {
+      assert.equal(await admitted(Array.from({ length: 15 }, () => engine.consume("apk_m", windows, 1))), 10);
+    }
+  });
+});
+
+describe("rate limits when Redis goes down and comes back", function () {
+  this.timeout(60_000);
+  let redis: PrivateRedis;
+  let clients: Redis[] = [];
+  beforeEach(async () => {
+    redis = new PrivateRedis(await freePort());
+    await redis.start();
+  });
+  afterEach(async () => {
+    for (const client of clients) client.disconnect();
+    clients = [];
+    await redis.stop();
+  });
+
+  it("falls back to per-instance limits, logs once per outage, and shares counts again after", async () => {
+    const windows = [{ name: "minute", limit: 10, duration: 60 }];
+    clients = [serviceClient(redis.url), serviceClient(redis.url)];
+    await until(() => clients.every((client) => client.status === "ready"), "Redis");
+    const loggers = [recordingLogger(), recordingLogger()];
+    const engines = clients.map((client, i) => new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: loggers[i]! }));
+    const use = (i: number) => engines[i]!.consume("apk_k", windows, 1);
+
+    assert.equal(await admitted([use(0), use(1), use(0), use(1)]), 4);
+
+    await redis.stop();
+    await until(() => clients.every((client) => client.status !== "ready"), "the clients to notice");
+    // Each instance now counts alone: up to 10 each (the documented N x limit).
+    for (const i of [0, 1]) assert.equal(await admitted(Array.from({ length: 15 }, () => use(i))), 10);
+    for (const logger of loggers) {
+      assert.deepEqual(logger.lines, ["express-api-keys: Redis is unavailable; counting rate limits per instance until it is back"]);
+    }
+
+    await redis.start();
+    await until(() => clients.every((client) => client.status === "ready"), "the clients to reconnect");
+    // The restarted Redis is empty: a new shared window, 10 across both instances.
+    assert.equal(await admitted(Array.from({ length: 30 }, (_, i) => use(i % 2))), 10);
+    for (const logger of loggers) {
+      assert.equal(logger.lines.length, 2);
+      assert.match(logger.lines[1]!, /^express-api-keys: Redis is back; counting rate limits across instances again \(after 15 failures\)$/);
+    }
+  });
+});
