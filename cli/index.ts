@@ -12,7 +12,7 @@ import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";
-import { type PolicyApiKey, restoreApiKeys, softDeleteApiKeys, supportsPolicy } from "../middleware/verify-types";
+import type { PolicyApiKey } from "../middleware/verify-types";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 import { type PolicyFlags, addPolicyOptions, keyStatus, policyFields } from "./policy-flags";
 
@@ -162,7 +162,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
         if (options.owner !== undefined) filters.owner_id = options.owner;
         if (options.active) {
           filters.$and = [{ $or: [{ revoked_at: null }, { revoked_at: { $gt: now } }] }];
-          if (supportsPolicy(service)) filters.$and.push({ $or: [{ expires_at: null }, { expires_at: { $gt: now } }] } as unknown as FilterableApiKeyProps);
+          filters.$and.push({ $or: [{ expires_at: null }, { expires_at: { $gt: now } }] });
         }
         const config = { take: options.limit, order: { created_at: "DESC" as const }, withDeleted: Boolean(options.deleted) };
         const [keys, count] = await service.listAndCountApiKeys(filters, config);
@@ -213,7 +213,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       .description(description)
       .action((ids: string[]) =>
         run(async (service) => {
-          await (name === "restore" ? restoreApiKeys(service, ids) : softDeleteApiKeys(service, ids));
+          await (name === "restore" ? service.restoreApiKeys(ids) : service.softDeleteApiKeys(ids));
           console.log(safe`${verb} ${ids.join(", ")}`);
         }),
       );

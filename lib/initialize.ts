@@ -1,12 +1,14 @@
 // initialize(): wires options, environment and embedded defaults into a ready service.
+import type { Redis } from "ioredis";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "./deployment-secret";
 import { ApiKeyError } from "./errors";
-import { type ApiKeysOptions, type ResolvedOptions, resolveOptions } from "./options";
+import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
 import { ApiKeyService } from "./service";
 import type { ApiKeyStore } from "./store";
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
 import { openRedis } from "../store/cache/open-redis";
+import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
 
@@ -20,14 +22,23 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const resolved = resolveOptions(options);
   const { store, close } = await openStore(resolved);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
-  const cache = await openCache(resolved, store);
-  const config = { pepper, now, lastUsedFlushInterval, logger };
+  const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
+  const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
+  const cache = await openCache(resolved, store, redis?.client);
+  const rateLimits = new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger });
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
+    // A client the app passed stays open: the app made it and closes it.
+    if (redis?.owned) redis.client.disconnect();
     await close();
   });
   defaultService = service;
   return service;
+}
+
+function redisPrefixOf({ cache }: ResolvedOptions): string {
+  return cache ? cache.redisPrefix : DEFAULT_REDIS_PREFIX;
 }
 
 /** The app's own store as it is, or a Knex store on the configured database; migrated unless turned off. */
@@ -48,14 +59,13 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
   return { store, close: () => database.close() };
 }
 
-async function openCache({ cache, redis, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore): Promise<KeyCache> {
+async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: Redis | undefined): Promise<KeyCache> {
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {
-    const { client, owned } = await openRedis(redis, cache.redisTimeout * 4);
     // Entries in Redis are signed with a key that whoever can write to Redis does not have.
     const signingKey = async () => deriveKey(await rootSecret(pepper, store), KEY_PURPOSES.cacheEntry);
-    redisTier = new RedisTier(client, owned, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey });
+    redisTier = new RedisTier(redis, false, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey });
   }
   const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
   const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;

@@ -42,6 +42,10 @@ export interface CacheOptions {
 
 export type ResolvedCacheOptions = Required<CacheOptions>;
 
+/** Where Redis keys go, and how long a Redis command may take, when no cache options say. */
+export const DEFAULT_REDIS_PREFIX = "apikey:";
+export const DEFAULT_REDIS_TIMEOUT = 250;
+
 const CACHE_DEFAULTS: ResolvedCacheOptions = {
   memory: true,
   max: 10_000,
@@ -51,8 +55,8 @@ const CACHE_DEFAULTS: ResolvedCacheOptions = {
   negativeMax: 10_000,
   negativeTtl: 1_000,
   redisTtl: 60_000,
-  redisPrefix: "apikey:",
-  redisTimeout: 250,
+  redisPrefix: DEFAULT_REDIS_PREFIX,
+  redisTimeout: DEFAULT_REDIS_TIMEOUT,
 };
 
 export interface ApiKeysOptions {

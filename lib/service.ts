@@ -33,6 +33,7 @@ import {
 } from "./validate-input";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./store";
 import { LastUsedRecorder } from "./last-used";
+import { type RateLimitCounter, UsageLimits } from "./usage-limits";
 import type { Logger } from "./logger";
 import type { CacheEntry, FoundEntry } from "../store/cache/entry";
 import type { KeyCache } from "../store/cache/key-cache";
@@ -46,6 +47,8 @@ export interface ServiceConfig {
   lastUsedFlushInterval: number;
   /** Where background failures (such as a failed last_used_at flush) are reported. */
   logger: Logger;
+  /** Counts uses against keys' rate limits: across instances in Redis, or in this process. */
+  rateLimits: RateLimitCounter;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -131,6 +134,7 @@ export class ApiKeyService {
   readonly #lastUsed: LastUsedRecorder;
   readonly #cache: KeyCache;
   readonly #events: ApiKeyEventBus;
+  readonly #usage: UsageLimits;
   #closing: Promise<void> | undefined;
 
   constructor(store: ApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
@@ -140,6 +144,7 @@ export class ApiKeyService {
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
     this.#events = new ApiKeyEventBus(config.logger);
+    this.#usage = new UsageLimits({ store, rateLimits: config.rateLimits, now: config.now, emit: (event) => this.#events.emit([event]) });
   }
 
   /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
@@ -495,21 +500,29 @@ export class ApiKeyService {
     if (ended) return { valid: false, code: ended, api_key };
     const missing = missingScopes(api_key.scopes, scopes);
     if (missing.length > 0) return { valid: false, code: "forbidden", api_key, missing_scopes: missing };
-    const refused = await this.#consume(entry, cost, now);
-    if (refused) return { ...refused, valid: false, api_key };
+    const { refused, ...counts } = await this.#consume(entry, cost);
+    // The cached key's quota is as last read; the store's answer is the truth.
+    if (counts.remaining !== undefined) api_key.remaining = counts.remaining;
+    if (refused) return { valid: false, code: refused, api_key, ...counts };
     this.#lastUsed.record(api_key.id, now);
-    const result: VerifyResult = { valid: true, code: "valid", api_key };
+    const result: VerifyResult = { valid: true, code: "valid", api_key, ...counts };
     if (parsed === "publishable") result.sales_channel_ids = [...entry.sales_channel_ids];
     return result;
   }
 
   /**
-   * Where a valid verification pays `cost` from the key's rate limits and `remaining` quota,
-   * atomically across instances. Answers undefined to admit the call, or the refusal
-   * (`rate_limited`, `usage_exceeded`) to return instead. Today every call is admitted.
+   * Where a valid verification pays `cost` from the key's rate limits (rate-limiter-flexible,
+   * shared through Redis) and then its `remaining` quota (one atomic write in the store), so
+   * that the quota is exact across instances. Answers the counts for the response headers, and
+   * with `refused` the code to answer instead; a refused use pays nothing.
    */
-  async #consume(_entry: FoundEntry, _cost: number, _now: Date): Promise<Omit<VerifyResult, "valid" | "api_key"> | undefined> {
-    return undefined;
+  async #consume(entry: FoundEntry, cost: number): Promise<Pick<VerifyResult, "rate_limit" | "remaining"> & { refused?: "rate_limited" | "usage_exceeded" }> {
+    if (cost === 0) return {};
+    const decision = await this.#run(undefined, () => this.#usage.consume(entry.api_key, cost));
+    const counts: Pick<VerifyResult, "rate_limit" | "remaining"> = {};
+    if (decision.rate_limit) counts.rate_limit = decision.rate_limit;
+    if (decision.remaining !== undefined) counts.remaining = decision.remaining;
+    return decision.admitted ? counts : { ...counts, refused: decision.code };
   }
 
   /**

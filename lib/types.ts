@@ -1,6 +1,7 @@
 // Public data shapes, named and shaped as the reference's DTOs.
 import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule } from "./columns";
 import type { ApiKeyType } from "./tokens";
+import type { RateLimitState } from "./usage-limits";
 
 export type { ApiKeyType };
 
@@ -135,4 +136,8 @@ export interface VerifyResult {
   sales_channel_ids?: string[];
   /** With `forbidden`: the required scopes the key does not grant. */
   missing_scopes?: string[];
+  /** For a key with rate limits: the window that refused, or on success the one with the fewest uses left. */
+  rate_limit?: RateLimitState;
+  /** For a key with a usage quota: what is left after this verification. */
+  remaining?: number;
 }

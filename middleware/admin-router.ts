@@ -7,13 +7,13 @@ import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import { missingScopes } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
-import type { ApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
+import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
 import { QueryStringError, parseQueryString } from "./query-string";
 import { checkScopes, forbidden } from "./api-key-auth";
 import type { AuthenticatedRequest } from "./request-context";
 import { asApiKeyError } from "./respond";
-import { type PolicyApiKey, restoreApiKeys, softDeleteApiKeys } from "./verify-types";
+import type { PolicyApiKey } from "./verify-types";
 
 export interface AdminRouterOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -248,8 +248,11 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   });
 
   post("/", async (req, res) => {
-    const input = validated(() => validateCreate({ ...validateBody(req.body, CREATE_FIELDS), created_by: actorOf(req) }));
-    const created = await keys().createApiKeys(input);
+    const body = { ...validated(() => validateBody(req.body, CREATE_FIELDS)), created_by: actorOf(req) };
+    // Checked here for the reference's "Invalid request: " wording; the service checks again,
+    // and turns `expires_in` into an instant by its own clock.
+    validated(() => validateCreate(body));
+    const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO);
     res.json({ api_key: created });
   });
 
@@ -288,7 +291,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     const id = idOf(req);
     validated(() => validateBody(req.body, []));
     await retrieve(id);
-    await softDeleteApiKeys(keys(), id);
+    await keys().softDeleteApiKeys(id);
     res.json({ api_key: await withLinks(await retrieve(id, undefined, true)) });
   });
 
@@ -296,7 +299,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     const id = idOf(req);
     validated(() => validateBody(req.body, []));
     await retrieve(id, undefined, true);
-    await restoreApiKeys(keys(), id);
+    await keys().restoreApiKeys(id);
     res.json({ api_key: await withLinks(await retrieve(id)) });
   });
 

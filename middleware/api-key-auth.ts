@@ -10,7 +10,7 @@ import { type Credential, MESSAGES, readPublishableCredential, readSecretCredent
 import { rateLimitHeaders } from "./rate-limit-headers";
 import type { ApiKeyRequestProperties, AuthenticatedRequest } from "./request-context";
 import { asApiKeyError, respondWithError } from "./respond";
-import { type PolicyApiKey, type VerifyResult, verifyApiKey } from "./verify-types";
+import type { PolicyApiKey, VerifyResult } from "./verify-types";
 
 export type NextFunction = (error?: unknown) => void;
 
@@ -114,7 +114,7 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     if (credential.kind === "invalid") return rejection(credential.message);
     try {
       const keys = serviceOrDefault(service);
-      const result = await verifyApiKey(keys, credential.token, { type, scopes: requiredScopes });
+      const result = await keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
       const key = result.api_key;
       // Only for a key that works: headers on the answer to a revoked or expired key would tell
       // it apart from an unknown one.

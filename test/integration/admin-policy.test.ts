@@ -7,7 +7,6 @@ import { apiKeyAdminRouter } from "../../middleware/admin-router";
 import { apiKeyAuth } from "../../middleware/api-key-auth";
 import { forEachBackend } from "../helpers/backends";
 import { EXPRESS_VERSIONS, adminRouterOn, createAdminApp, expressApp } from "../helpers/create-app";
-import { requirePolicy } from "../helpers/policy";
 import { scriptedService } from "../helpers/scripted-service";
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
@@ -138,7 +137,6 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
       });
 
       it("soft-deletes and restores a key", async function () {
-        requirePolicy(this, db.service);
         const key = await db.service.createApiKeys({ title: "temp", type: "secret", created_by: "u" });
         const deleted = await api.post(`/${key.id}/soft-delete`);
         assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
@@ -156,7 +154,6 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
       });
 
       it("creates, updates, filters and orders keys with policy fields", async function () {
-        requirePolicy(this, db.service);
         const expiresAt = new Date(db.clock.now().getTime() + 86_400_000).toISOString();
         const created = await api.post("/", {
           title: "partner",
@@ -201,7 +198,6 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
       });
 
       it("refuses a key without the middleware's scopes, over real verification", async function () {
-        requirePolicy(this, db.service);
         const reader = await db.service.createApiKeys({ title: "r", type: "secret", created_by: "u", scopes: ["orders:read"] } as never);
         const app = expressApp(version);
         app.get("/orders", apiKeyAuth({ service: db.service, scopes: ["orders:read"] }), (_req, res) => res.json({ ok: true }));

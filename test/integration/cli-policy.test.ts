@@ -4,7 +4,6 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { ApiKeyDTO } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
-import { requirePolicy } from "../helpers/policy";
 import { POSTGRES_URL } from "../helpers/services";
 
 const execFileAsync = promisify(execFile);
@@ -50,7 +49,6 @@ forEachBackend(
     });
 
     it("creates and updates keys with every policy flag, lists them by owner with STATUS, OWNER and SCOPES, soft-deletes and restores them", async function () {
-      requirePolicy(this, db.service);
       this.timeout(120_000);
       const created = await cli(
         "create", "--title", "Partner", "--type", "secret", "--json",
@@ -64,7 +62,7 @@ forEachBackend(
         [key.scopes, key.owner_id, key.metadata, key.rate_limits, key.remaining, key.refill],
         [["orders:read", "orders:*"], "org_1", { plan: "pro" }, [{ name: "per_minute", limit: 100, duration: 60 }, { name: "daily", limit: 10000, duration: 86400 }], 1000, { amount: 1000, interval: "month" }],
       );
-      const expiresIn = new Date(key.expires_at as string).getTime() - Date.now();
+      const expiresIn = new Date(key.expires_at as unknown as string).getTime() - Date.now();
       assert.ok(expiresIn > 86_400_000 - 600_000 && expiresIn <= 86_400_000, `expires in a day: ${expiresIn}`);
 
       const other = await db.service.createApiKeys({ title: "Other \u001b[2J", type: "secret", created_by: "u" });

@@ -30,7 +30,7 @@ const FIRST_RELEASE_POSTGRES_DDL = [
 
 /** What the key-policy migration adds, on PostgreSQL: nullable columns with no default (no row rewritten) and two partial indexes. */
 const KEY_POLICY_POSTGRES_DDL = [
-  'alter table "S"."api_key" add column "expires_at" timestamptz null, add column "owner_id" text null, add column "scopes" text null, add column "metadata" text null, add column "rate_limits" text null, add column "remaining" integer null, add column "refill" text null',
+  'alter table "S"."api_key" add column "expires_at" timestamptz null, add column "owner_id" text null, add column "scopes" text null, add column "metadata" text null, add column "rate_limits" text null, add column "remaining" integer null, add column "refill" text null, add column "refilled_at" timestamptz null',
   'create index "IDX_api_key_owner_id" on "S"."api_key" ("owner_id") where "deleted_at" is null',
   'create index "IDX_api_key_expires_at" on "S"."api_key" ("expires_at") where "deleted_at" is null',
 ];
@@ -161,7 +161,7 @@ forEachBackend(
             knex.removeListener("query", listener);
           }
           const ddl = statements
-            .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret|refilled_at/.test(sql) && !sql.startsWith("create schema"))
+            .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
           assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL]);
         });
