@@ -44,6 +44,10 @@ async function main(): Promise<void> {
     case "secret-nocache":
       app.get("/", apiKeyAuth({ service: await service({ cache: false }) }), ok);
       break;
+    case "rate-limited":
+      // Counted in Redis on every request: one round trip for the window, the key itself warm in memory.
+      app.get("/", apiKeyAuth({ service: await service({ redis: env.BENCH_REDIS, cache: { redisPrefix: env.BENCH_PREFIX } }) }), ok);
+      break;
     case "last-used":
       app.get("/", apiKeyAuth({ service: await service({ lastUsedFlushInterval: Number(env.BENCH_FLUSH_MS) }) }), ok);
       break;
