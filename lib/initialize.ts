@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "./deployment-secret";
 import { ApiKeyError } from "./errors";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
+import { LeasedRateLimits } from "./rate-limit-leases";
 import { ApiKeyService } from "./service";
 import type { ApiKeyStore } from "./store";
 import { openDatabase } from "../store/connect";
@@ -25,7 +26,7 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
   const cache = await openCache(resolved, store, redis?.client);
-  const rateLimits = new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger });
+  const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
   const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;

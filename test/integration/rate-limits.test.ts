@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import type { Logger } from "../../lib/logger";
 import type { RateLimitWindow } from "../../lib/usage-limits";
+import { LeasedRateLimits } from "../../lib/rate-limit-leases";
 import { RateLimiters } from "../../store/rate-limiters";
 import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, testPrefix } from "../helpers/redis";
 
@@ -180,5 +181,66 @@ describe("rate limits when Redis goes down and comes back", function () {
       assert.equal(logger.lines.length, 2);
       assert.match(logger.lines[1]!, /^express-api-keys: Redis is back; counting rate limits across instances again \(after 15 failures\)$/);
     }
+  });
+});
+
+describe("rate limit leases on a shared Redis, two instances", function () {
+  let shared: Redis;
+  let prefix: string;
+  let clients: Redis[];
+  let leased: [LeasedRateLimits, LeasedRateLimits];
+
+  before(async function () {
+    shared = (await connectRedis(this))!;
+  });
+  after(() => shared?.disconnect());
+  beforeEach(async () => {
+    prefix = testPrefix();
+    clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
+    await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
+    const open = (client: Redis) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger() }));
+    leased = [open(clients[0]!), open(clients[1]!)];
+  });
+  afterEach(async () => {
+    for (const client of clients) client.disconnect();
+    await deletePrefix(shared, prefix);
+  });
+
+  it("takes uses from Redis a lease at a time: 1% of the limit, spent locally", async () => {
+    const windows = [{ name: "minute", limit: 1000, duration: 60 }];
+    for (let i = 0; i < 5; i++) assert.ok((await leased[0].consume("apk_l", windows, 1)).admitted);
+    assert.equal(await shared.get(`${prefix}rl:1000:60:apk_l`), "10", "one lease of 10 uses, not five round trips");
+    for (let i = 0; i < 6; i++) assert.ok((await leased[0].consume("apk_l", windows, 1)).admitted);
+    assert.equal(await shared.get(`${prefix}rl:1000:60:apk_l`), "20", "a second lease once the first is spent");
+  });
+
+  it("never admits more than the limit across both instances, and at most one lease fewer", async function () {
+    this.timeout(30_000);
+    const windows = [{ name: "minute", limit: 1000, duration: 60 }];
+    const results = await Promise.all(Array.from({ length: 1500 }, (_, i) => leased[i % 2]!.consume("apk_m", windows, 1)));
+    const count = results.filter((result) => result.admitted).length;
+    assert.ok(count <= 1000, `admitted ${count}, over the limit`);
+    assert.ok(count >= 990, `admitted ${count}: more than one lease (10 uses) left unspent`);
+  });
+
+  it("is exact for small limits and short windows: leases of one use", async () => {
+    const small = [{ name: "minute", limit: 10, duration: 60 }];
+    assert.equal(await admitted(Array.from({ length: 30 }, (_, i) => leased[i % 2]!.consume("apk_s", small, 1))), 10);
+    const short = [{ name: "short", limit: 300, duration: 2 }];
+    assert.equal(await admitted(Array.from({ length: 400 }, (_, i) => leased[i % 2]!.consume("apk_t", short, 1))), 300);
+  });
+
+  it("gives a refused use back: what the other windows took locally is returned", async () => {
+    const windows = [
+      { name: "wide", limit: 1000, duration: 60 },
+      { name: "narrow", limit: 1, duration: 60 },
+    ];
+    assert.ok((await leased[0].consume("apk_r", windows, 1)).admitted);
+    const refused = await leased[0].consume("apk_r", windows, 1);
+    assert.equal(refused.admitted, false);
+    assert.equal(refused.rate_limit.name, "narrow");
+    const left = await leased[0].consume("apk_r", [windows[0]!], 1);
+    assert.ok(left.admitted);
+    assert.equal(left.rate_limit.remaining, 998, "the refused use took nothing from the wide window");
   });
 });
