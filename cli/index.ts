@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { inspect } from "node:util";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { isApiKeyError } from "../lib/errors";
+import { ApiKeyError, isApiKeyError } from "../lib/errors";
 import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
@@ -95,10 +95,23 @@ function oneLine(message: string, details: unknown[]): string {
   return terminalText([message, ...reasons].join(": "));
 }
 
+/**
+ * Prints the ids a command changed; ids it left alone (unknown, or already in that state) make
+ * the command fail, so a script never reads "done" for nothing done.
+ */
+function reportAffected(verb: string, ids: string[], affected: Set<string>, otherwise = ""): void {
+  const done = ids.filter((id) => affected.has(id));
+  const skipped = ids.filter((id) => !affected.has(id));
+  if (done.length > 0) console.log(safe`${verb} ${done.join(", ")}`);
+  if (skipped.length > 0) {
+    throw new ApiKeyError("not_found", `No key with id ${skipped.join(", ")}${otherwise ? ` (or ${otherwise})` : ""}`);
+  }
+}
+
 export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
-    .option("--database <url>", "postgres:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
+    .option("--database <url>", "postgres://, mysql://, mariadb://, sqlite:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
     .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
     .option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)")
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
@@ -199,8 +212,10 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .description("Delete revoked keys for good.")
     .action((ids: string[]) =>
       run(async (service) => {
+        // The service skips unknown ids, as the reference does; a command line says so.
+        const found = new Set((await service.listApiKeys({ id: ids }, { withDeleted: true, select: ["id"] })).map((key) => key.id));
         await service.deleteApiKeys(ids);
-        console.log(safe`Deleted ${ids.join(", ")}`);
+        reportAffected("Deleted", ids, found);
       }),
     );
 
@@ -213,8 +228,8 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       .description(description)
       .action((ids: string[]) =>
         run(async (service) => {
-          await (name === "restore" ? service.restoreApiKeys(ids) : service.softDeleteApiKeys(ids));
-          console.log(safe`${verb} ${ids.join(", ")}`);
+          const { api_key_id } = await (name === "restore" ? service.restoreApiKeys(ids) : service.softDeleteApiKeys(ids));
+          reportAffected(verb, ids, new Set(api_key_id), name === "restore" ? "not soft-deleted" : "already soft-deleted");
         }),
       );
   }

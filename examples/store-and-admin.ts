@@ -54,6 +54,11 @@ async function main(): Promise<void> {
   const apiKeys = await initialize();
   apiKeys.on("api_key.created", (event) => console.log(`audit: ${event.created_by} created ${event.type} key ${event.id}`));
   apiKeys.on("api_key.revoked", (event) => console.log(`audit: ${event.revoked_by} revoked ${event.id}`));
+  apiKeys.on("api_key.rolled", (event) => console.log(`audit: ${event.revoked_by} rolled ${event.id} into ${event.successor_id}`));
+  apiKeys.on("api_key.updated", (event) => console.log(`audit: updated ${event.id} (${event.changed.join(", ")})`));
+  apiKeys.on("api_key.deleted", (event) => console.log(`audit: deleted ${event.id}`));
+  apiKeys.on("api_key.soft_deleted", (event) => console.log(`audit: soft-deleted ${event.id}`));
+  apiKeys.on("api_key.restored", (event) => console.log(`audit: restored ${event.id}`));
   const created = await bootstrap(apiKeys);
 
   const server = createApp().listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {

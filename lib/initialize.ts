@@ -55,7 +55,9 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
     if (resolved.runMigrations) await store.migrate();
   } catch (error) {
     await database.close();
-    throw error;
+    // An unreachable database at boot is `unavailable`, as it is on any later call.
+    const translated = store.translateError(error);
+    throw translated.type === "unavailable" ? translated : error;
   }
   return { store, close: () => database.close() };
 }

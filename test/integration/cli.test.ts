@@ -56,6 +56,25 @@ describe("CLI on the embedded database", function () {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("fails, naming them, for ids it did not change, instead of reporting them done", async function () {
+    this.timeout(60_000);
+    const database = "sqlite://memory";
+    const missing = "apk_01M8T801KE16YYKWA7JDM23A5Z";
+    for (const command of ["soft-delete", "restore", "delete"]) {
+      const result = await runCli({}, ["--database", database, command, missing]);
+      assert.equal(result.code, 1, `${command}: ${result.stdout}`);
+      assert.equal(result.stdout, "", command);
+      assert.match(result.stderr, new RegExp(`^error: No key with id ${missing}`), command);
+    }
+  });
+
+  it("says in one line that an unreachable database is unavailable, with no stack trace", async function () {
+    this.timeout(60_000);
+    const result = await runCli({}, ["--database", "postgres://postgres@127.0.0.1:1/test", "list"]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr.trim(), "error: The API key store is unavailable");
+  });
+
   it("says in one line on stderr who holds a locked directory and what to do, and exits 1", async () => {
     const database = `pglite://${path.join(dir, "db")}`;
     const holder = await initialize({ database, cache: false });
