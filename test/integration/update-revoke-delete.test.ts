@@ -288,7 +288,8 @@ forEachBackend("selectors that match every key in disguise", (db) => {
     );
     const { node } = fc.letrec<{ node: Node }>((tie) => ({
       node: fc.oneof(
-        { depthSize: "small", withCrossShrink: true },
+        // Within the filter language's nesting bound (8), atoms included.
+        { maxDepth: 6, depthSize: "small", withCrossShrink: true },
         atom,
         fc.array(tie("node"), { minLength: 1, maxLength: 3 }).map((items): Node => ({
           selector: { $and: items.map((item) => item.selector) },
