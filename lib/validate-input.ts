@@ -95,15 +95,7 @@ export function validateCreate(data: unknown, now: Date = new Date()): CreateApi
     if (scopes && scopes.length > 0 && body.type === "publishable") issues.push("Field 'scopes' is only allowed on secret keys");
     if (scopes) result.scopes = scopes;
   }
-  if (body.owner_id !== undefined) {
-    const owner = ownerId(body.owner_id, issues);
-    if (owner !== undefined) result.owner_id = owner;
-  }
-  if (body.metadata !== undefined) {
-    const metadata = metadataObject(body.metadata, issues);
-    if (metadata) result.metadata = metadata;
-  }
-  quotaFields(body, result, issues);
+  ownerMetadataAndQuota(body, result, issues, false);
   fail(issues);
   return result;
 }
@@ -131,7 +123,14 @@ export function validateUpdate(data: unknown, now: Date = new Date()): UpdateApi
     const scopes = scopeList(body.scopes, issues);
     if (scopes) result.scopes = scopes;
   }
-  if (body.owner_id === null) result.owner_id = null;
+  ownerMetadataAndQuota(body, result, issues, true);
+  fail(issues);
+  return result;
+}
+
+/** The fields create and update check alike; on an update (`clearable`), `owner_id: null` clears the owner. */
+function ownerMetadataAndQuota(body: Body, result: { owner_id?: string | null; metadata?: KeyMetadata } & Parameters<typeof quotaFields>[1], issues: string[], clearable: boolean): void {
+  if (clearable && body.owner_id === null) result.owner_id = null;
   else if (body.owner_id !== undefined) {
     const owner = ownerId(body.owner_id, issues);
     if (owner !== undefined) result.owner_id = owner;
@@ -141,8 +140,6 @@ export function validateUpdate(data: unknown, now: Date = new Date()): UpdateApi
     if (metadata) result.metadata = metadata;
   }
   quotaFields(body, result, issues);
-  fail(issues);
-  return result;
 }
 
 /** An instant as a Date, from a Date or an ISO 8601 string; undefined (with an issue) otherwise. */
