@@ -1,6 +1,7 @@
 // Redis for tests: the shared server, gated like PostgreSQL (fail under CI, skip loudly
 // elsewhere), with a prefix per test so that cleaning up touches nobody else's keys; and
 // private servers on their own ports for tests that stop Redis.
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
@@ -85,4 +86,44 @@ export class PrivateRedis {
     child.kill("SIGKILL");
     await exited;
   }
+}
+
+/** An ioredis client as `initialize()` opens one from a URL: no offline queue, quick reconnects. */
+export function serviceClient(url: string): Redis {
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt) => Math.min(attempt * 50, 200) });
+  client.on("error", () => {});
+  return client;
+}
+
+/** Waits, polling every 25 ms for up to 10 s, until `condition` holds; fails naming `what` otherwise. */
+export async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+  assert.ok(condition(), `timed out waiting for ${what}`);
+}
+
+/**
+ * Hooks for a suite that watches the shared Redis: a raw client for the whole suite, and a
+ * fresh key prefix for each test, whose keys are deleted after it.
+ */
+export function redisPerTest(): { readonly client: Redis; readonly prefix: string } {
+  let client: Redis | undefined;
+  let prefix = "";
+  before(async function () {
+    client = await connectRedis(this);
+  });
+  after(() => client?.disconnect());
+  beforeEach(() => {
+    prefix = testPrefix();
+  });
+  afterEach(async () => {
+    if (client) await deletePrefix(client, prefix);
+  });
+  return {
+    get client() {
+      return client!;
+    },
+    get prefix() {
+      return prefix;
+    },
+  };
 }

@@ -16,7 +16,7 @@ import type { ApiKeysOptions } from "../../lib/options";
 import type { ApiKeyService } from "../../lib/service";
 import { generateToken, hashToken, redactToken } from "../../lib/tokens";
 import { TestClock, forEachBackend } from "../helpers/backends";
-import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
+import { REDIS_URL, redisPerTest } from "../helpers/redis";
 
 function captureLogger() {
   const lines: string[] = [];
@@ -49,11 +49,10 @@ async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
 forEachBackend(
   "Redis entries an attacker wrote",
   (db) => {
-    let redis: Redis;
-    let prefix = "";
-    const entryName = (token: string) => `${prefix}key:${hashToken(token)}`;
+    const shared = redisPerTest();
+    const entryName = (token: string) => `${shared.prefix}key:${hashToken(token)}`;
     const open = (options: ApiKeysOptions = {}) =>
-      db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix }, logger: captureLogger().logger, ...options });
+      db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix }, logger: captureLogger().logger, ...options });
     const refusals = (lines: string[]) => lines.filter((line) => /entr(y|ies) read from Redis/.test(line)).length;
 
     /** Waits (bounded) until `service` no longer accepts `token`: the invalidation has reached it. */
@@ -64,23 +63,12 @@ forEachBackend(
       }
     }
 
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
-    beforeEach(() => {
-      prefix = testPrefix();
-    });
-    afterEach(async () => {
-      await deletePrefix(redis, prefix);
-    });
-
     it("serves a legitimate entry from Redis: no store query", async () => {
       const [a, b] = [await open(), await open()];
       db.clock.advance(1);
       const key = await a.createApiKeys({ title: "k", type: "secret", created_by: "u" });
       assert.ok(await a.authenticate(key.token));
-      assert.equal(await redis.exists(entryName(key.token)), 1);
+      assert.equal(await shared.client.exists(entryName(key.token)), 1);
       const { result, queries } = await db.countQueries(() => b.authenticate(key.token));
       assert.equal(result && result.id, key.id);
       assert.equal(queries.length, 0, queries.join("\n"));
@@ -113,9 +101,9 @@ forEachBackend(
       const t = now.getTime();
       // The bare entry, and the signed form with a made-up MAC.
       for (const text of [forged, `v1:${t}:${t + 30_000}:${"ab".repeat(32)}:${forged}`]) {
-        await redis.set(entryName(token), text, "PX", 60_000);
+        await shared.client.set(entryName(token), text, "PX", 60_000);
         assert.equal(await service.authenticate(token), false, text.slice(0, 100));
-        assert.equal(await redis.exists(entryName(token)), 0, "the refused entry was deleted");
+        assert.equal(await shared.client.exists(entryName(token)), 0, "the refused entry was deleted");
         db.clock.advance(PAST_MEMORY_MS);
       }
       assert.equal(refusals(lines), 1, lines.join("\n"));
@@ -136,19 +124,19 @@ forEachBackend(
       db.clock.advance(1);
       const key = await a.createApiKeys({ title: "k", type: "secret", created_by: "u" });
       assert.ok(await b.authenticate(key.token));
-      const saved = await redis.get(entryName(key.token));
+      const saved = await shared.client.get(entryName(key.token));
       assert.ok(saved, "B filled Redis");
 
       db.clock.advance(2_000);
       await a.revoke(key.id, { revoked_by: "u" });
       await untilRefused(b, key.token);
-      await redis.set(entryName(key.token), saved, "PX", 60_000);
+      await shared.client.set(entryName(key.token), saved, "PX", 60_000);
       db.clock.advance(PAST_MEMORY_MS);
 
       assert.equal(await b.authenticate(key.token), false, "an instance that heard the revocation");
-      await redis.set(entryName(key.token), saved, "PX", 60_000);
+      await shared.client.set(entryName(key.token), saved, "PX", 60_000);
       assert.equal(await a.authenticate(key.token), false, "the revoking instance");
-      await redis.set(entryName(key.token), saved, "PX", 60_000);
+      await shared.client.set(entryName(key.token), saved, "PX", 60_000);
       const late = captureLogger();
       const c = await open({ logger: late.logger });
       assert.equal(await c.authenticate(key.token), false, "an instance started after the revocation");
@@ -176,9 +164,9 @@ forEachBackend(
       assert.deepEqual([untouched.result[0], untouched.result[1] && untouched.result[1].id, untouched.queries.length], [false, victim!.id, 0]);
 
       const tamper = async (token: string, change: (api_key: Record<string, unknown>) => void) => {
-        const [head, entry] = splitEntry((await redis.get(entryName(token)))!);
+        const [head, entry] = splitEntry((await shared.client.get(entryName(token)))!);
         change(entry.api_key as Record<string, unknown>);
-        await redis.set(entryName(token), head + JSON.stringify(entry), "PX", 60_000);
+        await shared.client.set(entryName(token), head + JSON.stringify(entry), "PX", 60_000);
       };
       await tamper(revoked!.token, (api_key) => {
         api_key.revoked_at = null;
@@ -203,7 +191,7 @@ forEachBackend(
         schema: otherSchema,
         now: db.clock.now,
         redis: REDIS_URL,
-        cache: { redisPrefix: prefix },
+        cache: { redisPrefix: shared.prefix },
         logger: captureLogger().logger,
       });
       try {
@@ -212,7 +200,7 @@ forEachBackend(
         db.clock.advance(1);
         const key = await stranger.createApiKeys({ title: "elsewhere", type: "secret", created_by: "u" });
         assert.ok(await stranger.authenticate(key.token));
-        assert.equal(await redis.exists(entryName(key.token)), 1, "the other deployment wrote its entry");
+        assert.equal(await shared.client.exists(entryName(key.token)), 1, "the other deployment wrote its entry");
         assert.equal(await service.authenticate(key.token), false);
         assert.equal(refusals(lines), 1, lines.join("\n"));
       } finally {
@@ -231,8 +219,8 @@ forEachBackend(
       ]);
       for (const key of keys) assert.ok(key.type === "secret" ? await b.authenticate(key.token) : await b.authenticatePublishable(key.token));
       await a.revoke(keys[0]!.id, { revoked_by: "u" });
-      await redis.set(entryName(keys[1]!.token), "garbage", "PX", 60_000);
-      await redis.publish(`${prefix}invalidate`, "garbage");
+      await shared.client.set(entryName(keys[1]!.token), "garbage", "PX", 60_000);
+      await shared.client.publish(`${shared.prefix}invalidate`, "garbage");
       db.clock.advance(PAST_MEMORY_MS);
       await b.authenticatePublishable(keys[1]!.token);
       await untilRefused(b, keys[0]!.token);
@@ -240,7 +228,7 @@ forEachBackend(
       const [{ value }] = (await db.knex.withSchema(db.schema!).from("api_key_secret").select("value")) as [{ value: string }];
       const forms = [value, Buffer.from(value, "base64url").toString("hex"), Buffer.from(value, "base64url").toString("base64")];
       let dump = "";
-      for (const name of await keysUnder(redis, prefix)) dump += `${name} ${(await redis.type(name)) === "string" ? await redis.get(name) : ""}\n`;
+      for (const name of await keysUnder(shared.client, shared.prefix)) dump += `${name} ${(await shared.client.type(name)) === "string" ? await shared.client.get(name) : ""}\n`;
       assert.ok(dump.includes(keys[1]!.id), "the dump holds the entries");
       for (const form of forms) {
         assert.equal(dump.includes(form), false, "in Redis");
@@ -254,19 +242,7 @@ forEachBackend(
 forEachBackend(
   "the invalidation channel under attack",
   (db) => {
-    let redis: Redis;
-    let prefix = "";
-
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
-    beforeEach(() => {
-      prefix = testPrefix();
-    });
-    afterEach(async () => {
-      await deletePrefix(redis, prefix);
-    });
+    const shared = redisPerTest();
 
     it("ignores malformed messages, logs them once, and keeps serving and hearing invalidations", async () => {
       const { lines, logger } = captureLogger();
@@ -274,8 +250,8 @@ forEachBackend(
       const onUncaught = (error: unknown) => uncaught.push(error);
       process.on("uncaughtException", onUncaught);
       try {
-        const a = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix }, logger });
-        const b = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix }, logger: captureLogger().logger });
+        const a = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix }, logger });
+        const b = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix }, logger: captureLogger().logger });
         const [key, doomed] = await a.createApiKeys([
           { title: "k", type: "secret", created_by: "u" },
           { title: "doomed", type: "secret", created_by: "u" },
@@ -298,7 +274,7 @@ forEachBackend(
           `${"[".repeat(30_000)}${"]".repeat(30_000)}`,
           `${"[".repeat(500_000)}${"]".repeat(500_000)}`,
         ];
-        for (const message of garbage) await redis.publish(`${prefix}invalidate`, message);
+        for (const message of garbage) await shared.client.publish(`${shared.prefix}invalidate`, message);
         // Messages arrive in order: once B's revocation is heard, every message above was handled.
         await b.revoke(doomed!.id, { revoked_by: "u" });
         for (let attempt = 0; (await a.authenticate(doomed!.token)) !== false; attempt++) {
@@ -321,31 +297,19 @@ forEachBackend(
 forEachBackend(
   "a flood of unknown tokens",
   (db) => {
-    let redis: Redis;
-    let prefix = "";
-
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
-    beforeEach(() => {
-      prefix = testPrefix();
-    });
-    afterEach(async () => {
-      await deletePrefix(redis, prefix);
-    });
+    const shared = redisPerTest();
 
     for (const memory of [true, false]) {
       it(`writes nothing to Redis (in-process tier ${memory ? "on" : "off"})`, async () => {
-        const service = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix, memory }, logger: captureLogger().logger });
+        const service = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix, memory }, logger: captureLogger().logger });
         const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
         assert.ok(await service.authenticate(key.token));
-        const before = await keysUnder(redis, prefix);
+        const before = await keysUnder(shared.client, shared.prefix);
         for (let i = 0; i < 300; i++) {
           assert.equal(await service.authenticate(generateToken("secret")), false);
           assert.equal(await service.authenticatePublishable(generateToken("publishable")), false);
         }
-        assert.deepEqual(await keysUnder(redis, prefix), before);
+        assert.deepEqual(await keysUnder(shared.client, shared.prefix), before);
       });
     }
   },
@@ -353,19 +317,7 @@ forEachBackend(
 );
 
 describe("the Redis tier's memory of invalidations", () => {
-  let redis: Redis;
-  let prefix = "";
-
-  before(async function () {
-    redis = (await connectRedis(this))!;
-  });
-  after(() => redis?.disconnect());
-  beforeEach(() => {
-    prefix = testPrefix();
-  });
-  afterEach(async () => {
-    await deletePrefix(redis, prefix);
-  });
+  const shared = redisPerTest();
 
   function entryFor(id: string, at: Date): FoundEntry {
     const api_key = {
@@ -391,7 +343,7 @@ describe("the Redis tier's memory of invalidations", () => {
     const client = new RedisClient(REDIS_URL);
     const key = randomBytes(32);
     const tier = new RedisTier(client, false, {
-      prefix,
+      prefix: shared.prefix,
       ttl: 60_000,
       timeout: 5_000,
       logger: captureLogger().logger,
@@ -406,13 +358,13 @@ describe("the Redis tier's memory of invalidations", () => {
       const fill = async (cacheKey: string) => tier.write(cacheKey, entryFor(`apk_${cacheKey.slice(0, 4)}`, clock.now()), (await tier.read(cacheKey))!);
       for (const cacheKey of cacheKeys) await fill(cacheKey);
       for (const cacheKey of cacheKeys) assert.ok((await tier.read(cacheKey))?.entry, "served before any invalidation");
-      const saved = await Promise.all(cacheKeys.map((cacheKey) => redis.get(`${prefix}key:${cacheKey}`)));
+      const saved = await Promise.all(cacheKeys.map((cacheKey) => shared.client.get(`${shared.prefix}key:${cacheKey}`)));
 
       for (const cacheKey of cacheKeys) {
         clock.advance(1);
         await tier.invalidate([cacheKey]); // the third pushes the first out of memory
       }
-      for (const [i, cacheKey] of cacheKeys.entries()) await redis.set(`${prefix}key:${cacheKey}`, saved[i]!, "PX", 60_000);
+      for (const [i, cacheKey] of cacheKeys.entries()) await shared.client.set(`${shared.prefix}key:${cacheKey}`, saved[i]!, "PX", 60_000);
       for (const cacheKey of cacheKeys) assert.equal((await tier.read(cacheKey))?.entry, undefined, `${cacheKey.slice(0, 4)} put back`);
 
       clock.advance(1);

@@ -10,7 +10,7 @@ import { hashToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";
 import { createApp } from "../helpers/create-app";
 import { apiKeyMigrations } from "../../store/migrations";
-import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, testPrefix } from "../helpers/redis";
+import { PrivateRedis, REDIS_URL, freePort, redisPerTest, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";
 import { TcpProxy } from "../helpers/tcp-proxy";
 
@@ -227,39 +227,27 @@ forEachBackend(
 forEachBackend(
   "deployment secret out of reach",
   (db) => {
-    let redis: Redis;
-    let prefix = "";
-
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
-    beforeEach(() => {
-      prefix = testPrefix();
-    });
-    afterEach(async () => {
-      await deletePrefix(redis, prefix);
-    });
+    const shared = redisPerTest();
 
     it("authenticates from the database without Redis until the secret can be read, saying so once each way", async () => {
       // An app that runs migrations itself and has not applied the one that adds the secret table.
       await db.knex.schema.withSchema(db.schema!).dropTable("api_key_secret");
       const { lines, logger } = captureLogger();
-      const service = await db.open({ redis: REDIS_URL, runMigrations: false, cache: { redisPrefix: prefix }, logger });
+      const service = await db.open({ redis: REDIS_URL, runMigrations: false, cache: { redisPrefix: shared.prefix }, logger });
       const keys = await service.createApiKeys([
         { title: "a", type: "secret", created_by: "u" },
         { title: "b", type: "secret", created_by: "u" },
       ]);
       db.clock.advance(1);
       for (const key of keys) assert.ok(await service.authenticate(key.token));
-      assert.equal(await redis.exists(`${prefix}key:${hashToken(keys[0]!.token)}`), 0, "nothing written to Redis");
+      assert.equal(await shared.client.exists(`${shared.prefix}key:${hashToken(keys[0]!.token)}`), 0, "nothing written to Redis");
 
       const [, secretTable] = await apiKeyMigrations({ schema: db.schema }).getMigrations([]);
       await secretTable!.up(db.knex);
       db.clock.advance(1_000); // past the retry pause
       db.clock.advance(5_001); // past cache.ttl: the next lookup goes to the lower tiers
       assert.ok(await service.authenticate(keys[0]!.token));
-      assert.equal(await redis.exists(`${prefix}key:${hashToken(keys[0]!.token)}`), 1, "Redis used again");
+      assert.equal(await shared.client.exists(`${shared.prefix}key:${hashToken(keys[0]!.token)}`), 1, "Redis used again");
       assert.deepEqual(
         lines.filter((line) => /deployment secret/.test(line)),
         [

@@ -3,14 +3,13 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import type { ApiKeyEventName, ApiKeyEvents } from "../../lib/events";
 import type { ApiKeyService } from "../../lib/service";
 import { hashToken } from "../../lib/tokens";
 import type { ApiKeyDTO } from "../../lib/types";
 import { rejectsWith } from "../helpers/assertions";
 import { forEachBackend } from "../helpers/backends";
-import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
+import { REDIS_URL, redisPerTest } from "../helpers/redis";
 
 const DEFAULTS = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null };
 
@@ -246,32 +245,20 @@ forEachBackend("key policy", (db) => {
 forEachBackend(
   "key policy with Redis",
   (db) => {
-    let redis: Redis;
-    let prefix = "";
+    const shared = redisPerTest();
     const BOUND_MS = 100;
 
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
-    beforeEach(() => {
-      prefix = testPrefix();
-    });
-    afterEach(async () => {
-      await deletePrefix(redis, prefix);
-    });
-
     it("never keeps a Redis entry past the key's expires_at", async () => {
-      const service = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
+      const service = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix } });
       const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", expires_in: 5 });
       assert.ok(await service.authenticate(key.token));
-      const ttl = await redis.pttl(`${prefix}key:${hashToken(key.token)}`);
+      const ttl = await shared.client.pttl(`${shared.prefix}key:${hashToken(key.token)}`);
       assert.ok(ttl > 0 && ttl <= 5000, `entry TTL ${ttl} ms, key expires in 5000 ms`);
     });
 
     it(`a soft delete through one instance is seen by another within ${BOUND_MS} ms, and a restore too`, async () => {
-      const a = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
-      const b = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
+      const a = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix } });
+      const b = await db.open({ redis: REDIS_URL, cache: { redisPrefix: shared.prefix } });
       const key = await a.createApiKeys({ title: "k", type: "secret", created_by: "u" });
       assert.ok((await a.authenticate(key.token)) && (await b.authenticate(key.token)), "both warm");
       const within = async (check: () => Promise<boolean>, label: string) => {

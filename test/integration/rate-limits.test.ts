@@ -7,7 +7,7 @@ import type { Logger } from "../../lib/logger";
 import type { RateLimitWindow } from "../../lib/usage-limits";
 import { LeasedRateLimits } from "../../lib/rate-limit-leases";
 import { RateLimiters } from "../../store/rate-limiters";
-import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, testPrefix } from "../helpers/redis";
+import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, serviceClient, testPrefix, until } from "../helpers/redis";
 
 /** A logger that keeps its lines. */
 function recordingLogger(): Logger & { lines: string[] } {
@@ -15,17 +15,7 @@ function recordingLogger(): Logger & { lines: string[] } {
   return { lines, warn: (message) => void lines.push(message), error: (message) => void lines.push(message) };
 }
 
-/** An ioredis client as `initialize()` opens one from a URL: no offline queue, quick reconnects. */
-function serviceClient(url: string): Redis {
-  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt) => Math.min(attempt * 50, 200) });
-  client.on("error", () => {});
-  return client;
-}
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  assert.ok(condition(), `timed out waiting for ${what}`);
-}
 
 const admitted = async (results: Promise<{ admitted: boolean }>[]) => (await Promise.all(results)).filter((result) => result.admitted).length;
 

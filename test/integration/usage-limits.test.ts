@@ -10,21 +10,12 @@ import { UsageLimits } from "../../lib/usage-limits";
 import { KnexApiKeyStore } from "../../store/knex-store";
 import { RateLimiters } from "../../store/rate-limiters";
 import { forEachBackend } from "../helpers/backends";
-import { PrivateRedis, REDIS_URL, deletePrefix, freePort, testPrefix } from "../helpers/redis";
+import { PrivateRedis, REDIS_URL, deletePrefix, freePort, serviceClient, testPrefix, until } from "../helpers/redis";
 import { unreachableDatabase } from "../helpers/services";
 
 const quiet: Logger = { warn: () => {}, error: () => {} };
 
-function serviceClient(url: string): Redis {
-  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (attempt) => Math.min(attempt * 50, 200) });
-  client.on("error", () => {});
-  return client;
-}
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 25));
-  assert.ok(condition(), `timed out waiting for ${what}`);
-}
 
 forEachBackend("usage limits, two instances on one Redis", (db) => {
   let prefix: string;
