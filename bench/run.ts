@@ -207,6 +207,7 @@ async function main(): Promise<void> {
   const machine: Machine = {
     date: new Date().toISOString(),
     cpu: `${os.cpus()[0]?.model ?? "unknown"} x ${os.cpus().length}`,
+    cores: os.cpus().length,
     memory_gib: Math.round(os.totalmem() / 1024 ** 3),
     load_average: [loadAverageBefore, loadAverageAfterHttp],
     node: process.version,
