@@ -3,7 +3,7 @@
 // Run with --expose-gc so that memory is read after a full collection.
 import { performance } from "node:perf_hooks";
 import knexFactory, { type Knex } from "knex";
-import { apiKeyAuth, initialize } from "../index";
+import { initialize } from "../index";
 import { generateToken } from "../lib/tokens";
 
 const DATABASE = process.env.BENCH_DATABASE ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -83,34 +83,6 @@ async function invalidFlood(knex: Knex, badChecksum: number, unknownWellFormed: 
   };
 }
 
-/** The warm path in process, with no HTTP: what authentication itself adds to a request. */
-async function warmPath(knex: Knex): Promise<{ authenticate: number; middleware: number }> {
-
-  const schema = `bench_warm_${process.pid}`;
-  await knex.raw("drop schema if exists ?? cascade", [schema]);
-  const service = await initialize({ database: knex, schema, redis: false });
-  const key = await service.createApiKeys({ title: "warm", type: "secret", created_by: "bench" });
-  const middleware = apiKeyAuth({ service });
-  const header = `Basic ${Buffer.from(`${key.token}:`).toString("base64")}`;
-  const calls = 100_000;
-  const runs = { authenticate: [] as number[], middleware: [] as number[] };
-  for (let run = 0; run < 5; run++) {
-    let start = performance.now();
-    for (let i = 0; i < calls; i++) await service.authenticate(key.token);
-    runs.authenticate.push(((performance.now() - start) * 1000) / calls);
-    start = performance.now();
-    for (let i = 0; i < calls; i++) {
-      const req = { headers: { authorization: header } } as never;
-      await new Promise<void>((resolve) => middleware(req, {} as never, () => resolve()));
-    }
-    runs.middleware.push(((performance.now() - start) * 1000) / calls);
-  }
-  await service.close();
-  await knex.raw("drop schema ?? cascade", [schema]);
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[2]!;
-  return { authenticate: median(runs.authenticate), middleware: median(runs.middleware) };
-}
-
 async function main(): Promise<void> {
   const knex = knexFactory({ client: "pg", connection: DATABASE, pool: { min: 1, max: 34 } });
   try {
@@ -120,9 +92,7 @@ async function main(): Promise<void> {
     process.stderr.write(`  cold lookups, 1,000,000 keys: p50 ${large.p50_ms.toFixed(3)} ms (table built in ${large.setup_s.toFixed(0)} s)\n`);
     const memory = await invalidFlood(knex, 1_000_000, Number(process.env.BENCH_UNKNOWN ?? 100_000));
     process.stderr.write(`  memory: ${memory.heap_before_mib.toFixed(1)} -> ${memory.heap_after_unknown_mib.toFixed(1)} MiB heap\n`);
-    const warm = await warmPath(knex);
-    process.stderr.write(`  warm path: ${warm.middleware.toFixed(1)} \u00b5s per request through the middleware\n`);
-    console.log(JSON.stringify({ cold: [small, large], memory, warm_path_us: warm }));
+    console.log(JSON.stringify({ cold: [small, large], memory }));
   } finally {
     await knex.destroy();
   }

@@ -1,5 +1,6 @@
 // Benchmark server: one Express route, protected the way BENCH_CASE says. Runs in its own
-// process so that the load generator does not share its CPU time. Prints its port when ready.
+// process, pinned by the runner to a core the load generator does not use. Prints its port when
+// ready; GET /__stats counts the database queries it has sent.
 import { randomBytes, scrypt, scryptSync } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import express from "express";
@@ -16,9 +17,12 @@ function ok(_req: unknown, res: express.Response): void {
 
 async function main(): Promise<void> {
   const knex = knexFactory({ client: "pg", connection: env.BENCH_DATABASE, pool: { min: 2, max: 10 } });
-  // Every UPDATE that reaches PostgreSQL is counted, for the last_used_at case.
+  // Every query that reaches PostgreSQL is counted (floods must send none), and UPDATEs apart,
+  // for the last_used_at case.
+  let queries = 0;
   let updates = 0;
   knex.on("query", (query: { sql: string }) => {
+    queries++;
     if (/^update\b/i.test(query.sql)) updates++;
   });
   const service = (options: ApiKeysOptions = {}) =>
@@ -26,7 +30,7 @@ async function main(): Promise<void> {
 
   const app = express();
   app.get("/__stats", (_req, res) => {
-    res.json({ updates });
+    res.json({ queries, updates });
   });
   switch (CASE) {
     case "bare":
