@@ -2,9 +2,10 @@
 // real bugs in async middleware and stores: promises nobody awaits or catches, promise-returning
 // functions passed where the caller ignores the result, switches that miss a union member.
 import js from "@eslint/js";
+import { defineConfig } from "eslint/config";
 import tseslint from "typescript-eslint";
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ["dist/", "node_modules/"] },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
