@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   try {
     const service = await initialize({ database: knex, schema, redis: false });
     const key = await service.createApiKeys({ title: "warm", type: "secret", created_by: "bench" });
-    const token = key.token!;
+    const token = key.token;
     const middleware = apiKeyAuth({ service });
     const header = `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
     const map = new Map([[createHash("sha256").update(token).digest("hex"), key]]);

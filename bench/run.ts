@@ -78,7 +78,7 @@ async function startServer(kind: string, env: Record<string, string>): Promise<{
   });
   const port = await new Promise<number>((resolve, reject) => {
     let output = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
+    child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString();
       const match = /listening (\d+)/.exec(output);
       if (match) resolve(Number(match[1]));

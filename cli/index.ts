@@ -12,7 +12,6 @@ import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";
-import type { PolicyApiKey } from "../middleware/verify-types";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 import { type PolicyFlags, addPolicyOptions, keyStatus, policyFields } from "./policy-flags";
 
@@ -60,8 +59,7 @@ function table(keys: ApiKeyDTO[]): string {
   const now = new Date();
   const rows = [
     ["ID", "TYPE", "KEY", "TITLE", "STATUS", "OWNER", "SCOPES", "LAST USED"],
-    ...keys.map((dto) => {
-      const key = dto as PolicyApiKey;
+    ...keys.map((key) => {
       const scopes = key.scopes ?? [];
       return [
         key.id,
@@ -151,7 +149,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       const data = { ...(options.title === undefined ? {} : { title: options.title }), ...policyFields(options, true, new Date()) };
       if (Object.keys(data).length === 0) update.error("error: nothing to update: give --title or a policy flag.", { exitCode: EXIT_USAGE });
       return run(async (service) => {
-        const key = await service.updateApiKeys(id, data as { title: string });
+        const key = await service.updateApiKeys(id, data);
         print(Boolean(options.json), key, safe`Updated ${key.id} "${key.title}": ${keyStatus(key, new Date())}`);
       });
     });
@@ -295,6 +293,6 @@ async function main(argv: string[]): Promise<number> {
   return exitCode;
 }
 
-main(process.argv).then((code) => {
+void main(process.argv).then((code) => {
   process.exitCode = code;
 });

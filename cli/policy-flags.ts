@@ -4,7 +4,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { isScope } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
-import type { PolicyApiKey, RateLimitRule, RefillRule } from "../middleware/verify-types";
+import type { RateLimitRule, RefillRule } from "../middleware/verify-types";
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -118,8 +118,7 @@ function asDate(value: Date | string | null | undefined): Date | undefined {
  * The STATUS column: `deleted`, `revoked`, `expired`, or for a key that still works `active`,
  * or the nearer of `revokes <at>` and `expires <at>` when it is set to stop.
  */
-export function keyStatus(dto: ApiKeyDTO, now: Date): string {
-  const key = dto as PolicyApiKey;
+export function keyStatus(key: ApiKeyDTO, now: Date): string {
   const revokedAt = asDate(key.revoked_at);
   const expiresAt = asDate(key.expires_at);
   if (key.deleted_at) return "deleted";

@@ -20,9 +20,6 @@ interface Data {
   refilledAt: Map<string, Date>;
 }
 
-/** A record's usage quota: null (or absent) when the key has none. */
-type WithQuota = ApiKeyRecord & { remaining?: number | null };
-
 type Truth = boolean | null;
 type Cell = string | Date | null;
 
@@ -129,7 +126,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   constructor(shared?: { data: Data; lock: { tail: Promise<void> }; secrets: Map<string, string>; inTransaction: boolean }) {
     this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map() };
     this.#lock = shared?.lock ?? { tail: Promise.resolve() };
-    this.#secrets = shared?.secrets ?? new Map();
+    this.#secrets = shared?.secrets ?? new Map<string, string>();
     this.#inTransaction = shared?.inTransaction ?? false;
   }
 
@@ -156,8 +153,8 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   async find(condition: Condition, config: NormalizedFindConfig): Promise<ApiKeyRecord[]> {
     const rows = this.#matching(condition, config.withDeleted).sort((a, b) => {
       for (const [field, direction] of config.order) {
-        const left = a[field] as Cell;
-        const right = b[field] as Cell;
+        const left = a[field];
+        const right = b[field];
         // NULLs sort last going up and first going down, as PostgreSQL does.
         const order = left === null ? (right === null ? 0 : 1) : right === null ? -1 : compareCells(left, right);
         if (order !== 0) return direction === "asc" ? order : -order;
@@ -261,7 +258,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   /** Check, refill and take in one step behind the lock, so concurrent calls never overspend. */
   consumeQuota(id: string, cost: number, now: Date, refill?: QuotaRefill): Promise<QuotaConsumption> {
     return this.#exclusive(() => {
-      const record = this.#data.keys.get(id) as WithQuota | undefined;
+      const record = this.#data.keys.get(id);
       if (!record || record.deleted_at !== null) return { admitted: false, remaining: null, refilled: false };
       const current = record.remaining ?? null;
       if (current === null) return { admitted: true, remaining: null, refilled: false };
@@ -275,7 +272,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       }
       const admitted = remaining >= cost;
       if (admitted) remaining -= cost;
-      this.#data.keys.set(id, { ...record, remaining } as ApiKeyRecord);
+      this.#data.keys.set(id, { ...record, remaining });
       return { admitted, remaining, refilled };
     });
   }

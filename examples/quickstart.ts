@@ -16,7 +16,8 @@ async function main(): Promise<void> {
 
     const authenticated = await apiKeys.authenticate(admin.token);
     console.log(`authenticate(secret token) -> ${authenticated ? authenticated.id : "false"}`);
-    console.log(`authenticate(mistyped token) -> ${await apiKeys.authenticate(admin.token.slice(0, -1) + "x")}`);
+    const mistyped = await apiKeys.authenticate(admin.token.slice(0, -1) + "x");
+    console.log(`authenticate(mistyped token) -> ${mistyped ? mistyped.id : "false"}`);
 
     const rolled = await apiKeys.roll(admin.id, { revoked_by: "user_quickstart", revoke_in: 60 });
     console.log(`rolled ${admin.id} -> ${rolled.id}; the old token keeps working for 60 s`);

@@ -35,11 +35,12 @@ export class ApiKeyEventBus {
   }
 
   on<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): void {
-    this.#emitter.on(name, listener);
+    // The emitter only keeps listeners: emit() calls them itself and catches what they return.
+    this.#emitter.on(name, listener as (payload: unknown) => void);
   }
 
   off<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): void {
-    this.#emitter.off(name, listener);
+    this.#emitter.off(name, listener as (payload: unknown) => void);
   }
 
   /**

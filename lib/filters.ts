@@ -337,7 +337,7 @@ function optionalCount(name: string, raw: unknown): number | undefined {
 export function normalizeFindConfig(config: unknown): NormalizedFindConfig {
   if (config === undefined) return { order: [["id", "asc"]], withDeleted: false };
   if (!isPlainObject(config)) invalidConfig(`expected an object, got ${describe(config)}`);
-  const { select, skip, take, order, withDeleted, ...rest } = config as Record<string, unknown>;
+  const { select, skip, take, order, withDeleted, ...rest } = config;
   const unknown = Object.keys(rest).filter((key) => rest[key] !== undefined);
   if (unknown.length > 0) invalidConfig(`unknown option '${unknown[0]}' (use select, skip, take, order, withDeleted)`);
 

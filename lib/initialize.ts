@@ -43,7 +43,7 @@ function redisPrefixOf({ cache }: ResolvedOptions): string {
 }
 
 /** The app's own store as it is, or a Knex store on the configured database; migrated unless turned off. */
-async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; close(): Promise<void> }> {
+async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; close: () => Promise<void> }> {
   if (resolved.store) {
     if (resolved.runMigrations) await resolved.store.migrate?.();
     // The app's store stays open: the app made it and closes it.

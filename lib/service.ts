@@ -182,10 +182,9 @@ export class ApiKeyService {
       this.#events.emit(events);
       return;
     }
-    const settled = this.#store.settled;
-    if (!settled) return;
-    settled
-      .call(this.#store, transaction)
+    if (!this.#store.settled) return;
+    this.#store
+      .settled(transaction)
       .then(async () => {
         await this.#cache.invalidate(cacheKeys);
         if (probe && events.length > 0 && (await this.#persisted(probe))) this.#events.emit(events);
@@ -616,7 +615,7 @@ export class ApiKeyService {
     );
     const event: EventBatch = {
       name: "api_key.rolled",
-      payload: { id: old.id, successor_id: successor.id, revoked_by: input.revoked_by, revoked_at: old.revoked_at! },
+      payload: { id: old.id, successor_id: successor.id, revoked_by: input.revoked_by, revoked_at: old.revoked_at },
     };
     await this.#committed([old], [event], ctx, { id: old.id, updatedAt: old.updated_at });
     return toDTO(successor, token);

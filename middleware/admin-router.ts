@@ -13,7 +13,6 @@ import { QueryStringError, parseQueryString } from "./query-string";
 import { checkScopes, forbidden } from "./api-key-auth";
 import type { AuthenticatedRequest } from "./request-context";
 import { asApiKeyError } from "./respond";
-import type { PolicyApiKey } from "./verify-types";
 
 export interface AdminRouterOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -205,7 +204,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     // key (a custom `actor`) has no scopes, so it is refused whenever some are required.
     const required = req.method === "GET" || req.method === "HEAD" ? readScopes : writeScopes;
     if (required.length > 0) {
-      const key = (req as AuthenticatedRequest).api_key as PolicyApiKey | undefined;
+      const key = (req as AuthenticatedRequest).api_key;
       const missing = missingScopes(key?.type === "secret" ? (key.scopes ?? []) : [], required);
       if (missing.length > 0) {
         next(forbidden(missing));
@@ -364,6 +363,6 @@ function fromHttpError(error: unknown): ApiKeyError | undefined {
     known ??
     (error instanceof URIError
       ? "the path holds malformed percent-encoding"
-      : redactSecrets(String(message ?? "the request is malformed")).slice(0, 200));
+      : redactSecrets(typeof message === "string" ? message : "the request is malformed").slice(0, 200));
   return new ApiKeyError("invalid_data", `Invalid request: ${words}`, { cause: error, status: code });
 }

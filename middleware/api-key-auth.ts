@@ -7,7 +7,7 @@ import { isScope } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
-import { rateLimitHeaders } from "./rate-limit-headers";
+import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
 import type { ApiKeyRequestProperties, AuthenticatedRequest } from "./request-context";
 import { asApiKeyError, respondWithError } from "./respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
@@ -53,7 +53,7 @@ function checkOptions(options: unknown): ApiKeyAuthOptions {
   if (service !== undefined && typeof service?.authenticate !== "function") failConfiguration("`service` must be the result of `initialize()`.");
   if (getToken !== undefined && typeof getToken !== "function") failConfiguration("`getToken` must be a function.");
   if (onError !== undefined && typeof onError !== "function") failConfiguration("`onError` must be a function.");
-  return options as ApiKeyAuthOptions;
+  return options;
 }
 
 /** Scopes a route requires: exact words (a `*` there would grant nothing a key could ask for). */
@@ -74,7 +74,7 @@ export function forbidden(missing: readonly string[]): ApiKeyError {
 }
 
 function rateLimited(result: VerifyResult): ApiKeyError {
-  const states = result.rate_limit === undefined ? [] : Array.isArray(result.rate_limit) ? result.rate_limit : [result.rate_limit];
+  const states = reportedStates(result.rate_limit);
   const spent = states.find((state) => state.remaining <= 0) ?? states[0];
   const rule = spent && result.api_key?.rate_limits?.find((limit) => limit.name === spent.name);
   const detail = spent ? ` "${spent.name}"${rule ? ` (${rule.limit} requests per ${rule.duration} seconds)` : ""}` : "";

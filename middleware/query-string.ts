@@ -61,7 +61,7 @@ function place(container: Record<string, Node> | Node[], slot: string | number, 
     return;
   }
   if (existing === undefined) {
-    target[slot] = isIndex(rest[0]!) ? [] : Object.create(null);
+    target[slot] = isIndex(rest[0]!) ? [] : (Object.create(null) as Record<string, Node>);
   } else if (typeof existing === "string") {
     throw new QueryStringError(`query parameter '${quoted(key)}' is given both as a value and as an object`);
   }
@@ -88,7 +88,7 @@ function assertDense(node: Node, path: string): void {
 
 export function parseQueryString(search: string): Record<string, unknown> {
   const params = new URLSearchParams(search);
-  const result: Record<string, Node> = Object.create(null);
+  const result = Object.create(null) as Record<string, Node>;
   let count = 0;
   for (const [key, value] of params) {
     if (++count > MAX_PARAMETERS) throw new QueryStringError(`more than ${MAX_PARAMETERS} query parameters`);

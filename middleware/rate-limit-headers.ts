@@ -28,6 +28,17 @@ export function partitionKey(id: string): string {
   return Buffer.from(createHash("sha256").update(id).digest("hex").slice(0, 12)).toString("base64");
 }
 
+/** The windows a verification reported, as a list (it may report one window or several). */
+export function reportedStates(states: RateLimitState | readonly RateLimitState[] | undefined): readonly RateLimitState[] {
+  if (states === undefined) return [];
+  return isStateList(states) ? states : [states];
+}
+
+// Array.isArray narrows a readonly array to any[]; this guard keeps the element type.
+function isStateList(states: RateLimitState | readonly RateLimitState[]): states is readonly RateLimitState[] {
+  return Array.isArray(states);
+}
+
 /**
  * The headers for a response to a request made with key `id`, whose rate limits are `rules`,
  * after a verification that reported `states`. `refused` adds `Retry-After`: the whole seconds
@@ -40,7 +51,7 @@ export function rateLimitHeaders(
   states: RateLimitState | readonly RateLimitState[] | undefined,
   refused: boolean,
 ): Record<string, string> {
-  const reported = states === undefined ? [] : Array.isArray(states) ? states : [states as RateLimitState];
+  const reported = reportedStates(states);
   const headers: Record<string, string> = {};
   const pk = partitionKey(id);
   const policies = rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`);

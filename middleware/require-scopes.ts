@@ -7,7 +7,6 @@ import { checkScopes, forbidden, type NextFunction } from "./api-key-auth";
 import { MESSAGES } from "./credentials";
 import type { AuthenticatedRequest } from "./request-context";
 import { respondWithError } from "./respond";
-import type { PolicyApiKey } from "./verify-types";
 
 /**
  * Middleware that answers 403 `forbidden`, naming the missing scopes, unless the request's
@@ -21,8 +20,7 @@ export function requireScopes(...scopes: string[]) {
   const unauthenticated = new ApiKeyError("unauthorized", MESSAGES.secretMissing);
 
   return function requireScopesMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
-    const { api_key, auth_context } = req as AuthenticatedRequest;
-    const key = api_key as PolicyApiKey | undefined;
+    const { api_key: key, auth_context } = req as AuthenticatedRequest;
     // The auth_context must name this very key: a publishable key attaches api_key but no
     // auth_context, and a secret key is the only kind that has scopes.
     if (!key || key.type !== "secret" || auth_context?.actor_id !== key.id) {

@@ -92,7 +92,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     for (const column of JSON_FIELDS) {
       if (!(column in fields)) continue;
       const value = fields[column];
-      fields[column] = value === null || value === undefined ? fallbackOf(column) : JSON.parse(String(value));
+      fields[column] = value === null || value === undefined ? fallbackOf(column) : JSON.parse(value as string);
     }
     for (const column of INTEGER_FIELDS) {
       if (column in fields && fields[column] !== null) fields[column] = Number(fields[column]);
@@ -154,7 +154,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   }
 
   async count(condition: Condition, withDeleted: boolean): Promise<number> {
-    const [row] = (await this.scoped(condition, withDeleted).count({ count: "*" })) as { count: string | number }[];
+    const [row] = await this.scoped(condition, withDeleted).count<{ count: string | number }[]>({ count: "*" });
     return Number(row?.count ?? 0);
   }
 
@@ -276,10 +276,10 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const live = () => this.table("api_key").where({ id }).whereNull("deleted_at");
     let refilled = false;
     if (refill) {
-      const changed = (await live()
+      const changed: number = await live()
         .whereNotNull("remaining")
         .whereRaw("coalesce(??, ??) < ?", ["refilled_at", "created_at", refillIntervalStart(now, refill.interval)])
-        .update({ remaining: refill.amount, refilled_at: now })) as number;
+        .update({ remaining: refill.amount, refilled_at: now });
       refilled = changed > 0;
     }
     const take = live()
@@ -287,9 +287,9 @@ export class KnexApiKeyStore implements ApiKeyStore {
       .update({ remaining: this.db.raw("?? - ?", ["remaining", cost]) });
     let remaining: number | undefined;
     if (this.dialect.updateReturning) {
-      const rows = (await take.returning(["remaining"])) as { remaining: number | string }[];
+      const rows = await take.returning<{ remaining: number | string }[]>(["remaining"]);
       if (rows[0]) remaining = Number(rows[0].remaining);
-    } else if (((await take) as number) > 0) {
+    } else if ((await take) > 0) {
       remaining = await this.quotaLeft(id);
     }
     if (remaining !== undefined) return { admitted: true, remaining, refilled };

@@ -202,6 +202,12 @@ export function apiKeyMigrations(options: { schema?: string } = {}): Knex.Migrat
   };
 }
 
+/** The two methods of Knex's client (typed `any` by Knex) that hold one connection for a named lock. */
+interface ConnectionPool {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+}
+
 /** How long a boot waits for another process's migrations on MySQL, in seconds. */
 const MYSQL_LOCK_WAIT_SECONDS = 60;
 /** A table SQLite boots create and drop at once, only to take the database's write lock. */
@@ -226,7 +232,8 @@ async function serialized(knex: Knex, dialect: Dialect, schema: string | undefin
       // DDL commits implicitly on MySQL, so no transaction can hold a lock across the
       // migrations: a named lock held by one connection does, while the migrator uses others
       // (the pool needs two connections). Lock names are at most 64 characters, hence the hash.
-      const connection: unknown = await knex.client.acquireConnection();
+      const pool = knex.client as ConnectionPool;
+      const connection = await pool.acquireConnection();
       const name = "concat('express-api-keys:', sha1(coalesce(?, database(), '')))";
       try {
         const [rows] = (await knex.raw(`select get_lock(${name}, ?) as acquired`, [schema ?? null, MYSQL_LOCK_WAIT_SECONDS]).connection(connection)) as [
@@ -247,7 +254,7 @@ async function serialized(knex: Knex, dialect: Dialect, schema: string | undefin
             .catch(() => {});
         }
       } finally {
-        await knex.client.releaseConnection(connection);
+        await pool.releaseConnection(connection);
       }
       return;
     }

@@ -26,17 +26,17 @@ export interface ConformanceOptions {
 
 export interface ConformanceCheck {
   title: string;
-  run(): Promise<void>;
+  run: () => Promise<void>;
 }
 
 interface Harness {
   service: ApiKeyService;
   store: ApiKeyStore;
   /** Moves the service's clock forward. */
-  advance(ms: number): void;
-  now(): Date;
+  advance: (ms: number) => void;
+  now: () => Date;
   /** Another service on the same store (a second app instance). */
-  open(): Promise<ApiKeyService>;
+  open: () => Promise<ApiKeyService>;
 }
 
 async function rejectsWith(promise: Promise<unknown>, type: ApiKeyErrorType, message?: string | RegExp): Promise<void> {
@@ -254,7 +254,7 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     const results = await Promise.allSettled(
       Array.from({ length: 4 }, (_, i) => (i % 2 ? other : service).roll(old.id, { revoked_by: `r${i}` })),
     );
-    const won = results.filter((result) => result.status === "fulfilled") as PromiseFulfilledResult<ApiKeyDTO>[];
+    const won = results.filter((result): result is PromiseFulfilledResult<ApiKeyDTO> => result.status === "fulfilled");
     assert.equal(won.length, 1, "exactly one concurrent roll succeeds");
     const successor = won[0]!.value;
     assert.deepEqual([successor.title, successor.type, successor.created_by], ["Storefront", "publishable", "alice"]);

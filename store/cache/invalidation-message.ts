@@ -30,5 +30,5 @@ export function parseInvalidation(message: unknown): string[] | "all" | undefine
     return undefined;
   }
   if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every(isCacheKey)) return undefined;
-  return parsed as string[];
+  return parsed;
 }

@@ -35,8 +35,8 @@ export interface Scratch {
   /** Undefined on SQLite, which has no schemas. */
   readonly schema: string | undefined;
   /** Our tables (and the ledger) in this namespace. */
-  tables(): Promise<string[]>;
-  drop(): Promise<void>;
+  tables: () => Promise<string[]>;
+  drop: () => Promise<void>;
 }
 
 export interface Backend {
@@ -194,7 +194,7 @@ export function forEachBackend(
         service = await initialize({ database: knex!, schema, now: clock.now, runMigrations: freshSchema });
       });
       afterEach(async function () {
-        await Promise.all([service, ...extra].map((s) => s?.close()));
+        await Promise.all([service, ...extra].filter((s) => s !== undefined).map((s) => s.close()));
         extra = [];
         const passed = this.currentTest?.state === "passed";
         allPassed &&= passed;

@@ -155,16 +155,17 @@ forEachBackend("authenticate", (db) => {
   async function explain(sql: string, bindings: unknown[]): Promise<{ text: string; fullScan: boolean }> {
     switch (db.dialect.name) {
       case "postgres": {
-        const plan = (await db.knex.raw(`explain ${sql.replace(/\$\d+/g, "?")}`, bindings as never[])) as { rows: { "QUERY PLAN": string }[] };
+        const plan = await db.knex.raw<{ rows: { "QUERY PLAN": string }[] }>(`explain ${sql.replace(/\$\d+/g, "?")}`, bindings as never[]);
         const text = plan.rows.map((row) => row["QUERY PLAN"]).join("\n");
         return { text, fullScan: /Seq Scan/.test(text) };
       }
       case "mysql": {
-        const [rows] = (await db.knex.raw(`explain ${sql}`, bindings as never[])) as [{ key: string | null; type: string }[]];
+        // Knex leaves the shape of a raw result to the driver: mysql2 gives [rows, fields].
+        const [rows] = (await db.knex.raw<unknown>(`explain ${sql}`, bindings as never[])) as [{ key: string | null; type: string }[]];
         return { text: JSON.stringify(rows), fullScan: rows.some((row) => row.type === "ALL") };
       }
       case "sqlite": {
-        const rows = (await db.knex.raw(`explain query plan ${sql}`, bindings as never[])) as { detail: string }[];
+        const rows = (await db.knex.raw<unknown>(`explain query plan ${sql}`, bindings as never[])) as { detail: string }[];
         const text = rows.map((row) => row.detail).join("\n");
         return { text, fullScan: /\bSCAN\b/.test(text) };
       }

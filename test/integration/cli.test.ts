@@ -133,7 +133,7 @@ forEachBackend(
       // This process cached the key before the CLI revoked it (without Redis, only a fresh read sees
       // it), and the CLI revoked it by the real clock, not by this test's frozen one.
       const uncached = await db.open({ cache: false, now: () => new Date() });
-      assert.equal(await uncached.authenticate(successor!), false);
+      assert.equal(await uncached.authenticate(successor), false);
 
       const refused = await cli("delete", key.id);
       assert.equal(refused.code, 1);

@@ -18,7 +18,7 @@ forEachBackend("concurrency", (db) => {
     const won = results.filter((result) => result.status === "fulfilled");
     assert.equal(won.length, 1);
     for (const lost of results.filter((result) => result.status === "rejected")) {
-      assert.match(String((lost as PromiseRejectedResult).reason.message), /already revoked/);
+      assert.match(String(lost.reason.message), /already revoked/);
     }
     assert.equal(events.length, 1);
     assert.equal((await db.service.retrieveApiKey(key.id)).revoked_by, events[0]!.revoked_by);
@@ -74,10 +74,7 @@ forEachBackend("concurrency", (db) => {
     const stragglers = keys.map((key) => service.authenticate(key.token).catch(() => false));
     await service.close();
     await Promise.all(stragglers);
-    const rows = (await db.table("api_key").whereIn("id", [...usedBeforeClose]).select("id", "last_used_at")) as {
-      id: string;
-      last_used_at: Date | null;
-    }[];
+    const rows = await db.table("api_key").whereIn("id", [...usedBeforeClose]).select<{ id: string; last_used_at: Date | null }[]>("id", "last_used_at");
     assert.equal(rows.length, 20);
     for (const row of rows) assert.ok(row.last_used_at, `${row.id} lost its last use`);
   });

@@ -84,6 +84,6 @@ forEachBackend("events", (db) => {
     // The outcome is confirmed with one query after the transaction ends.
     for (let i = 0; i < 200 && seen.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual((seen as Seen).map((event) => (event.payload as { id: string }).id), [kept.id]);
+    assert.deepEqual((seen as Seen).map((event) => event.payload.id), [kept.id]);
   });
 });

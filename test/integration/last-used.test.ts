@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import request from "supertest";
 import type { Condition } from "../../lib/filters";
-import type { ApiKeyDTO } from "../../lib/types";
 import type { FilterableField } from "../../lib/columns";
 import { forEachBackend } from "../helpers/backends";
 import { createApp } from "../helpers/create-app";
@@ -65,9 +64,9 @@ forEachBackend("last_used_at flushing", (db) => {
   }
 
   it("writes every key used since the last flush in one statement", async () => {
-    const keys = (await db.service.createApiKeys(
+    const keys = await db.service.createApiKeys(
       Array.from({ length: 5 }, (_, i) => ({ title: `k${i}`, type: i % 2 ? ("publishable" as const) : ("secret" as const), created_by: "u" })),
-    )) as ApiKeyDTO[];
+    );
     for (const key of keys) {
       assert.ok(key.type === "secret" ? await db.service.authenticate(key.token) : await db.service.authenticatePublishable(key.token));
     }
@@ -96,9 +95,9 @@ forEachBackend("last_used_at flushing", (db) => {
 
   it("writes a batch too large for one statement in several, and never replaces a later use with an earlier one", async function () {
     this.timeout(60_000);
-    const [older, newer, unused] = (await db.service.createApiKeys(
+    const [older, newer, unused] = await db.service.createApiKeys(
       Array.from({ length: 3 }, (_, i) => ({ title: `k${i}`, type: "secret" as const, created_by: "u" })),
-    )) as ApiKeyDTO[];
+    );
     const store = new KnexApiKeyStore(db.knex, db.schema);
     const base = db.clock.now().getTime();
     await store.recordLastUsed([

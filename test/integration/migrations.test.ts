@@ -52,9 +52,10 @@ forEachBackend(
       const found = new Map<string, { unique: boolean; partial: boolean }>();
       switch (db.dialect.name) {
         case "postgres": {
-          const { rows } = (await db.knex.raw("select indexname, indexdef from pg_indexes where schemaname = ? and tablename = ?", [db.schema!, table])) as {
-            rows: { indexname: string; indexdef: string }[];
-          };
+          const { rows } = await db.knex.raw<{ rows: { indexname: string; indexdef: string }[] }>(
+            "select indexname, indexdef from pg_indexes where schemaname = ? and tablename = ?",
+            [db.schema!, table],
+          );
           for (const row of rows) found.set(row.indexname, { unique: /UNIQUE/.test(row.indexdef), partial: /WHERE \(deleted_at IS NULL\)/.test(row.indexdef) });
           return found;
         }

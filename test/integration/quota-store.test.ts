@@ -7,7 +7,7 @@ import { MemoryApiKeyStore } from "../../examples/memory-store";
 import { initialize } from "../../lib/initialize";
 import type { QuotaRefill } from "../../lib/quota";
 import type { ApiKeyService } from "../../lib/service";
-import type { ApiKeyPatch, ApiKeyStore } from "../../lib/store";
+import type { ApiKeyStore } from "../../lib/store";
 import { KnexApiKeyStore } from "../../store/knex-store";
 import { TestClock, forEachBackend } from "../helpers/backends";
 import { connectMariadb, connectPostgres } from "../helpers/services";
@@ -148,7 +148,7 @@ describe("consumeQuota [memory store]", () => {
     clock: () => clock,
     async keyWith(remaining) {
       const key = await service.createApiKeys({ title: "quota", type: "secret", created_by: "u" });
-      await memory.update([key.id], { remaining } as ApiKeyPatch);
+      await memory.update([key.id], { remaining });
       return key.id;
     },
     async stored(id) {

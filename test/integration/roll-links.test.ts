@@ -95,7 +95,7 @@ forEachBackend("roll", (db) => {
     const won = results.filter((r) => r.status === "fulfilled");
     assert.equal(won.length, 1);
     for (const lost of results.filter((r) => r.status === "rejected")) {
-      assert.equal((lost as PromiseRejectedResult).reason.type, "not_allowed");
+      assert.equal(lost.reason.type, "not_allowed");
     }
     const keys = await db.service.listApiKeys({ title: "k" });
     assert.equal(keys.length, 2);
