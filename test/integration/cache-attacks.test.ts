@@ -334,6 +334,7 @@ describe("the Redis tier's memory of invalidations", () => {
       revoked_by: null,
       revoked_at: null,
       ...policyDefaults(),
+      token_format: 2 as const,
     };
     return { found: true, api_key, sales_channel_ids: [] };
   }
