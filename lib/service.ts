@@ -688,9 +688,9 @@ export class ApiKeyService {
    * app-owned Knex). Safe to call twice.
    */
   close(): Promise<void> {
-    this.#tokens.close();
-    this.#closing ??= this.#lastUsed
+    this.#closing ??= this.#tokens
       .close()
+      .then(() => this.#lastUsed.close())
       .then(() => this.#cache.close())
       .then(this.#onClose);
     return this.#closing;

@@ -112,8 +112,10 @@ export class TokenGate {
     this.#timer = undefined;
   }
 
-  close(): void {
+  /** Stops the rechecks; resolves once a read in flight has ended, so the store can be closed under it. */
+  async close(): Promise<void> {
     this.#closed = true;
     this.#stopRechecks();
+    await this.#loading?.catch(() => {});
   }
 }
