@@ -5,7 +5,7 @@ import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type Ev
 import { POLICY_FIELDS, policyDefaults } from "./columns";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
-import { CURRENT_TOKEN_FORMAT, generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
+import { CURRENT_TOKEN_FORMAT, type TokenRules, generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import type {
   ApiKeyDTO,
@@ -50,6 +50,8 @@ export interface ServiceConfig {
   logger: Logger;
   /** Counts uses against keys' rate limits: across instances in Redis, or in this process. */
   rateLimits: RateLimitCounter;
+  /** The token rules, when read already (see lib/token-gate.ts); the service reads them itself otherwise. */
+  tokenRules?: TokenRules;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -153,13 +155,12 @@ export class ApiKeyService {
     this.#events = new ApiKeyEventBus(config.logger);
     this.#usage = new UsageLimits({ store, rateLimits: config.rateLimits, now: config.now, emit: (event) => this.#events.emit([event]) });
     this.#tokens = new TokenGate({
+      rules: config.tokenRules,
       load: () => this.#run(undefined, (store) => loadTokenRules(store, config.pepper, config.now())),
       legacyRemain: () => this.#run(undefined, (store) => legacyKeysRemain(store, config.now())),
       logger: config.logger,
+      now: config.now,
     });
-    // Read now, so that the first request finds the rules in memory; a failure is met again,
-    // and reported, on first use.
-    this.#tokens.rules().catch(() => {});
   }
 
   /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
@@ -504,7 +505,8 @@ export class ApiKeyService {
   /**
    * Verifies a token: the one path every authentication takes. Answers with a `code` rather
    * than throwing, whatever string it is given; only a store failure is an error (`unavailable`,
-   * or `unknown_error` for a bug). Malformed tokens are rejected without touching the store.
+   * or `unknown_error` for a bug). Malformed, forged and foreign tokens (format, checksum, tag)
+   * are rejected without touching a cache or the store.
    * Revocation and expiry are checked on every call, cached or not, so a scheduled one takes
    * effect at its instant. A valid verification is recorded as the key's last use (written
    * later in a batch) and pays `cost` from its rate limits and quota; a refused one pays nothing.

@@ -8,6 +8,10 @@
 // after this service revokes, deletes or rolls a key, and every LEGACY_RECHECK_INTERVAL so that
 // other instances' changes reach this one. Until then a format-1 token takes the full path,
 // which cannot accept a token that names no live key: the lag costs I/O, never a false accept.
+//
+// Until the rules can be read (the database is down, or the secret table is missing), a
+// well-formed token takes that same full path, as before tags existed, and the read is tried
+// again at most once per RULES_RETRY_MS; issuing a key needs the tag key and fails meanwhile.
 import { KEY_PURPOSES, deriveKey, readDeploymentSecret } from "./deployment-secret";
 import type { Logger } from "./logger";
 import type { ApiKeyStore } from "./store";
@@ -15,6 +19,9 @@ import { type ApiKeyType, type TokenRules, acceptToken, parseToken } from "./tok
 
 /** How often an instance that still accepts format-1 tokens asks whether any format-1 key is left, in milliseconds. */
 export const LEGACY_RECHECK_INTERVAL = 60_000;
+
+/** How long after a failed read of the rules verifications go on without them before one tries again, in milliseconds. */
+const RULES_RETRY_MS = 1_000;
 
 /**
  * The rules for one store: the tag key under the pepper when one is set, else under the
@@ -33,11 +40,14 @@ export async function legacyKeysRemain(store: ApiKeyStore, now: Date): Promise<b
 }
 
 export interface TokenGateOptions {
+  /** The rules, when they were read already (by `initialize()`). */
+  rules?: TokenRules;
   /** Reads the rules from the store (errors already typed). */
   load(): Promise<TokenRules>;
   /** Asks the store again whether format-1 keys remain. */
   legacyRemain(): Promise<boolean>;
   logger: Logger;
+  now(): Date;
 }
 
 export class TokenGate {
@@ -45,10 +55,18 @@ export class TokenGate {
   #rules: TokenRules | undefined;
   #loading: Promise<TokenRules> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When verifications may try to read the rules again after a failure. */
+  #retryAt = 0;
   #closed = false;
 
   constructor(options: TokenGateOptions) {
     this.#options = options;
+    if (options.rules) this.#adopt(options.rules);
+  }
+
+  #adopt(rules: TokenRules): void {
+    this.#rules = rules;
+    if (rules.legacyAccepted && rules.tagKey !== undefined) this.#startRechecks();
   }
 
   /** The rules, read once; a failed read is tried again on the next call. */
@@ -57,9 +75,7 @@ export class TokenGate {
     this.#loading ??= this.#options.load().then(
       (rules) => {
         this.#loading = undefined;
-        if (this.#closed) return rules;
-        this.#rules = rules;
-        if (rules.legacyAccepted && rules.tagKey !== undefined) this.#startRechecks();
+        if (!this.#closed) this.#adopt(rules);
         return rules;
       },
       (error: unknown) => {
@@ -72,14 +88,20 @@ export class TokenGate {
 
   /**
    * The key type of a token worth looking up, or undefined when it cannot be one of this
-   * deployment's keys. Synchronous once the rules are read; only the first call may wait for them
-   * (and then fails as the store does).
+   * deployment's keys. Synchronous once the rules are read. Before that, a well-formed token
+   * waits for a read of them, or, when that failed lately, is looked up on its checksum alone.
    */
   accept(token: string): ApiKeyType | undefined | Promise<ApiKeyType | undefined> {
     if (this.#rules) return acceptToken(token, this.#rules);
-    // A malformed token is refused without waiting for (or failing with) the store.
-    if (parseToken(token) === undefined) return undefined;
-    return this.rules().then((rules) => acceptToken(token, rules));
+    const type = parseToken(token);
+    if (type === undefined || this.#options.now().getTime() < this.#retryAt) return type;
+    return this.rules().then(
+      (rules) => acceptToken(token, rules),
+      () => {
+        this.#retryAt = this.#options.now().getTime() + RULES_RETRY_MS;
+        return type;
+      },
+    );
   }
 
   /** The key new tokens are tagged under; undefined when there is none (format 1 is issued). */
