@@ -289,6 +289,13 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     });
   }
 
+  /** A key with a format-1 token (absent counts as 1) that is not revoked by `now`. */
+  async hasLegacyTokens(now: Date): Promise<boolean> {
+    return [...this.#data.keys.values()].some(
+      (record) => (record.token_format ?? 1) === 1 && (record.revoked_at === null || record.revoked_at > now),
+    );
+  }
+
   async loadSecret(name: string, create: () => string): Promise<string> {
     if (!this.#secrets.has(name)) this.#secrets.set(name, create());
     return this.#secrets.get(name)!;

@@ -2,7 +2,7 @@
 // takes and how it reads their values, which fields are dates, JSON or integers, which can be
 // null, what a stored null reads as, and the columns the store selects all follow from this
 // one table.
-import type { ApiKeyType } from "./tokens";
+import type { ApiKeyType, TokenFormat } from "./tokens";
 
 /** One rate limit: at most `limit` uses per `duration` seconds, per key. */
 export interface RateLimitRule {
@@ -62,6 +62,9 @@ export const API_KEY_COLUMNS = {
   rate_limits: { kind: "json", nullable: false, filterable: false, fallback: [] },
   remaining: { kind: "integer", nullable: true, filterable: false },
   refill: { kind: "json", nullable: true, filterable: false },
+  // 2 for tagged tokens, 1 for tokens issued before tags (lib/tokens.ts); rows written before the
+  // column existed hold null, which reads as 1.
+  token_format: { kind: "integer", nullable: false, filterable: false, fallback: 1 },
 } as const satisfies Record<string, ColumnSpec>;
 
 export type ApiKeyField = keyof typeof API_KEY_COLUMNS;
@@ -77,13 +80,15 @@ interface JsonValues {
 type Spec<F extends ApiKeyField> = (typeof API_KEY_COLUMNS)[F];
 type ValueOf<F extends ApiKeyField, K extends ColumnKind> = F extends keyof JsonValues
   ? JsonValues[F]
-  : K extends "date"
-    ? Date
-    : K extends "type"
-      ? ApiKeyType
-      : K extends "integer"
-        ? number
-        : string;
+  : F extends "token_format"
+    ? TokenFormat
+    : K extends "date"
+      ? Date
+      : K extends "type"
+        ? ApiKeyType
+        : K extends "integer"
+          ? number
+          : string;
 
 /** Each column's value: its kind's type, or null where the column is nullable. */
 export type ApiKeyColumnValues = {

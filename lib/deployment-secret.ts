@@ -1,8 +1,8 @@
 // The deployment secret: 32 random bytes kept in the database (table `api_key_secret`, row
 // "deployment"), made by the first instance that needs it, so that every instance on one
 // database shares it with no configuration. Unless a `pepper` is set, it is the root of every
-// server-side key the package derives, one key per purpose (today: the key that signs Redis
-// cache entries). It stays in the database and in process memory: never logged, never in Redis.
+// server-side key the package derives, one key per purpose (the key that signs Redis cache
+// entries, the key that tags tokens). It stays in the database and in process memory: never logged, never in Redis.
 import { createHmac, randomBytes } from "node:crypto";
 import type { ApiKeyStore } from "./store";
 
@@ -15,6 +15,8 @@ const SECRET_BYTES = 32;
 export const KEY_PURPOSES = {
   /** Signs the entries the Redis tier writes, so that entries written by anything else are refused. */
   cacheEntry: "cache-entry v1",
+  /** Tags new tokens, so that tokens this deployment never issued are refused with no I/O (lib/tokens.ts). */
+  tokenTag: "token-tag v1",
 } as const;
 
 /** A 32-byte key for one purpose: HMAC-SHA-256(root, purpose). */

@@ -1,5 +1,5 @@
 // ApiKeyError: the one error type the package throws for failures an app must tell apart.
-import { TOKEN_LENGTH, redactToken } from "./tokens";
+import { redactToken, tokenFormat } from "./tokens";
 
 /** Machine-readable error types, each with the HTTP status it maps to. */
 export const ERROR_STATUS = {
@@ -38,7 +38,7 @@ const SECRET_TOKEN_TEXT = /sk_(?:(?!sk_)[0-9a-z]){8,}/gi; // stops where a secon
  * display form of `redactToken`, anything else shows only its prefix.
  */
 export function redactSecrets(text: string): string {
-  return text.replace(SECRET_TOKEN_TEXT, (found) => (found.length === TOKEN_LENGTH ? redactToken(found) : `${found.slice(0, 3)}***`));
+  return text.replace(SECRET_TOKEN_TEXT, (found) => (tokenFormat(found) !== undefined ? redactToken(found) : `${found.slice(0, 3)}***`));
 }
 
 /**

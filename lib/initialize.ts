@@ -5,6 +5,7 @@ import { ApiKeyError } from "./errors";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
 import { LeasedRateLimits } from "./rate-limit-leases";
 import { ApiKeyService } from "./service";
+import { loadTokenRules } from "./token-gate";
 import type { ApiKeyStore } from "./store";
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
@@ -27,7 +28,10 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
   const cache = await openCache(resolved, store, redis?.client);
   const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits };
+  // Read before the first request, and before an app's transaction could hold the only
+  // connection of an embedded database; when they cannot be read, the service tries again on use.
+  const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     if (defaultService === service) defaultService = undefined;
     // A client the app passed stays open: the app made it and closes it.

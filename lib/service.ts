@@ -5,7 +5,8 @@ import { ApiKeyEventBus, type ApiKeyEventListener, type ApiKeyEventName, type Ev
 import { POLICY_FIELDS, policyDefaults } from "./columns";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters, normalizeFindConfig } from "./filters";
 import { generateApiKeyId } from "./ids";
-import { generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
+import { CURRENT_TOKEN_FORMAT, type TokenRules, generateToken, hashToken, parseToken, redactToken, sameSecret, storedTokenValue } from "./tokens";
+import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import type {
   ApiKeyDTO,
   ApiKeyField,
@@ -49,6 +50,8 @@ export interface ServiceConfig {
   logger: Logger;
   /** Counts uses against keys' rate limits: across instances in Redis, or in this process. */
   rateLimits: RateLimitCounter;
+  /** The token rules, when read already (see lib/token-gate.ts); the service reads them itself otherwise. */
+  tokenRules?: TokenRules;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -83,6 +86,11 @@ function endedBy(record: Pick<ApiKeyRecord, "revoked_at" | "expires_at">, now: D
   const expired = isExpired(record, now);
   if (revoked && expired) return record.expires_at!.getTime() < record.revoked_at!.getTime() ? "expired" : "revoked";
   return revoked ? "revoked" : expired ? "expired" : undefined;
+}
+
+/** Whether a change to this key may have left no format-1 key: it was one (revoked, deleted or rolled). */
+function endsLegacy(record: ApiKeyRecord): boolean {
+  return record.token_format === 1;
 }
 
 const NOT_FOUND: VerifyResult = Object.freeze({ valid: false, code: "not_found" });
@@ -135,6 +143,7 @@ export class ApiKeyService {
   readonly #cache: KeyCache;
   readonly #events: ApiKeyEventBus;
   readonly #usage: UsageLimits;
+  readonly #tokens: TokenGate;
   #closing: Promise<void> | undefined;
 
   constructor(store: ApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
@@ -145,6 +154,13 @@ export class ApiKeyService {
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
     this.#events = new ApiKeyEventBus(config.logger);
     this.#usage = new UsageLimits({ store, rateLimits: config.rateLimits, now: config.now, emit: (event) => this.#events.emit([event]) });
+    this.#tokens = new TokenGate({
+      rules: config.tokenRules,
+      load: () => this.#run(undefined, (store) => loadTokenRules(store, config.pepper, config.now())),
+      legacyRemain: () => this.#run(undefined, (store) => legacyKeysRemain(store, config.now())),
+      logger: config.logger,
+      now: config.now,
+    });
   }
 
   /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
@@ -179,6 +195,7 @@ export class ApiKeyService {
     await this.#cache.invalidate(cacheKeys);
     const transaction = ctx?.transaction;
     if (transaction === undefined) {
+      if (records.some(endsLegacy)) await this.#tokens.recheck();
       this.#events.emit(events);
       return;
     }
@@ -187,6 +204,7 @@ export class ApiKeyService {
       .settled(transaction)
       .then(async () => {
         await this.#cache.invalidate(cacheKeys);
+        if (records.some(endsLegacy)) await this.#tokens.recheck();
         if (probe && events.length > 0 && (await this.#persisted(probe))) this.#events.emit(events);
       })
       .catch((error: unknown) => {
@@ -257,9 +275,12 @@ export class ApiKeyService {
     return type ? storedTokenValue(token, type, this.#config.pepper) : token;
   };
 
-  /** A new key from a validated create input (or, for roll, the key it replaces). */
-  #newKey(input: CreateApiKeyDTO | ApiKeyRecord, now: Date): { record: ApiKeyRecord; token: string } {
-    const token = generateToken(input.type);
+  /**
+   * A new key from a validated create input (or, for roll, the key it replaces): its token
+   * tagged under `tagKey`, or in format 1 when the deployment has no tag key.
+   */
+  #newKey(input: CreateApiKeyDTO | ApiKeyRecord, now: Date, tagKey: Buffer | undefined): { record: ApiKeyRecord; token: string } {
+    const token = generateToken(input.type, tagKey);
     const policy = policyDefaults();
     for (const field of POLICY_FIELDS) {
       const value = input[field as keyof typeof input];
@@ -279,6 +300,7 @@ export class ApiKeyService {
       revoked_by: null,
       revoked_at: null,
       ...policy,
+      token_format: tagKey === undefined ? 1 : CURRENT_TOKEN_FORMAT,
     };
     return { record, token };
   }
@@ -318,7 +340,8 @@ export class ApiKeyService {
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
     const now = this.#config.now();
     const inputs = validateList(Array.isArray(data) ? data : [data], "keys", (item) => validateCreate(item, now));
-    const created = inputs.map((input) => this.#newKey(input, now));
+    const tagKey = await this.#tokens.tagKey();
+    const created = inputs.map((input) => this.#newKey(input, now, tagKey));
     await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
     const events = created.map(({ record: { id, type, title, created_by } }): EventBatch => ({
       name: "api_key.created",
@@ -481,14 +504,16 @@ export class ApiKeyService {
   /**
    * Verifies a token: the one path every authentication takes. Answers with a `code` rather
    * than throwing, whatever string it is given; only a store failure is an error (`unavailable`,
-   * or `unknown_error` for a bug). Malformed tokens are rejected without touching the store.
+   * or `unknown_error` for a bug). Malformed, forged and foreign tokens (format, checksum, tag)
+   * are rejected without touching a cache or the store.
    * Revocation and expiry are checked on every call, cached or not, so a scheduled one takes
    * effect at its instant. A valid verification is recorded as the key's last use (written
    * later in a batch) and pays `cost` from its rate limits and quota; a refused one pays nothing.
    */
   async verifyApiKey(token: string, options?: VerifyOptions): Promise<VerifyResult> {
     const { type, scopes, cost } = validateVerifyOptions(options);
-    const parsed = parseToken(token);
+    // Format, checksum, tag and the format-1 rule: no I/O once the rules are read.
+    const parsed = await this.#tokens.accept(token);
     if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
     const entry = await this.#lookup(token, parsed);
     if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
@@ -590,6 +615,7 @@ export class ApiKeyService {
     if (!input.revoked_by) {
       throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
     }
+    const tagKey = await this.#tokens.tagKey();
     const { old, successor, token } = await this.#run(
       ctx,
       async (store) => {
@@ -606,7 +632,7 @@ export class ApiKeyService {
         }
         const at = this.#revocationTime(now, input.revoke_in);
         await store.update([old!.id], { revoked_at: at, revoked_by: input.revoked_by, updated_at: now });
-        const { record, token } = this.#newKey(old!, now);
+        const { record, token } = this.#newKey(old!, now, tagKey);
         await store.insert([record]);
         await store.copyLinks(old!.id, record.id);
         return { old: { ...old!, revoked_at: at, updated_at: now }, successor: record, token };
@@ -663,8 +689,9 @@ export class ApiKeyService {
    * app-owned Knex). Safe to call twice.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#lastUsed
+    this.#closing ??= this.#tokens
       .close()
+      .then(() => this.#lastUsed.close())
       .then(() => this.#cache.close())
       .then(this.#onClose);
     return this.#closing;

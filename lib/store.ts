@@ -31,7 +31,7 @@ import type { ApiKeyDTO, ApiKeyType } from "./types";
 export type ApiKeyRecord = ApiKeyDTO;
 
 /** The fields a write may change. */
-export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "token" | "redacted" | "type" | "created_by" | "created_at">>;
+export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "token" | "redacted" | "type" | "token_format" | "created_by" | "created_at">>;
 
 /** A publishable key with the ids of the sales channels it is linked to, sorted. */
 export type PublishableRecord = ApiKeyRecord & { sales_channel_ids: string[] };
@@ -137,10 +137,21 @@ export interface ApiKeyStore {
   /**
    * Optional. The value stored under `name`, written first as `create()` when there is none;
    * concurrent first calls from several processes must all get the same value. Keeps the
-   * deployment secret that signs cache entries when no pepper is configured. Without it, the
-   * Redis tier needs a `pepper`.
+   * deployment secret that signs cache entries and tags tokens when no pepper is configured.
+   * Without it (and without a `pepper`), the Redis tier cannot be used and tokens are issued
+   * untagged, in format 1.
    */
   loadSecret?(name: string, create: () => string): Promise<string>;
+
+  /**
+   * Recommended. Whether any key whose token is format 1 (`token_format` 1, or null in a row
+   * written before that column existed) could still authenticate: one not revoked at or before
+   * `now`. Soft-deleted and expired keys count, since a restore or an update can bring them
+   * back. Called, and awaited, when a service starts, after it revokes, deletes or rolls a key,
+   * and every minute while the answer is true; once it is false, format-1 tokens are refused
+   * with no I/O. Without it, format-1 tokens are always looked up.
+   */
+  hasLegacyTokens?(now: Date): Promise<boolean>;
 
   /** Optional. Maps an error this store threw to a typed one (see the conventions above). */
   translateError?(error: unknown): ApiKeyError;

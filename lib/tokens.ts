@@ -1,21 +1,38 @@
-// Token format: generate, parse (format + checksum, no I/O), hash for storage, redact for display.
+// Token format: generate, parse (format, checksum and tag, no I/O), hash for storage, redact for display.
 //
-// A token is `pk_` or `sk_`, then 36 random base62 characters (214 bits), then a 6-character
-// base62 CRC32 of everything before it. The checksum lets any mistyped or forged-looking
-// token be rejected before a cache or database is asked, as GitHub's tokens do.
+// A token is `pk_` or `sk_`, then 36 random base62 characters (214 bits), then (format 2) an
+// 8-character base62 tag, then a 6-character base62 CRC32 of everything before it:
+//
+//   format 2 (53 characters): prefix + random + tag + checksum
+//   format 1 (45 characters): prefix + random + checksum   (issued before the tag existed)
+//
+// The checksum is public, so that anyone (a secret scanner, say) can tell a token from a typo
+// offline, as GitHub's tokens allow; it stops typos, not attackers. The tag is the first 8 base62
+// digits of HMAC-SHA-256(tagKey, prefix + random) under a key only the deployment has, so a
+// token nobody issued here is refused before a cache or database is asked, however well formed.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { crc32 } from "node:zlib";
 
 export type ApiKeyType = "publishable" | "secret";
 
+/** 1: no tag (tokens issued before it existed); 2: tagged. Length tells them apart. */
+export type TokenFormat = 1 | 2;
+
+/** The format of every token issued when a tag key is at hand. */
+export const CURRENT_TOKEN_FORMAT = 2;
+
 const PREFIX: Record<ApiKeyType, string> = { publishable: "pk_", secret: "sk_" };
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LENGTH = 36;
+const TAG_LENGTH = 8;
 const CHECKSUM_LENGTH = 6;
-const TOKEN_PATTERN = /^(pk|sk)_([0-9A-Za-z]{36})([0-9A-Za-z]{6})$/;
+const TOKEN_PATTERN = /^(pk|sk)_[0-9A-Za-z]+$/;
 
-/** The length of every token this package issues. */
-export const TOKEN_LENGTH = 3 + RANDOM_LENGTH + CHECKSUM_LENGTH;
+/** The length of a format-2 (tagged) token. */
+export const TOKEN_LENGTH = 3 + RANDOM_LENGTH + TAG_LENGTH + CHECKSUM_LENGTH;
+
+/** The length of a format-1 token, issued before tags. */
+export const LEGACY_TOKEN_LENGTH = 3 + RANDOM_LENGTH + CHECKSUM_LENGTH;
 
 function randomBase62(length: number): string {
   let out = "";
@@ -25,6 +42,17 @@ function randomBase62(length: number): string {
       if (byte < 248) out += ALPHABET[byte % 62];
       if (out.length === length) break;
     }
+  }
+  return out;
+}
+
+/** `length` base62 digits of the first 8 bytes of a digest (62^8 < 2^64, so every digit carries a full share). */
+function base62Digits(digest: Buffer, length: number): string {
+  let value = digest.readBigUInt64BE(0);
+  let out = "";
+  for (let i = 0; i < length; i++) {
+    out += ALPHABET[Number(value % 62n)];
+    value /= 62n;
   }
   return out;
 }
@@ -39,19 +67,61 @@ function checksum(text: string): string {
   return out;
 }
 
-export function generateToken(type: ApiKeyType): string {
-  const head = PREFIX[type] + randomBase62(RANDOM_LENGTH);
-  return head + checksum(head);
+/** The tag of `prefix + random` under `tagKey`: 8 base62 digits (47 bits) of its HMAC-SHA-256. */
+function tag(head: string, tagKey: Buffer): string {
+  return base62Digits(createHmac("sha256", tagKey).update(head).digest(), TAG_LENGTH);
 }
 
-/** The key type a well-formed token belongs to, or undefined when its format or checksum is wrong. */
+/** A new token: tagged (format 2) under `tagKey`, or format 1 without one. */
+export function generateToken(type: ApiKeyType, tagKey?: Buffer): string {
+  const head = PREFIX[type] + randomBase62(RANDOM_LENGTH);
+  const body = tagKey ? head + tag(head, tagKey) : head;
+  return body + checksum(body);
+}
+
+/** The format a token's length says it has, or undefined for any other length. */
+export function tokenFormat(token: string): TokenFormat | undefined {
+  return token.length === TOKEN_LENGTH ? 2 : token.length === LEGACY_TOKEN_LENGTH ? 1 : undefined;
+}
+
+/**
+ * The key type of a well-formed token of either format, or undefined when its prefix, alphabet,
+ * length or checksum is wrong. What anyone can check offline: the tag is not looked at.
+ */
 export function parseToken(token: unknown): ApiKeyType | undefined {
-  if (typeof token !== "string" || token.length !== TOKEN_LENGTH) return undefined;
-  const match = TOKEN_PATTERN.exec(token);
-  if (!match) return undefined;
-  const head = token.slice(0, TOKEN_LENGTH - CHECKSUM_LENGTH);
-  if (checksum(head) !== match[3]) return undefined;
-  return match[1] === "pk" ? "publishable" : "secret";
+  if (typeof token !== "string" || tokenFormat(token) === undefined || !TOKEN_PATTERN.test(token)) return undefined;
+  const body = token.slice(0, -CHECKSUM_LENGTH);
+  if (checksum(body) !== token.slice(-CHECKSUM_LENGTH)) return undefined;
+  return token.startsWith("pk_") ? "publishable" : "secret";
+}
+
+/** Whether a format-2 token's tag is the one `tagKey` gives, compared in constant time. */
+export function hasValidTag(token: string, tagKey: Buffer): boolean {
+  if (token.length !== TOKEN_LENGTH) return false;
+  const head = token.slice(0, 3 + RANDOM_LENGTH);
+  const given = token.slice(3 + RANDOM_LENGTH, 3 + RANDOM_LENGTH + TAG_LENGTH);
+  return sameSecret(tag(head, tagKey), given);
+}
+
+/** What the deployment accepts, beside well-formed checksums. */
+export interface TokenRules {
+  /** The key tags are checked with; without one, no format-2 token can be told from a forgery. */
+  tagKey: Buffer | undefined;
+  /** Whether format-1 tokens may still name a key that authenticates. */
+  legacyAccepted: boolean;
+}
+
+/**
+ * The key type of a token worth looking up, or undefined when it cannot be one of this
+ * deployment's keys: malformed, a wrong checksum, a wrong tag, or format 1 once no format-1 key
+ * is left. Pure: decided with no I/O, before any cache or store is asked.
+ */
+export function acceptToken(token: unknown, rules: TokenRules): ApiKeyType | undefined {
+  const type = parseToken(token);
+  if (type === undefined) return undefined;
+  const text = token as string;
+  if (tokenFormat(text) === 1) return rules.legacyAccepted ? type : undefined;
+  return rules.tagKey !== undefined && hasValidTag(text, rules.tagKey) ? type : undefined;
 }
 
 /** SHA-256 of a token, or HMAC-SHA-256 when a pepper is set, as hex: how caches name a key. */

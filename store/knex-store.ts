@@ -95,7 +95,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
       fields[column] = value === null || value === undefined ? fallbackOf(column) : JSON.parse(value as string);
     }
     for (const column of INTEGER_FIELDS) {
-      if (column in fields && fields[column] !== null) fields[column] = Number(fields[column]);
+      if (column in fields) fields[column] = fields[column] === null || fields[column] === undefined ? fallbackOf(column) : Number(fields[column]);
     }
     return row;
   }
@@ -256,6 +256,16 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const created = await read();
     if (created === undefined) throw new Error(`express-api-keys: the secret "${name}" could not be created`);
     return created;
+  }
+
+  /** One indexed probe: a key with a format-1 token (null: written before the column) not revoked by `now`. */
+  async hasLegacyTokens(now: Date): Promise<boolean> {
+    const row: unknown = await this.table("api_key")
+      .select("id")
+      .where((legacy) => legacy.whereNull("token_format").orWhere("token_format", 1))
+      .where((live) => live.whereNull("revoked_at").orWhere("revoked_at", ">", now))
+      .first();
+    return row !== undefined;
   }
 
   /**

@@ -189,6 +189,28 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         });
       },
     },
+    {
+      // Token format (lib/tokens.ts): 2 for tagged tokens. Added nullable with no default, so no
+      // row is rewritten: keys issued before it hold null, which reads as format 1. The index
+      // serves the probe for format-1 keys that remain (KnexApiKeyStore.hasLegacyTokens).
+      name: "20261210000000_add_token_format",
+      async up(knex) {
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.smallint("token_format").nullable();
+        });
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.index(["token_format"], "IDX_api_key_token_format");
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropIndex(["token_format"], "IDX_api_key_token_format");
+        });
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropColumns("token_format");
+        });
+      },
+    },
   ];
 }
 

@@ -13,6 +13,7 @@ import { ApiKeyError, type ApiKeyErrorType } from "../lib/errors";
 import { initialize } from "../lib/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
+import { generateToken, redactToken, storedTokenValue } from "../lib/tokens";
 import type { ApiKeyDTO, FilterableApiKeyProps, FindConfig } from "../lib/types";
 
 export interface ConformanceOptions {
@@ -422,6 +423,28 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.equal((await service.verifyApiKey(pub.token, { type: "secret" })).code, "not_found");
     assert.equal((await service.verifyApiKey(pub.token)).code, "valid");
     assert.equal((await service.verifyApiKey(`${live.token.slice(0, -1)}${live.token.endsWith("x") ? "y" : "x"}`)).code, "not_found");
+  }],
+
+  ["tags new tokens, keeps a key issued before tags working, and tells when no such key is left", async ({ service, store, now, advance, open }) => {
+    const key = await service.createApiKeys({ title: "new", type: "secret", created_by: "u" });
+    // Tagged (53 characters) when the store keeps a secret; format 1 (45) when it does not.
+    assert.deepEqual([key.token.length, key.token_format], store.loadSecret ? [53, 2] : [45, 1]);
+    assert.ok(await service.authenticate(key.token));
+    // A key issued before tags, written as a release before them wrote it.
+    const token = generateToken("secret");
+    const old = { ...(await service.retrieveApiKey(key.id)), id: "apk_format_one", title: "old", token: storedTokenValue(token, "secret"), redacted: redactToken(token), token_format: 1 as const };
+    await store.insert([old]);
+    if (store.hasLegacyTokens) assert.equal(await store.hasLegacyTokens(now()), true);
+    const upgraded = await open();
+    assert.equal((await upgraded.authenticate(token) || undefined)?.id, old.id);
+    await upgraded.revoke(old.id, { revoked_by: "u", revoke_in: 1 });
+    if (store.hasLegacyTokens) {
+      assert.equal(await store.hasLegacyTokens(now()), true, "until its revocation takes effect");
+      assert.equal(await store.hasLegacyTokens(new Date(now().getTime() + 1000)), false);
+    }
+    advance(1000);
+    assert.equal(await upgraded.authenticate(token), false);
+    assert.ok(await upgraded.authenticate(key.token));
   }],
 ];
 

@@ -12,7 +12,9 @@ import type { ApiKeysOptions } from "../../lib/options";
 import type { ApiKeyService } from "../../lib/service";
 import { SQLITE_MEMORY, openDatabase } from "../../store/connect";
 import { type Dialect, dialectOf } from "../../store/dialect";
-import { qualifiedTable } from "../../store/knex-store";
+import { KnexApiKeyStore, qualifiedTable } from "../../store/knex-store";
+import type { ApiKeyType } from "../../lib/tokens";
+import { rulesRead, unissuedTokens } from "./tokens";
 import { MIGRATIONS_TABLE, runMigrations } from "../../store/migrations";
 import { connectMariadb, connectPostgres } from "./services";
 
@@ -57,6 +59,14 @@ export interface Backend {
   tables(): Promise<string[]>;
   /** Another empty namespace on the same server; drop it when done. */
   scratch(): Promise<Scratch>;
+  /**
+   * A well-formed token tagged as services on this namespace tag them (with `pepper`, if they
+   * have one), naming no key; resolves once `service` (default: the current one) has read its
+   * token rules, so that what follows reaches the caches and the store.
+   */
+  unissuedToken(type: ApiKeyType, options?: { service?: ApiKeyService; pepper?: string }): Promise<string>;
+  /** As `unissuedToken`, `count` of them. */
+  unissuedTokens(type: ApiKeyType, count: number, options?: { service?: ApiKeyService; pepper?: string }): Promise<string[]>;
   /** Another service on the same namespace (for concurrency and restart tests); closed after the test. */
   open(options?: ApiKeysOptions): Promise<ApiKeyService>;
   /** Counts the SQL statements `work` sends through this backend's Knex. */
@@ -240,6 +250,13 @@ export function forEachBackend(
               else await scratchKnex.destroy();
             },
           };
+        },
+        async unissuedToken(type, options = {}) {
+          return (await this.unissuedTokens(type, 1, options))[0]!;
+        },
+        async unissuedTokens(type, count, options = {}) {
+          await rulesRead(options.service ?? service!);
+          return unissuedTokens(new KnexApiKeyStore(knex!, schema), type, count, options.pepper);
         },
         async open(options = {}) {
           const opened = await initialize({ database: knex!, schema, now: clock.now, runMigrations: freshSchema, ...options });

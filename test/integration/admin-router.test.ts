@@ -33,11 +33,11 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
       const created = await api().post("/", { title: "Storefront", type: "publishable" });
       assert.equal(created.status, 200);
       const store = created.body.api_key;
-      assert.match(store.token, /^pk_/);
+      assert.match(store.token, /^pk_[0-9A-Za-z]{50}$/);
       assert.equal(store.created_by, admin.id, "the acting key is the creator, as in the reference");
 
       const secret = await api().post("/", { title: "CI", type: "secret" });
-      assert.match(secret.body.api_key.token, /^sk_/, "the plaintext, this once");
+      assert.match(secret.body.api_key.token, /^sk_[0-9A-Za-z]{50}$/, "the plaintext, this once, tagged");
       assert.equal((await api().get(`/${secret.body.api_key.id}`)).body.api_key.token, "");
 
       const list = await api().get("/?type=publishable&limit=5&order=-created_at");
@@ -59,7 +59,7 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
       assert.deepEqual((await api().get(`/${store.id}`)).body.api_key.sales_channels, [{ id: "sc_2" }]);
 
       const rolled = await api().post(`/${secret.body.api_key.id}/roll`, { revoke_in: 60 });
-      assert.match(rolled.body.api_key.token, /^sk_/);
+      assert.match(rolled.body.api_key.token, /^sk_[0-9A-Za-z]{50}$/);
       assert.equal(rolled.body.api_key.title, "CI");
       const old = (await api().get(`/${secret.body.api_key.id}`)).body.api_key;
       assert.equal(old.revoked_by, admin.id);

@@ -14,7 +14,7 @@ import type { FoundEntry } from "../../store/cache/entry";
 import { RedisTier } from "../../store/cache/redis";
 import type { ApiKeysOptions } from "../../lib/options";
 import type { ApiKeyService } from "../../lib/service";
-import { generateToken, hashToken, redactToken } from "../../lib/tokens";
+import { hashToken, redactToken } from "../../lib/tokens";
 import { TestClock, forEachBackend } from "../helpers/backends";
 import { REDIS_URL, redisPerTest } from "../helpers/redis";
 
@@ -78,7 +78,7 @@ forEachBackend(
       const { lines, logger } = captureLogger();
       const service = await open({ logger });
       db.clock.advance(1);
-      const token = generateToken("secret");
+      const token = await db.unissuedToken("secret", { service });
       const now = db.clock.now();
       const forged = JSON.stringify({
         found: true,
@@ -114,7 +114,7 @@ forEachBackend(
       assert.ok(await service.authenticate(key.token));
       db.clock.advance(PAST_MEMORY_MS);
       assert.ok(await service.authenticate(key.token));
-      assert.ok(await service.authenticate(generateToken("secret")) === false);
+      assert.ok(await service.authenticate(await db.unissuedToken("secret", { service })) === false);
       assert.equal(lines.filter((line) => /entries read from Redis verify again/.test(line)).length, 1, lines.join("\n"));
     });
 
@@ -202,6 +202,11 @@ forEachBackend(
         assert.ok(await stranger.authenticate(key.token));
         assert.equal(await shared.client.exists(entryName(key.token)), 1, "the other deployment wrote its entry");
         assert.equal(await service.authenticate(key.token), false);
+        assert.equal(refusals(lines), 0, "its token fails this deployment's tag before Redis is read");
+        // Its entry, moved under the name of a token this deployment could have issued.
+        const token = await db.unissuedToken("secret", { service });
+        await shared.client.set(entryName(token), (await shared.client.get(entryName(key.token)))!, "PX", 60_000);
+        assert.equal(await service.authenticate(token), false);
         assert.equal(refusals(lines), 1, lines.join("\n"));
       } finally {
         await stranger.close();
@@ -305,9 +310,10 @@ forEachBackend(
         const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
         assert.ok(await service.authenticate(key.token));
         const before = await keysUnder(shared.client, shared.prefix);
+        const [secrets, publishables] = [await db.unissuedTokens("secret", 300, { service }), await db.unissuedTokens("publishable", 300, { service })];
         for (let i = 0; i < 300; i++) {
-          assert.equal(await service.authenticate(generateToken("secret")), false);
-          assert.equal(await service.authenticatePublishable(generateToken("publishable")), false);
+          assert.equal(await service.authenticate(secrets[i]!), false);
+          assert.equal(await service.authenticatePublishable(publishables[i]!), false);
         }
         assert.deepEqual(await keysUnder(shared.client, shared.prefix), before);
       });
@@ -334,6 +340,7 @@ describe("the Redis tier's memory of invalidations", () => {
       revoked_by: null,
       revoked_at: null,
       ...policyDefaults(),
+      token_format: 2 as const,
     };
     return { found: true, api_key, sales_channel_ids: [] };
   }

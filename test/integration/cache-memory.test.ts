@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import knexFactory, { type Knex } from "knex";
 import { initialize } from "../../lib/initialize";
-import { generateToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";
 import { POSTGRES_URL } from "../helpers/services";
 import { TcpProxy } from "../helpers/tcp-proxy";
@@ -23,7 +22,7 @@ forEachBackend("in-process cache", (db) => {
   });
 
   it("caches unknown well-formed tokens too", async () => {
-    const token = generateToken("secret");
+    const token = await db.unissuedToken("secret");
     const first = await db.countQueries(() => db.service.authenticate(token));
     const again = await db.countQueries(() => db.service.authenticate(token));
     assert.deepEqual([first.result, again.result, first.queries.length, again.queries.length], [false, false, 1, 0]);
@@ -80,7 +79,7 @@ forEachBackend("in-process cache", (db) => {
     const service = await db.open({ cache: { max: 50 } });
     const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
     assert.ok(await service.authenticate(key.token));
-    for (let i = 0; i < 200; i++) assert.equal(await service.authenticate(generateToken("secret")), false);
+    for (const token of await db.unissuedTokens("secret", 200, { service })) assert.equal(await service.authenticate(token), false);
     const { result, queries } = await db.countQueries(() => service.authenticate(key.token));
     assert.equal(result && result.id, key.id);
     assert.equal(queries.length, 0, "still cached");
@@ -88,13 +87,13 @@ forEachBackend("in-process cache", (db) => {
 
   it("remembers unknown tokens for cache.negativeTtl only, and at most cache.negativeMax of them", async () => {
     const service = await db.open({ cache: { negativeTtl: 1000, negativeMax: 10 } });
-    const token = generateToken("secret");
+    const token = await db.unissuedToken("secret", { service });
     await service.authenticate(token);
     db.clock.advance(999);
     assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 0, "remembered");
     db.clock.advance(2);
     assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "forgotten after its ttl");
-    for (let i = 0; i < 10; i++) await service.authenticate(generateToken("secret"));
+    for (const other of await db.unissuedTokens("secret", 10, { service })) await service.authenticate(other);
     assert.equal((await db.countQueries(() => service.authenticate(token))).queries.length, 1, "pushed out by newer ones");
   });
 

@@ -109,7 +109,7 @@ forEachBackend(
       const created = await cli("create", "--title", "Deploy bot", "--type", "secret", "--created-by", "ops", "--json");
       assert.equal(created.code, 0, created.stderr);
       const key = JSON.parse(created.stdout) as { id: string; token: string };
-      assert.match(key.token, /^sk_/);
+      assert.match(key.token, /^sk_[0-9A-Za-z]{50}$/, "a tagged (format 2) token");
       assert.ok(await db.service.authenticate(key.token), "the printed token works");
 
       const listed = await cli("list");
@@ -120,7 +120,7 @@ forEachBackend(
 
       const rolled = await cli("roll", key.id, "--in", "60", "--by", "ops");
       assert.equal(rolled.code, 0, rolled.stderr);
-      const successor = /^token: (sk_\S+)$/m.exec(rolled.stdout)?.[1];
+      const successor = /^token: (sk_[0-9A-Za-z]{50})$/m.exec(rolled.stdout)?.[1];
       assert.ok(successor && (await db.service.authenticate(successor)));
       const successorId = /into (apk_\S+)/.exec(rolled.stdout)?.[1];
 

@@ -6,7 +6,7 @@ forEachBackend("createApiKeys / retrieveApiKey", (db) => {
   it("creates a secret key whose plaintext is in the result and in no later read", async () => {
     const key = await db.service.createApiKeys({ title: "Admin", type: "secret", created_by: "user_1" });
     assert.match(key.id, /^apk_[0-9A-HJKMNP-TV-Z]{26}$/);
-    assert.match(key.token, /^sk_[0-9A-Za-z]{42}$/);
+    assert.match(key.token, /^sk_[0-9A-Za-z]{50}$/);
     assert.equal(key.redacted, `${key.token.slice(0, 6)}***${key.token.slice(-3)}`);
     assert.deepEqual(
       { title: key.title, type: key.type, created_by: key.created_by, revoked_at: key.revoked_at, revoked_by: key.revoked_by },

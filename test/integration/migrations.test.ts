@@ -35,6 +35,12 @@ const KEY_POLICY_POSTGRES_DDL = [
   'create index "IDX_api_key_expires_at" on "S"."api_key" ("expires_at") where "deleted_at" is null',
 ];
 
+/** What the token-format migration adds, on PostgreSQL: a nullable column (no row rewritten; null reads as format 1) and its index. */
+const TOKEN_FORMAT_POSTGRES_DDL = [
+  'alter table "S"."api_key" add column "token_format" smallint null',
+  'create index "IDX_api_key_token_format" on "S"."api_key" ("token_format")',
+];
+
 forEachBackend(
   "migrations",
   (db) => {
@@ -84,6 +90,7 @@ forEachBackend(
         "20261123000000_create_api_key",
         "20261201000000_create_api_key_secret",
         "20261202000000_add_key_policy",
+        "20261210000000_add_token_format",
       ]);
     });
 
@@ -151,7 +158,7 @@ forEachBackend(
     }
 
     if (db.name === "postgres" || db.name === "pglite") {
-      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy in place", async () => {
+      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy and the token format in place", async () => {
         await withScratch(async ({ knex, schema }) => {
           const statements: string[] = [];
           const listener = (query: { sql: string }) => statements.push(query.sql);
@@ -164,7 +171,7 @@ forEachBackend(
           const ddl = statements
             .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
-          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL]);
+          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL]);
         });
       });
     }
@@ -206,7 +213,7 @@ forEachBackend(
         await runMigrations(knex, { schema });
         const service = await initialize({ database: knex, schema, runMigrations: false, cache: false, redis: false, logger: { warn: () => {}, error: () => {} } });
         try {
-          const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null };
+          const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null, token_format: 1 };
           const found = await service.authenticate(secret.token);
           assert.deepEqual(found, { ...secret.record, token: "", ...defaults });
           const match = await service.authenticatePublishable(publishable.token);

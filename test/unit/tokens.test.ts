@@ -1,17 +1,100 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { TOKEN_LENGTH, generateToken, parseToken, redactToken, sameSecret, storedTokenValue } from "../../lib/tokens";
+import { randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
+import {
+  LEGACY_TOKEN_LENGTH,
+  TOKEN_LENGTH,
+  type TokenRules,
+  acceptToken,
+  generateToken as generateTagged,
+  hasValidTag,
+  parseToken,
+  redactToken,
+  sameSecret,
+  storedTokenValue,
+  tokenFormat,
+} from "../../lib/tokens";
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const type = fc.constantFrom("publishable" as const, "secret" as const);
+const TAG_KEY = randomBytes(32);
+/** Tagged (format 2) unless a test asks for format 1. */
+const generateToken = (kind: "publishable" | "secret") => generateTagged(kind, TAG_KEY);
+const CURRENT: TokenRules = { tagKey: TAG_KEY, legacyAccepted: false };
+
+/** The public checksum of `body`, computed as anyone can (a forger included). */
+function withChecksum(body: string): string {
+  let value = crc32(body);
+  let out = "";
+  for (let i = 0; i < 6; i++) {
+    out = ALPHABET[value % 62] + out;
+    value = Math.floor(value / 62);
+  }
+  return body + out;
+}
+
+function randomBase62(length: number): string {
+  return Array.from(randomBytes(length), (byte) => ALPHABET[byte % 62]).join("");
+}
 
 describe("tokens", () => {
-  it("issues pk_ and sk_ tokens of a fixed length in a copy-safe alphabet", () => {
+  it("issues pk_ and sk_ tokens of a fixed length in a copy-safe alphabet: 53 characters tagged, 45 untagged", () => {
     const pk = generateToken("publishable");
     const sk = generateToken("secret");
-    assert.match(pk, /^pk_[0-9A-Za-z]{42}$/);
-    assert.match(sk, /^sk_[0-9A-Za-z]{42}$/);
+    assert.match(pk, /^pk_[0-9A-Za-z]{50}$/);
+    assert.match(sk, /^sk_[0-9A-Za-z]{50}$/);
     assert.equal(pk.length, TOKEN_LENGTH);
+    assert.equal(TOKEN_LENGTH, 53);
+    assert.equal(tokenFormat(sk), 2);
+    const legacy = generateTagged("secret");
+    assert.match(legacy, /^sk_[0-9A-Za-z]{42}$/);
+    assert.equal(legacy.length, LEGACY_TOKEN_LENGTH);
+    assert.equal(tokenFormat(legacy), 1);
+    assert.equal(parseToken(legacy), "secret", "format 1 still parses: its checksum is checked the same way");
+  });
+
+  it("tags a token under its key: the tag is checked apart from the public checksum", () => {
+    const sk = generateToken("secret");
+    assert.equal(hasValidTag(sk, TAG_KEY), true);
+    assert.equal(hasValidTag(sk, randomBytes(32)), false, "another deployment's key");
+    assert.equal(acceptToken(sk, CURRENT), "secret");
+    assert.equal(acceptToken(sk, { tagKey: randomBytes(32), legacyAccepted: true }), undefined);
+    assert.equal(acceptToken(sk, { tagKey: undefined, legacyAccepted: true }), undefined, "no key: no tagged token can be told from a forgery");
+    const pk = generateToken("publishable");
+    assert.equal(acceptToken(pk, CURRENT), "publishable", "publishable tokens carry the tag too");
+  });
+
+  it("property: a checksum-valid token with a forged tag is refused (a forger knows the format, not the key)", () => {
+    fc.assert(
+      fc.property(type, (kind) => {
+        const forged = withChecksum(`${kind === "secret" ? "sk" : "pk"}_${randomBase62(44)}`);
+        assert.equal(parseToken(forged), kind, "the forgery passes the public checksum");
+        return acceptToken(forged, CURRENT) === undefined && acceptToken(forged, { ...CURRENT, legacyAccepted: true }) === undefined;
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("accepts format-1 tokens only while format-1 keys remain", () => {
+    const legacy = generateTagged("secret");
+    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: true }), "secret");
+    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: false }), undefined);
+    const forged = withChecksum(`sk_${randomBase62(36)}`);
+    assert.equal(acceptToken(forged, { tagKey: TAG_KEY, legacyAccepted: false }), undefined);
+  });
+
+  it("property: flipping any one character of a valid token never lets it through", () => {
+    fc.assert(
+      fc.property(type, fc.boolean(), fc.nat(), fc.constantFrom(...ALPHABET, "_", "-", " "), (kind, tagged, rawIndex, char) => {
+        const token = tagged ? generateToken(kind) : generateTagged(kind);
+        const index = rawIndex % token.length;
+        fc.pre(char !== token[index]);
+        const corrupted = token.slice(0, index) + char + token.slice(index + 1);
+        return acceptToken(corrupted, { tagKey: TAG_KEY, legacyAccepted: true }) === undefined;
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it("carries at least 192 bits of randomness", () => {
@@ -47,13 +130,14 @@ describe("tokens", () => {
     );
   });
 
-  it("rejects every same-alphabet substitution at every position of one token", () => {
-    const token = generateToken("secret");
-    for (let i = 0; i < token.length; i++) {
-      for (const char of ALPHABET + "_") {
-        if (char === token[i]) continue;
-        const corrupted = token.slice(0, i) + char + token.slice(i + 1);
-        assert.equal(parseToken(corrupted), undefined, `position ${i} -> ${char}`);
+  it("rejects every same-alphabet substitution at every position of one token, in either format", () => {
+    for (const token of [generateToken("secret"), generateTagged("secret")]) {
+      for (let i = 0; i < token.length; i++) {
+        for (const char of ALPHABET + "_") {
+          if (char === token[i]) continue;
+          const corrupted = token.slice(0, i) + char + token.slice(i + 1);
+          assert.equal(parseToken(corrupted), undefined, `position ${i} -> ${char}`);
+        }
       }
     }
   });
@@ -69,7 +153,7 @@ describe("tokens", () => {
     fc.assert(fc.property(fc.string({ maxLength: 100 }), (text) => parseToken(text) === undefined));
     fc.assert(fc.property(fc.anything(), (value) => typeof value === "string" || parseToken(value) === undefined));
     fc.assert(
-      fc.property(type, fc.string({ unit: fc.constantFrom(...ALPHABET), minLength: 42, maxLength: 42 }), (kind, body) => {
+      fc.property(type, fc.oneof(...[42, 50].map((length) => fc.string({ unit: fc.constantFrom(...ALPHABET), minLength: length, maxLength: length }))), (kind, body) => {
         const token = `${kind === "secret" ? "sk" : "pk"}_${body}`;
         // A random well-formed body passes the checksum about once in 2^32 tries.
         return parseToken(token) === undefined;
