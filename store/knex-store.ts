@@ -262,8 +262,8 @@ export class KnexApiKeyStore implements ApiKeyStore {
   async hasLegacyTokens(now: Date): Promise<boolean> {
     const row: unknown = await this.table("api_key")
       .select("id")
-      .where((legacy) => legacy.whereNull("token_format").orWhere("token_format", 1))
-      .where((live) => live.whereNull("revoked_at").orWhere("revoked_at", ">", now))
+      .where((legacy) => void legacy.whereNull("token_format").orWhere("token_format", 1))
+      .where((live) => void live.whereNull("revoked_at").orWhere("revoked_at", ">", now))
       .first();
     return row !== undefined;
   }

@@ -237,7 +237,7 @@ forEachBackend(
       ]);
       // The secret table out of reach (as if dropped by mistake and later restored from a backup):
       // tokens cannot be checked against their tag meanwhile, so they are looked up on their checksum.
-      const saved = (await db.table("api_key_secret").select("name", "value")) as { name: string; value: string }[];
+      const saved = await db.table("api_key_secret").select<{ name: string; value: string }[]>("name", "value");
       await db.knex.schema.withSchema(db.schema!).dropTable("api_key_secret");
       const { lines, logger } = captureLogger();
       const service = await db.open({ redis: REDIS_URL, runMigrations: false, cache: { redisPrefix: shared.prefix }, logger });
