@@ -1,0 +1,112 @@
+// In-process micro-benchmark of the warm path, no HTTP: median nanoseconds per call of
+// `authenticate`, of the middleware on a plain req/res, with a secret, a publishable and a
+// rate-limited key, next to a floor measured in the same run: the checksum check, one SHA-256
+// and one Map lookup, which any warm verification must pay. Run with
+// `node --import tsx bench/micro.ts`; needs Redis for the rate-limited case (BENCH_REDIS).
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { apiKeyAuth, initialize } from "../index";
+import { hashToken, parseToken } from "../lib/tokens";
+
+const REDIS = process.env.BENCH_REDIS ?? "redis://127.0.0.1:6379";
+/** Calls per sample, and samples per case: the median of the samples is reported. */
+const CALLS = Number(process.env.MICRO_CALLS ?? 20_000);
+const SAMPLES = Number(process.env.MICRO_SAMPLES ?? 15);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Median ns per call of `run`, which makes CALLS calls and resolves when they are done. */
+async function measure(run: () => unknown): Promise<number> {
+  for (let i = 0; i < 3; i++) await run(); // warm-up: JIT and caches
+  const samples: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const start = process.hrtime.bigint();
+    await run();
+    samples.push(Number(process.hrtime.bigint() - start) / CALLS);
+  }
+  return median(samples);
+}
+
+/** A request as node:http hands it to middleware, with just the header the route reads. */
+function request(headers: Record<string, string>): IncomingMessage {
+  return { headers } as unknown as IncomingMessage;
+}
+
+const response = { setHeader() {}, statusCode: 200 } as unknown as ServerResponse;
+
+/** Runs the middleware CALLS times, one call at a time, each answering before the next starts. */
+function middlewareLoop(middleware: ReturnType<typeof apiKeyAuth>, headers: Record<string, string>): () => Promise<void> {
+  return async () => {
+    let answered = false;
+    let wake: (() => void) | undefined;
+    let failure: unknown;
+    const next = (error?: unknown) => {
+      failure = error;
+      answered = true;
+      wake?.();
+    };
+    for (let i = 0; i < CALLS; i++) {
+      answered = false;
+      // A fresh request each time, as HTTP would hand it over.
+      middleware(request(headers), response, next);
+      // Waits only when the middleware answers later (a miss, or the async path).
+      if (!answered) await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+      if (failure) throw failure;
+    }
+  };
+}
+
+async function main(): Promise<void> {
+  const prefix = `bench:micro:${randomBytes(4).toString("hex")}:`;
+  const service = await initialize({ database: "pglite://memory", redis: REDIS, cache: { redisPrefix: prefix } });
+  try {
+    const secret = await service.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
+    const publishable = await service.createApiKeys({ title: "micro publishable", type: "publishable", created_by: "bench" });
+    await service.updateLinks(publishable.id, { add: ["sc_1", "sc_2", "sc_3", "sc_4", "sc_5"] });
+    const limited = await service.createApiKeys({
+      title: "micro rate-limited",
+      type: "secret",
+      created_by: "bench",
+      rate_limits: [{ name: "bench", limit: 1_000_000_000, duration: 60 }],
+    });
+
+    const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`${token}:`).toString("base64")}` });
+    const map = new Map([[hashToken(secret.token), secret]]);
+    let sink = 0;
+    const floor = await measure(() => {
+      for (let i = 0; i < CALLS; i++) {
+        if (parseToken(secret.token) && map.get(hashToken(secret.token))) sink++;
+      }
+    });
+    const authenticate = await measure(async () => {
+      for (let i = 0; i < CALLS; i++) if (await service.authenticate(secret.token)) sink++;
+    });
+    const secretMiddleware = await measure(middlewareLoop(apiKeyAuth({ service }), basic(secret.token)));
+    const publishableMiddleware = await measure(
+      middlewareLoop(apiKeyAuth({ type: "publishable", service }), { "x-publishable-api-key": publishable.token }),
+    );
+    const limitedMiddleware = await measure(middlewareLoop(apiKeyAuth({ service }), basic(limited.token)));
+    if (sink === 0) throw new Error("nothing authenticated");
+
+    const rows: [string, number][] = [
+      ["floor: checksum + SHA-256 + Map lookup", floor],
+      ["authenticate(token), warm", authenticate],
+      ["apiKeyAuth secret, warm, plain req/res", secretMiddleware],
+      ["apiKeyAuth publishable, warm, 5 sales channels", publishableMiddleware],
+      ["apiKeyAuth secret with a rate limit never reached", limitedMiddleware],
+    ];
+    console.log(`median ns per call (${SAMPLES} samples of ${CALLS} calls), node ${process.version}`);
+    for (const [label, ns] of rows) console.log(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
+  } finally {
+    await service.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
