@@ -31,6 +31,11 @@ function leaseSize(window: RateLimitWindow, cost: number): number {
   return Math.max(cost, Math.floor(window.limit * LEASE_SHARE));
 }
 
+/** Leases are kept per key and window, as the shared counter counts. */
+function leaseName(id: string, window: RateLimitWindow): string {
+  return `${id}\n${window.limit}\n${window.duration}`;
+}
+
 export class LeasedRateLimits implements RateLimitCounter {
   readonly #shared: RateLimitCounter;
   readonly #leases = new Map<string, Lease>();
@@ -41,6 +46,23 @@ export class LeasedRateLimits implements RateLimitCounter {
   constructor(shared: RateLimitCounter, now: () => number = Date.now) {
     this.#shared = shared;
     this.#now = now;
+  }
+
+  /**
+   * Spends `cost` from leases already held, with no I/O, when every window's lease covers it;
+   * otherwise spends nothing and answers undefined, and `consume` decides.
+   */
+  consumeLocal(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitDecision | undefined {
+    const now = this.#now();
+    // Checked for every window before any is spent, so that a partial answer spends nothing.
+    const leases: Lease[] = [];
+    for (const window of windows) {
+      const lease = this.#valid(leaseName(id, window), now);
+      if (!lease || lease.units < cost) return undefined;
+      leases.push(lease);
+    }
+    for (const lease of leases) lease.units -= cost;
+    return this.#admitted(windows, leases, cost, now);
   }
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
@@ -54,12 +76,23 @@ export class LeasedRateLimits implements RateLimitCounter {
       }
       spent.push({ window, lease: taken.lease });
     }
-    const tightest = spent.reduce((a, b) => (this.#left(b.lease) < this.#left(a.lease) ? b : a));
+    return this.#admitted(
+      spent.map((entry) => entry.window),
+      spent.map((entry) => entry.lease),
+      cost,
+      this.#now(),
+    );
+  }
+
+  /** The answer to a use paid from `leases` (one per window, in order): the tightest window's state, and the refund of every lease. */
+  #admitted(windows: readonly RateLimitWindow[], leases: Lease[], cost: number, now: number): RateLimitDecision {
+    let tightest = 0;
+    for (let i = 1; i < leases.length; i++) if (this.#left(leases[i]!) < this.#left(leases[tightest]!)) tightest = i;
     return {
       admitted: true,
-      rate_limit: this.#state(tightest.window, tightest.lease, this.#now()),
+      rate_limit: this.#state(windows[tightest]!, leases[tightest]!, now),
       refund: async () => {
-        for (const entry of spent) entry.lease.units += cost;
+        for (const lease of leases) lease.units += cost;
       },
     };
   }
@@ -70,7 +103,7 @@ export class LeasedRateLimits implements RateLimitCounter {
    * taking its own, which would leave most of them unspent.
    */
   async #spend(id: string, window: RateLimitWindow, cost: number): Promise<{ lease: Lease } | RateLimitDecision> {
-    const name = `${id}\n${window.limit}\n${window.duration}`;
+    const name = leaseName(id, window);
     for (;;) {
       const now = this.#now();
       const lease = this.#valid(name, now);
