@@ -29,6 +29,23 @@ export function partitionKey(id: string): string {
 }
 
 /**
+ * Policies already written, by the rules they describe. Only frozen rules are remembered (the
+ * service hands out each cached key frozen, so a warm key's rules are one array): their policy
+ * cannot change, and a warm request pays no SHA-256 for its partition key.
+ */
+const written = new WeakMap<readonly RateLimitRule[], { id: string; policies: readonly string[] }>();
+
+/** The `RateLimit-Policy` items of `rules`, a fresh array the caller may add to. */
+function rulePolicies(id: string, rules: readonly RateLimitRule[]): string[] {
+  const known = written.get(rules);
+  if (known?.id === id) return [...known.policies];
+  const pk = partitionKey(id);
+  const policies = rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`);
+  if (Object.isFrozen(rules) && rules.every((rule) => Object.isFrozen(rule))) written.set(rules, { id, policies: [...policies] });
+  return policies;
+}
+
+/**
  * The headers for a response to a request made with key `id`, whose rate limits are `rules`,
  * after a verification that reported `states`. `refused` adds `Retry-After`: the whole seconds
  * until the latest of the refusing windows frees, at least 1 so that a client never retries
@@ -42,12 +59,11 @@ export function rateLimitHeaders(
 ): Record<string, string> {
   const reported = states === undefined ? [] : Array.isArray(states) ? states : [states as RateLimitState];
   const headers: Record<string, string> = {};
-  const pk = partitionKey(id);
-  const policies = rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`);
+  const policies = rulePolicies(id, rules);
   // A window the verification reported but the key's rules do not list (its rules changed
   // meanwhile): its quota is known, its window is not.
   for (const state of reported) {
-    if (!rules.some((rule) => rule.name === state.name)) policies.push(`${quoted(state.name)}; q=${state.limit}; pk=:${pk}:`);
+    if (!rules.some((rule) => rule.name === state.name)) policies.push(`${quoted(state.name)}; q=${state.limit}; pk=:${partitionKey(id)}:`);
   }
   if (policies.length > 0) headers["RateLimit-Policy"] = policies.join(", ");
   if (reported.length > 0) {
