@@ -18,16 +18,21 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** Median ns per call of `run`, which makes CALLS calls and resolves when they are done. */
-async function measure(run: () => unknown): Promise<number> {
-  for (let i = 0; i < 3; i++) await run(); // warm-up: JIT and caches
-  const samples: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const start = process.hrtime.bigint();
-    await run();
-    samples.push(Number(process.hrtime.bigint() - start) / CALLS);
+/**
+ * Median ns per call of each case. The cases run interleaved, a sample of each per round, so
+ * that drift on a busy machine hits every case alike and the ratios to the floor stay fair.
+ */
+async function measure(cases: (() => unknown)[]): Promise<number[]> {
+  for (const run of cases) for (let i = 0; i < 3; i++) await run(); // warm-up: JIT and caches
+  const samples: number[][] = cases.map(() => []);
+  for (let round = 0; round < SAMPLES; round++) {
+    for (const [i, run] of cases.entries()) {
+      const start = process.hrtime.bigint();
+      await run();
+      samples[i]!.push(Number(process.hrtime.bigint() - start) / CALLS);
+    }
   }
-  return median(samples);
+  return samples.map(median);
 }
 
 /** A request as node:http hands it to middleware, with just the header the route reads. */
@@ -77,20 +82,19 @@ async function main(): Promise<void> {
     const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`${token}:`).toString("base64")}` });
     const map = new Map([[hashToken(secret.token), secret]]);
     let sink = 0;
-    const floor = await measure(() => {
-      for (let i = 0; i < CALLS; i++) {
-        if (parseToken(secret.token) && map.get(hashToken(secret.token))) sink++;
-      }
-    });
-    const authenticate = await measure(async () => {
-      for (let i = 0; i < CALLS; i++) if (await service.authenticate(secret.token)) sink++;
-    });
-    const secretMiddleware = await measure(middlewareLoop(apiKeyAuth({ service }), basic(secret.token)));
-    const publishableMiddleware = await measure(
+    const medians = await measure([
+      () => {
+        for (let i = 0; i < CALLS; i++) if (parseToken(secret.token) && map.get(hashToken(secret.token))) sink++;
+      },
+      async () => {
+        for (let i = 0; i < CALLS; i++) if (await service.authenticate(secret.token)) sink++;
+      },
+      middlewareLoop(apiKeyAuth({ service }), basic(secret.token)),
       middlewareLoop(apiKeyAuth({ type: "publishable", service }), { "x-publishable-api-key": publishable.token }),
-    );
-    const limitedMiddleware = await measure(middlewareLoop(apiKeyAuth({ service }), basic(limited.token)));
+      middlewareLoop(apiKeyAuth({ service }), basic(limited.token)),
+    ]);
     if (sink === 0) throw new Error("nothing authenticated");
+    const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware] = medians as [number, number, number, number, number];
 
     const rows: [string, number][] = [
       ["floor: checksum + SHA-256 + Map lookup", floor],
@@ -99,7 +103,7 @@ async function main(): Promise<void> {
       ["apiKeyAuth publishable, warm, 5 sales channels", publishableMiddleware],
       ["apiKeyAuth secret with a rate limit never reached", limitedMiddleware],
     ];
-    console.log(`median ns per call (${SAMPLES} samples of ${CALLS} calls), node ${process.version}`);
+    console.log(`median ns per call (${SAMPLES} interleaved samples of ${CALLS} calls), node ${process.version}`);
     for (const [label, ns] of rows) console.log(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
   } finally {
     await service.close();

@@ -52,7 +52,7 @@ export class LeasedRateLimits implements RateLimitCounter {
    * Spends `cost` from leases already held, with no I/O, when every window's lease covers it;
    * otherwise spends nothing and answers undefined, and `consume` decides.
    */
-  consumeLocal(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitDecision | undefined {
+  consumeLocal(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitState | undefined {
     const now = this.#now();
     // Checked for every window before any is spent, so that a partial answer spends nothing.
     const leases: Lease[] = [];
@@ -62,7 +62,8 @@ export class LeasedRateLimits implements RateLimitCounter {
       leases.push(lease);
     }
     for (const lease of leases) lease.units -= cost;
-    return this.#admitted(windows, leases, cost, now);
+    const tightest = this.#tightest(leases);
+    return this.#state(windows[tightest]!, leases[tightest]!, now);
   }
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
@@ -76,25 +77,21 @@ export class LeasedRateLimits implements RateLimitCounter {
       }
       spent.push({ window, lease: taken.lease });
     }
-    return this.#admitted(
-      spent.map((entry) => entry.window),
-      spent.map((entry) => entry.lease),
-      cost,
-      this.#now(),
-    );
-  }
-
-  /** The answer to a use paid from `leases` (one per window, in order): the tightest window's state, and the refund of every lease. */
-  #admitted(windows: readonly RateLimitWindow[], leases: Lease[], cost: number, now: number): RateLimitDecision {
-    let tightest = 0;
-    for (let i = 1; i < leases.length; i++) if (this.#left(leases[i]!) < this.#left(leases[tightest]!)) tightest = i;
+    const tightest = spent[this.#tightest(spent.map((entry) => entry.lease))]!;
     return {
       admitted: true,
-      rate_limit: this.#state(windows[tightest]!, leases[tightest]!, now),
+      rate_limit: this.#state(tightest.window, tightest.lease, this.#now()),
       refund: async () => {
-        for (const lease of leases) lease.units += cost;
+        for (const entry of spent) entry.lease.units += cost;
       },
     };
+  }
+
+  /** Which of the leases has the fewest uses left (the first of those): the window to report. */
+  #tightest(leases: Lease[]): number {
+    let tightest = 0;
+    for (let i = 1; i < leases.length; i++) if (this.#left(leases[i]!) < this.#left(leases[tightest]!)) tightest = i;
+    return tightest;
   }
 
   /**

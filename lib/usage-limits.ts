@@ -32,10 +32,10 @@ export type RateLimitDecision =
 export interface RateLimitCounter {
   consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
   /**
-   * The same decision when it can be made at once, from this process's memory alone; undefined
-   * (having counted nothing) when only `consume` can decide.
+   * Takes `cost` from every window when this process's memory alone can admit it, answering the
+   * state `consume` would report; undefined (having counted nothing) when only `consume` can decide.
    */
-  consumeLocal?(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitDecision | undefined;
+  consumeLocal?(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitState | undefined;
 }
 
 /** The policy fields of a verified key that limit its use. */
@@ -88,9 +88,9 @@ export class UsageLimits {
     if (key.remaining !== undefined && key.remaining !== null) return undefined;
     const windows = key.rate_limits ?? [];
     if (windows.length === 0) return ADMITTED;
-    const decision = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
     // Only an admission is taken from memory: a refusal may be a lease ending, which Redis settles.
-    return decision?.admitted ? { admitted: true, rate_limit: decision.rate_limit } : undefined;
+    const state = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
+    return state && { admitted: true, rate_limit: state };
   }
 
   async consume(key: UsageLimitedKey, cost = 1): Promise<UsageDecision> {

@@ -28,21 +28,33 @@ export function partitionKey(id: string): string {
   return Buffer.from(createHash("sha256").update(id).digest("hex").slice(0, 12)).toString("base64");
 }
 
-/**
- * Policies already written, by the rules they describe. Only frozen rules are remembered (the
- * service hands out each cached key frozen, so a warm key's rules are one array): their policy
- * cannot change, and a warm request pays no SHA-256 for its partition key.
- */
-const written = new WeakMap<readonly RateLimitRule[], { id: string; policies: readonly string[] }>();
+/** What the headers say of a key's rules, the same for each response. */
+interface Written {
+  id: string;
+  /** The `RateLimit-Policy` items. */
+  policies: readonly string[];
+  /** Each rule's name, quoted. */
+  names: ReadonlyMap<string, string>;
+}
 
-/** The `RateLimit-Policy` items of `rules`, a fresh array the caller may add to. */
-function rulePolicies(id: string, rules: readonly RateLimitRule[]): string[] {
+/**
+ * What was written for each list of rules. Only frozen rules are remembered (the service hands
+ * out each cached key frozen, so a warm key's rules are one array): what they say cannot
+ * change, and a warm request pays no SHA-256 for its partition key.
+ */
+const written = new WeakMap<readonly RateLimitRule[], Written>();
+
+function write(id: string, rules: readonly RateLimitRule[]): Written {
   const known = written.get(rules);
-  if (known?.id === id) return [...known.policies];
+  if (known?.id === id) return known;
   const pk = partitionKey(id);
-  const policies = rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`);
-  if (Object.isFrozen(rules) && rules.every((rule) => Object.isFrozen(rule))) written.set(rules, { id, policies: [...policies] });
-  return policies;
+  const made: Written = {
+    id,
+    policies: rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`),
+    names: new Map(rules.map((rule) => [rule.name, quoted(rule.name)])),
+  };
+  if (Object.isFrozen(rules) && rules.every((rule) => Object.isFrozen(rule))) written.set(rules, made);
+  return made;
 }
 
 /**
@@ -59,15 +71,16 @@ export function rateLimitHeaders(
 ): Record<string, string> {
   const reported = states === undefined ? [] : Array.isArray(states) ? states : [states as RateLimitState];
   const headers: Record<string, string> = {};
-  const policies = rulePolicies(id, rules);
+  const { policies, names } = write(id, rules);
   // A window the verification reported but the key's rules do not list (its rules changed
   // meanwhile): its quota is known, its window is not.
-  for (const state of reported) {
-    if (!rules.some((rule) => rule.name === state.name)) policies.push(`${quoted(state.name)}; q=${state.limit}; pk=:${partitionKey(id)}:`);
-  }
-  if (policies.length > 0) headers["RateLimit-Policy"] = policies.join(", ");
+  const unlisted = reported.filter((state) => !names.has(state.name));
+  const allPolicies = unlisted.length === 0 ? policies : [...policies, ...unlisted.map((state) => `${quoted(state.name)}; q=${state.limit}; pk=:${partitionKey(id)}:`)];
+  if (allPolicies.length > 0) headers["RateLimit-Policy"] = allPolicies.join(", ");
   if (reported.length > 0) {
-    headers.RateLimit = reported.map((state) => `${quoted(state.name)}; r=${Math.max(0, state.remaining)}; t=${seconds(state.reset)}`).join(", ");
+    headers.RateLimit = reported
+      .map((state) => `${names.get(state.name) ?? quoted(state.name)}; r=${Math.max(0, state.remaining)}; t=${seconds(state.reset)}`)
+      .join(", ");
   }
   if (refused) {
     const waits = reported.filter((state) => state.remaining <= 0).map((state) => seconds(state.reset));
