@@ -1,7 +1,7 @@
 // apiKeyAuth(): reads the credential, authenticates it and attaches the key's context to the
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiKeyError, failConfiguration, isApiKeyError } from "../lib/errors";
+import { ApiKeyError, failConfiguration } from "../lib/errors";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import { isScope } from "../lib/scopes";
 import { type ApiKeyService, checkVerifyOptions, verifyNow } from "../lib/service";
@@ -138,14 +138,7 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     const answer = typeof keys[verifyNow] === "function"
       ? keys[verifyNow](credential.token, verifyOptions)
       : keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
-    if (!isThenable(answer)) return conclude(answer, credential.token, req, res);
-    return answer.then(
-      (result) => conclude(result, credential.token, req, res),
-      (error: unknown) => {
-        if (isApiKeyError(error)) return error;
-        throw error;
-      },
-    );
+    return isThenable(answer) ? answer.then((result) => conclude(result, credential.token, req, res)) : conclude(answer, credential.token, req, res);
   }
 
   /** Sets the RateLimit headers and the request's context for a verification's result. */
@@ -191,7 +184,10 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     return undefined;
   }
 
-  /** A bug here (a throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown. */
+  /**
+   * A typed failure (a store outage: 503 `unavailable`) is answered as it is; a bug here (a
+   * throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown.
+   */
   function unexpected(error: unknown): ApiKeyError {
     const logger = (service ?? getDefaultService())?.logger ?? console;
     return asApiKeyError(error, logger, "while authenticating a request");
