@@ -533,8 +533,11 @@ export class ApiKeyService {
     // Decided on the entry itself, which no caller ever holds: they get the read-only copy.
     const ended = endedBy(entry.api_key, now);
     if (ended) return { valid: false, code: ended, api_key: this.#readOnly(entry) };
-    const missing = missingScopes(entry.api_key.scopes, scopes);
-    if (missing.length > 0) return { valid: false, code: "forbidden", api_key: this.#readOnly(entry), missing_scopes: missing };
+    // Most routes require no scope: no arrays and no Set made for them.
+    if (scopes.length > 0) {
+      const missing = missingScopes(entry.api_key.scopes, scopes);
+      if (missing.length > 0) return { valid: false, code: "forbidden", api_key: this.#readOnly(entry), missing_scopes: missing };
+    }
     if (cost === 0) return this.#valid(entry, parsed, now, {});
     const local = this.#usage.consumeLocal(entry.api_key, cost);
     if (local) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
