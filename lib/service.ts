@@ -518,18 +518,19 @@ export class ApiKeyService {
     const parsed = parseToken(token);
     if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
     const hash = hashToken(token, this.#config.pepper);
-    const cached = this.#cache.peek(hash);
-    if (cached) return this.#answer(cached, parsed, scopes, cost);
-    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost));
+    const now = this.#config.now();
+    const cached = this.#cache.peek(hash, now);
+    if (cached) return this.#answer(cached, parsed, scopes, cost, now);
+    // Judged when the answer arrives, by the clock then.
+    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost, this.#config.now()));
   }
 
   /**
    * The verdict on a looked-up key: at once, unless its use must be counted outside this
    * process (a quota, a rate limit whose local lease cannot pay).
    */
-  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number): VerifyResult | Promise<VerifyResult> {
+  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number, now: Date): VerifyResult | Promise<VerifyResult> {
     if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
-    const now = this.#config.now();
     // Decided on the entry itself, which no caller ever holds: they get the read-only copy.
     const ended = endedBy(entry.api_key, now);
     if (ended) return { valid: false, code: ended, api_key: this.#readOnly(entry) };
