@@ -5,6 +5,7 @@
 // `node --import tsx bench/micro.ts`; needs Redis for the rate-limited case (BENCH_REDIS).
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Redis } from "ioredis";
 import { apiKeyAuth, initialize } from "../index";
 import { hashToken, parseToken } from "../lib/tokens";
 
@@ -65,6 +66,18 @@ function middlewareLoop(middleware: ReturnType<typeof apiKeyAuth>, headers: Reco
   };
 }
 
+/** Deletes what the run left in Redis (cache entries, rate-limit counters): its own prefix only, never FLUSHDB. */
+async function deletePrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS);
+  try {
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
 async function main(): Promise<void> {
   const prefix = `bench:micro:${randomBytes(4).toString("hex")}:`;
   const service = await initialize({ database: "pglite://memory", redis: REDIS, cache: { redisPrefix: prefix } });
@@ -107,6 +120,7 @@ async function main(): Promise<void> {
     for (const [label, ns] of rows) console.log(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
   } finally {
     await service.close();
+    await deletePrefix(prefix);
   }
 }
 
