@@ -180,9 +180,11 @@ ${table}
 
 Non-2xx answers in the floods are the expected 401s. Raw numbers: [bench/results.json](bench/results.json).
 
-In process, with no HTTP around it (\`bench/micro.ts\`, pinned to core ${machine.server_core}, median of ${micro.runs} runs of
-${micro.calls.toLocaleString("en")} calls): a warm \`authenticate\` costs ${us(micro.authenticate_ns)} \u00b5s and the whole middleware ${us(micro.middleware_ns)} \u00b5s, against a
-floor of ${us(micro.floor_ns)} \u00b5s for the checksum, one SHA-256 and one \`Map\` lookup measured in the same run.
+In process, with no HTTP around it (\`bench/micro.ts\`, pinned to core ${machine.server_core}, median of ${micro.runs} interleaved samples of
+${micro.calls.toLocaleString("en")} calls): a warm \`authenticate\` costs ${us(micro.authenticate_ns)} \u00b5s and the whole middleware on a plain req/res
+${us(micro.middleware_ns)} \u00b5s for a secret key, ${us(micro.publishable_ns)} \u00b5s for a publishable key with 5 sales channels and
+${us(micro.rate_limited_ns)} \u00b5s for a secret key with a rate limit never reached, against a floor of ${us(micro.floor_ns)} \u00b5s for the
+checksum, one SHA-256 and one \`Map\` lookup measured in the same run.
 
 ## Targets
 

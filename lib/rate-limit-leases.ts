@@ -31,6 +31,11 @@ function leaseSize(window: RateLimitWindow, cost: number): number {
   return Math.max(cost, Math.floor(window.limit * LEASE_SHARE));
 }
 
+/** Leases are kept per key and window, as the shared counter counts. */
+function leaseName(id: string, window: RateLimitWindow): string {
+  return `${id}\n${window.limit}\n${window.duration}`;
+}
+
 export class LeasedRateLimits implements RateLimitCounter {
   readonly #shared: RateLimitCounter;
   readonly #leases = new Map<string, Lease>();
@@ -41,6 +46,24 @@ export class LeasedRateLimits implements RateLimitCounter {
   constructor(shared: RateLimitCounter, now: () => number = Date.now) {
     this.#shared = shared;
     this.#now = now;
+  }
+
+  /**
+   * Spends `cost` from leases already held, with no I/O, when every window's lease covers it;
+   * otherwise spends nothing and answers undefined, and `consume` decides.
+   */
+  consumeLocal(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitState | undefined {
+    const now = this.#now();
+    // Checked for every window before any is spent, so that a partial answer spends nothing.
+    const leases: Lease[] = [];
+    for (const window of windows) {
+      const lease = this.#valid(leaseName(id, window), now);
+      if (!lease || lease.units < cost) return undefined;
+      leases.push(lease);
+    }
+    for (const lease of leases) lease.units -= cost;
+    const tightest = this.#tightest(leases);
+    return this.#state(windows[tightest]!, leases[tightest]!, now);
   }
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
@@ -54,7 +77,7 @@ export class LeasedRateLimits implements RateLimitCounter {
       }
       spent.push({ window, lease: taken.lease });
     }
-    const tightest = spent.reduce((a, b) => (this.#left(b.lease) < this.#left(a.lease) ? b : a));
+    const tightest = spent[this.#tightest(spent.map((entry) => entry.lease))]!;
     return {
       admitted: true,
       rate_limit: this.#state(tightest.window, tightest.lease, this.#now()),
@@ -64,13 +87,20 @@ export class LeasedRateLimits implements RateLimitCounter {
     };
   }
 
+  /** Which of the leases has the fewest uses left (the first of those): the window to report. */
+  #tightest(leases: Lease[]): number {
+    let tightest = 0;
+    for (let i = 1; i < leases.length; i++) if (this.#left(leases[i]!) < this.#left(leases[tightest]!)) tightest = i;
+    return tightest;
+  }
+
   /**
    * Takes `cost` from the window's lease, taking a new lease first when it cannot pay. One
    * lease is taken at a time per key and window: concurrent uses wait for it rather than each
    * taking its own, which would leave most of them unspent.
    */
   async #spend(id: string, window: RateLimitWindow, cost: number): Promise<{ lease: Lease } | RateLimitDecision> {
-    const name = `${id}\n${window.limit}\n${window.duration}`;
+    const name = leaseName(id, window);
     for (;;) {
       const now = this.#now();
       const lease = this.#valid(name, now);

@@ -34,6 +34,7 @@ import {
 } from "./validate-input";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./store";
 import { LastUsedRecorder } from "./last-used";
+import { readOnlyKey } from "./read-only";
 import { type RateLimitCounter, UsageLimits } from "./usage-limits";
 import type { Logger } from "./logger";
 import type { CacheEntry, FoundEntry } from "../store/cache/entry";
@@ -95,10 +96,34 @@ function endsLegacy(record: ApiKeyRecord): boolean {
 
 const NOT_FOUND: VerifyResult = Object.freeze({ valid: false, code: "not_found" });
 
+/** What `authenticate` answers for a verification. */
+function keyOf(result: VerifyResult): ApiKeyDTO | false {
+  return result.valid ? result.api_key! : false;
+}
+
 /** The default units a valid verification consumes. */
 const DEFAULT_COST = 1;
 
-function validateVerifyOptions(options: unknown): { type?: ApiKeyType; scopes: string[]; cost: number } {
+/** Verification options once checked; `checkVerifyOptions` makes them. */
+export interface CheckedVerifyOptions {
+  readonly type?: ApiKeyType;
+  readonly scopes: readonly string[];
+  readonly cost: number;
+}
+
+/**
+ * The verification that answers at once when it can: with a fresh entry in the memory tier and
+ * no usage to count outside this process, the result itself, in the same tick; otherwise a
+ * promise of it. For callers that gain from a synchronous answer (the middleware calls `next()`
+ * in the same tick); `verifyApiKey` is the public form. Takes options `checkVerifyOptions` made.
+ */
+export const verifyNow = Symbol("express-api-keys.verifyNow");
+
+const SECRET_ONLY: CheckedVerifyOptions = Object.freeze({ type: "secret", scopes: Object.freeze([]), cost: DEFAULT_COST });
+const PUBLISHABLE_ONLY: CheckedVerifyOptions = Object.freeze({ type: "publishable", scopes: Object.freeze([]), cost: DEFAULT_COST });
+
+/** Checks verification options as `verifyApiKey` does, throwing an `invalid_data` error for bad ones. */
+export function checkVerifyOptions(options: unknown): CheckedVerifyOptions {
   if (options === undefined) return { scopes: [], cost: DEFAULT_COST };
   if (!isPlainObject(options)) throw new ApiKeyError("invalid_data", "Expected an object for the verification options");
   const { type, scopes, cost, ...rest } = options;
@@ -144,6 +169,8 @@ export class ApiKeyService {
   readonly #events: ApiKeyEventBus;
   readonly #usage: UsageLimits;
   readonly #tokens: TokenGate;
+  /** Read-only copies of cached keys, by the cached key they copy; they go when it goes. */
+  readonly #readOnlyKeys = new WeakMap<ApiKeyDTO, ApiKeyDTO>();
   #closing: Promise<void> | undefined;
 
   constructor(store: ApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
@@ -223,8 +250,7 @@ export class ApiKeyService {
   }
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
-  async #lookup(token: string, type: ApiKeyType): Promise<CacheEntry> {
-    const hash = hashToken(token, this.#config.pepper);
+  async #lookup(token: string, type: ApiKeyType, hash: string): Promise<CacheEntry> {
     return this.#cache.lookup(hash, () =>
       this.#run(undefined, async (store): Promise<CacheEntry> => {
         if (type === "secret") {
@@ -511,27 +537,79 @@ export class ApiKeyService {
    * later in a batch) and pays `cost` from its rate limits and quota; a refused one pays nothing.
    */
   async verifyApiKey(token: string, options?: VerifyOptions): Promise<VerifyResult> {
-    const { type, scopes, cost } = validateVerifyOptions(options);
-    // Format, checksum, tag and the format-1 rule: no I/O once the rules are read.
-    const parsed = await this.#tokens.accept(token);
+    return this[verifyNow](token, checkVerifyOptions(options));
+  }
+
+  [verifyNow](token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
+    const { type, scopes, cost } = options;
+    // The public format and checksum first: no hash is paid for a typo.
+    const parsed = parseToken(token);
     if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
-    const entry = await this.#lookup(token, parsed);
-    if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
+    const hash = hashToken(token, this.#config.pepper);
     const now = this.#config.now();
-    // Copies, so that callers cannot change what the cache holds.
-    const api_key = structuredClone(entry.api_key);
-    const ended = endedBy(api_key, now);
-    if (ended) return { valid: false, code: ended, api_key };
-    const missing = missingScopes(api_key.scopes, scopes);
-    if (missing.length > 0) return { valid: false, code: "forbidden", api_key, missing_scopes: missing };
-    const { refused, ...counts } = await this.#consume(entry, cost);
-    // The cached key's quota is as last read; the store's answer is the truth.
-    if (counts.remaining !== undefined) api_key.remaining = counts.remaining;
-    if (refused) return { valid: false, code: refused, api_key, ...counts };
+    // A fresh in-process entry for this very token was made after the token passed the gate
+    // below (nothing else writes the memory tier), so a hit needs no second tag check; reading
+    // it costs no I/O and writes nothing, so a forged token gains nothing from it.
+    const cached = this.#cache.peek(hash, now);
+    if (cached) return this.#answer(cached, parsed, scopes, cost, now);
+    // Tag and the format-1 rule before the Redis tier, the negative tier or the store.
+    const accepted = this.#tokens.accept(token);
+    if (accepted instanceof Promise) return accepted.then((type) => (type ? this.#lookUpAndAnswer(token, type, hash, scopes, cost) : { ...NOT_FOUND }));
+    return accepted ? this.#lookUpAndAnswer(token, accepted, hash, scopes, cost) : { ...NOT_FOUND };
+  }
+
+  #lookUpAndAnswer(token: string, parsed: ApiKeyType, hash: string, scopes: readonly string[], cost: number): Promise<VerifyResult> {
+    // Judged when the answer arrives, by the clock then.
+    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost, this.#config.now()));
+  }
+
+  /**
+   * The verdict on a looked-up key: at once, unless its use must be counted outside this
+   * process (a quota, a rate limit whose local lease cannot pay).
+   */
+  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number, now: Date): VerifyResult | Promise<VerifyResult> {
+    if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
+    // Decided on the entry itself, which no caller ever holds: they get the read-only copy.
+    const ended = endedBy(entry.api_key, now);
+    if (ended) return { valid: false, code: ended, api_key: this.#readOnly(entry) };
+    // Most routes require no scope: no arrays and no Set made for them.
+    if (scopes.length > 0) {
+      const missing = missingScopes(entry.api_key.scopes, scopes);
+      if (missing.length > 0) return { valid: false, code: "forbidden", api_key: this.#readOnly(entry), missing_scopes: missing };
+    }
+    if (cost === 0) return this.#valid(entry, parsed, now, {});
+    const local = this.#usage.consumeLocal(entry.api_key, cost);
+    if (local) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
+    return this.#consume(entry, cost).then(({ refused, ...counts }) => {
+      let api_key = this.#readOnly(entry);
+      // The cached key's quota is as last read; the store's answer is the truth.
+      if (counts.remaining !== undefined) api_key = Object.freeze({ ...api_key, remaining: counts.remaining });
+      if (refused) return { valid: false, code: refused, api_key, ...counts };
+      return this.#valid(entry, parsed, now, counts, api_key);
+    });
+  }
+
+  #valid(
+    entry: FoundEntry,
+    parsed: ApiKeyType,
+    now: Date,
+    counts: Pick<VerifyResult, "rate_limit" | "remaining">,
+    api_key = this.#readOnly(entry),
+  ): VerifyResult {
     this.#lastUsed.record(api_key.id, now);
     const result: VerifyResult = { valid: true, code: "valid", api_key, ...counts };
     if (parsed === "publishable") result.sales_channel_ids = [...entry.sales_channel_ids];
     return result;
+  }
+
+  /** The read-only copy of an entry's key, made once per cached entry. */
+  #readOnly(entry: FoundEntry): ApiKeyDTO {
+    let copy = this.#readOnlyKeys.get(entry.api_key);
+    if (!copy) {
+      copy = readOnlyKey(entry.api_key);
+      this.#readOnlyKeys.set(entry.api_key, copy);
+    }
+    return copy;
   }
 
   /**
@@ -553,14 +631,19 @@ export class ApiKeyService {
    * The key for a valid secret token, or `false`: `verifyApiKey(token, { type: "secret" })`
    * reduced to the key. A store failure is an `unavailable` error, not a `false`.
    */
-  async authenticate(token: string): Promise<ApiKeyDTO | false> {
-    const result = await this.verifyApiKey(token, { type: "secret" });
-    return result.valid ? result.api_key! : false;
+  authenticate(token: string): Promise<ApiKeyDTO | false> {
+    // Not an async function: a warm answer resolves in one hop, not in two.
+    try {
+      const answer = this[verifyNow](token, SECRET_ONLY);
+      return answer instanceof Promise ? answer.then(keyOf) : Promise.resolve(keyOf(answer));
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /** The key and sales channel ids for a valid publishable token, or `false`; as `authenticate`. */
   async authenticatePublishable(token: string): Promise<PublishableKeyMatch | false> {
-    const result = await this.verifyApiKey(token, { type: "publishable" });
+    const result = await this[verifyNow](token, PUBLISHABLE_ONLY);
     return result.valid ? { api_key: result.api_key!, sales_channel_ids: result.sales_channel_ids ?? [] } : false;
   }
 

@@ -31,6 +31,11 @@ export type RateLimitDecision =
  */
 export interface RateLimitCounter {
   consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision>;
+  /**
+   * Takes `cost` from every window when this process's memory alone can admit it, answering the
+   * state `consume` would report; undefined (having counted nothing) when only `consume` can decide.
+   */
+  consumeLocal?(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitState | undefined;
 }
 
 /** The policy fields of a verified key that limit its use. */
@@ -58,6 +63,8 @@ function assertCost(cost: number): void {
   if (!Number.isSafeInteger(cost) || cost < 1) throw new ApiKeyError("invalid_data", "`cost` must be a positive integer");
 }
 
+const ADMITTED: UsageDecision = Object.freeze({ admitted: true });
+
 export class UsageLimits {
   readonly #options: UsageLimitsOptions;
 
@@ -71,6 +78,21 @@ export class UsageLimits {
    * cannot be reached for a key with a quota (fail closed); rate limits never reject, they fall
    * back to counting per instance.
    */
+  /**
+   * `consume` for a use that can be decided at once: a key with no limits, or with rate limits
+   * only, whose local leases admit the use. Undefined (nothing consumed) when only `consume`
+   * can decide: a quota (counted in the database), or a lease that cannot pay.
+   */
+  consumeLocal(key: UsageLimitedKey, cost = 1): UsageDecision | undefined {
+    assertCost(cost);
+    if (key.remaining !== undefined && key.remaining !== null) return undefined;
+    const windows = key.rate_limits ?? [];
+    if (windows.length === 0) return ADMITTED;
+    // Only an admission is taken from memory: a refusal may be a lease ending, which Redis settles.
+    const state = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
+    return state && { admitted: true, rate_limit: state };
+  }
+
   async consume(key: UsageLimitedKey, cost = 1): Promise<UsageDecision> {
     assertCost(cost);
     const windows = key.rate_limits ?? [];

@@ -1,14 +1,14 @@
 // apiKeyAuth(): reads the credential, authenticates it and attaches the key's context to the
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiKeyError, failConfiguration, isApiKeyError } from "../lib/errors";
+import { ApiKeyError, failConfiguration } from "../lib/errors";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import { isScope } from "../lib/scopes";
-import type { ApiKeyService } from "../lib/service";
+import { type ApiKeyService, checkVerifyOptions, verifyNow } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
-import type { ApiKeyRequestProperties, AuthenticatedRequest } from "./request-context";
+import type { AuthenticatedRequest } from "./request-context";
 import { asApiKeyError, respondWithError } from "./respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
 
@@ -87,6 +87,17 @@ function usageExceeded(key: PolicyApiKey | undefined): ApiKeyError {
   return new ApiKeyError("usage_exceeded", `Usage quota exceeded: the API key has no uses left${when}`);
 }
 
+/** What authenticating a request comes to: the rejection to answer with, or undefined to go on. */
+type Outcome = ApiKeyError | undefined;
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === "function";
+}
+
+function tokenCredential(token: string | undefined): Credential {
+  return token === undefined || token === "" ? { kind: "missing" } : { kind: "token", token };
+}
+
 export function apiKeyAuth(options?: ApiKeyAuthOptions) {
   const { type = "secret", required = true, scopes = [], service, getToken, onError = respondWithError } = checkOptions(options);
   // Copied, so that a caller changing its array later cannot change what the route requires.
@@ -97,83 +108,102 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
   const missing = rejection(secret ? MESSAGES.secretMissing : MESSAGES.publishableMissing);
   const invalidKey = rejection(secret ? MESSAGES.secretInvalid : MESSAGES.publishableInvalid);
 
-  async function readCredential(req: IncomingMessage): Promise<Credential> {
+  const verifyOptions = checkVerifyOptions({ type, scopes: requiredScopes });
+
+  /** The credential, at once unless a `getToken` of the app's answers with a promise. */
+  function readCredential(req: IncomingMessage): Credential | Promise<Credential> {
     if (getToken) {
-      const token = await getToken(req);
-      return token === undefined || token === "" ? { kind: "missing" } : { kind: "token", token };
+      const token = getToken(req);
+      return isThenable(token) ? Promise.resolve(token).then(tokenCredential) : tokenCredential(token);
     }
     return secret
       ? readSecretCredential(req.headers.authorization)
       : readPublishableCredential(req.headers["x-publishable-api-key"]);
   }
 
-  /** Attaches the key's context and resolves to undefined, or resolves to the rejection. */
-  async function authenticateRequest(req: AuthenticatedRequest, res: ServerResponse): Promise<ApiKeyError | undefined> {
-    const credential = await readCredential(req);
-    if (credential.kind === "missing") return required ? missing : undefined;
-    if (credential.kind === "invalid") return rejection(credential.message);
-    try {
-      const keys = serviceOrDefault(service);
-      const result = await keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
-      const key = result.api_key;
-      // Only for a key that works: headers on the answer to a revoked or expired key would tell
-      // it apart from an unknown one.
-      const counted = result.code === "valid" || result.code === "rate_limited" || result.code === "usage_exceeded";
-      if (key && counted && (key.rate_limits?.length || result.rate_limit !== undefined)) {
-        const refused = result.code === "rate_limited";
-        for (const [name, value] of Object.entries(rateLimitHeaders(key.id, key.rate_limits ?? [], result.rate_limit, refused))) {
-          res.setHeader(name, value);
-        }
-      }
-      switch (result.code) {
-        case "valid":
-          break;
-        case "forbidden":
-          return forbidden(result.missing_scopes ?? requiredScopes);
-        case "rate_limited":
-          return rateLimited(result);
-        case "usage_exceeded":
-          return usageExceeded(key);
-        default:
-          // not_found, revoked, expired, and any code this version does not know: refused alike,
-          // so a client cannot tell an expired key from one that never existed.
-          return invalidKey;
-      }
-      if (!key) return invalidKey;
-      const properties: ApiKeyRequestProperties = secret
-        ? {
-            auth_context: {
-              actor_id: key.id,
-              actor_type: "api-key",
-              auth_identity_id: "",
-              app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
-              user_metadata: {},
-            },
-            secret_key_context: { created_by: key.created_by },
-            api_key: key,
-          }
-        : {
-            publishable_key_context: { key: credential.token, sales_channel_ids: result.sales_channel_ids ?? [] },
-            api_key: key,
-          };
-      Object.assign(req, properties);
-      return undefined;
-    } catch (error) {
-      if (isApiKeyError(error)) return error;
-      throw error;
-    }
+  /**
+   * Attaches the key's context and answers undefined, or answers the rejection: in the same
+   * tick when the credential and the verification are at hand (a warm key), else a promise.
+   */
+  function authenticateRequest(req: AuthenticatedRequest, res: ServerResponse): Outcome | Promise<Outcome> {
+    const credential = readCredential(req);
+    return isThenable(credential) ? credential.then((read) => verifyCredential(read, req, res)) : verifyCredential(credential, req, res);
   }
 
-  /** A bug here (a throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown. */
+  function verifyCredential(credential: Credential, req: AuthenticatedRequest, res: ServerResponse): Outcome | Promise<Outcome> {
+    if (credential.kind === "missing") return required ? missing : undefined;
+    if (credential.kind === "invalid") return rejection(credential.message);
+    const keys = serviceOrDefault(service);
+    // A service without the synchronous form (a wrapper of the app's, say) is asked the public way.
+    const answer = typeof keys[verifyNow] === "function"
+      ? keys[verifyNow](credential.token, verifyOptions)
+      : keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
+    return isThenable(answer) ? answer.then((result) => conclude(result, credential.token, req, res)) : conclude(answer, credential.token, req, res);
+  }
+
+  /** Sets the RateLimit headers and the request's context for a verification's result. */
+  function conclude(result: VerifyResult, token: string, req: AuthenticatedRequest, res: ServerResponse): Outcome {
+    const key = result.api_key;
+    // Only for a key that works: headers on the answer to a revoked or expired key would tell
+    // it apart from an unknown one.
+    const counted = result.code === "valid" || result.code === "rate_limited" || result.code === "usage_exceeded";
+    if (key && counted && (key.rate_limits?.length || result.rate_limit !== undefined)) {
+      const refused = result.code === "rate_limited";
+      for (const [name, value] of Object.entries(rateLimitHeaders(key.id, key.rate_limits ?? [], result.rate_limit, refused))) {
+        res.setHeader(name, value);
+      }
+    }
+    switch (result.code) {
+      case "valid":
+        break;
+      case "forbidden":
+        return forbidden(result.missing_scopes ?? requiredScopes);
+      case "rate_limited":
+        return rateLimited(result);
+      case "usage_exceeded":
+        return usageExceeded(key);
+      default:
+        // not_found, revoked, expired, and any code this version does not know: refused alike,
+        // so a client cannot tell an expired key from one that never existed.
+        return invalidKey;
+    }
+    if (!key) return invalidKey;
+    if (secret) {
+      req.auth_context = {
+        actor_id: key.id,
+        actor_type: "api-key",
+        auth_identity_id: "",
+        app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
+        user_metadata: {},
+      };
+      req.secret_key_context = { created_by: key.created_by };
+    } else {
+      req.publishable_key_context = { key: token, sales_channel_ids: result.sales_channel_ids ?? [] };
+    }
+    req.api_key = key;
+    return undefined;
+  }
+
+  /**
+   * A typed failure (a store outage: 503 `unavailable`) is answered as it is; a bug here (a
+   * throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown.
+   */
   function unexpected(error: unknown): ApiKeyError {
     const logger = (service ?? getDefaultService())?.logger ?? console;
     return asApiKeyError(error, logger, "while authenticating a request");
   }
 
   return function apiKeyAuthMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+    let outcome: Outcome | Promise<Outcome>;
+    try {
+      outcome = authenticateRequest(req, res);
+    } catch (error) {
+      return onError(unexpected(error), req, res, next);
+    }
     // `next` for success is called outside any try, so an error thrown downstream is never
     // caught here and reported twice.
-    authenticateRequest(req, res).then(
+    if (!isThenable(outcome)) return outcome ? onError(outcome, req, res, next) : next();
+    outcome.then(
       (rejected) => (rejected ? onError(rejected, req, res, next) : next()),
       (error: unknown) => onError(unexpected(error), req, res, next),
     );

@@ -26,6 +26,16 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 const MISSING: Credential = { kind: "missing" };
 
+/**
+ * The text of a base64 value that BASE64 matched. atob() is several times quicker than a Buffer
+ * for the one a request carries, but throws unless the length is a multiple of 4, where Buffer
+ * is lenient. Decoding as Latin-1 rather than UTF-8 decides the same: ':' and the ASCII of a
+ * token are single bytes either way, and anything else is refused either way.
+ */
+function decodeBase64(value: string): string {
+  return value.length % 4 === 0 ? atob(value) : Buffer.from(value, "base64").toString("utf8");
+}
+
 function invalid(message: string): Credential {
   return { kind: "invalid", message };
 }
@@ -48,7 +58,7 @@ export function readSecretCredential(header: string | string[] | undefined): Cre
   let credentials = value;
   if (!value.startsWith("sk_") && !value.startsWith("pk_")) {
     if (!BASE64.test(value)) return invalid(MESSAGES.secretMalformed);
-    credentials = Buffer.from(value, "base64").toString("utf8");
+    credentials = decodeBase64(value);
   }
   const colon = credentials.indexOf(":");
   const username = colon < 0 ? credentials : credentials.slice(0, colon);

@@ -39,6 +39,35 @@ function isStateList(states: RateLimitState | readonly RateLimitState[]): states
   return Array.isArray(states);
 }
 
+/** What the headers say of a key's rules, the same for each response. */
+interface Written {
+  id: string;
+  /** The `RateLimit-Policy` items. */
+  policies: readonly string[];
+  /** Each rule's name, quoted. */
+  names: ReadonlyMap<string, string>;
+}
+
+/**
+ * What was written for each list of rules. Only frozen rules are remembered (the service hands
+ * out each cached key frozen, so a warm key's rules are one array): what they say cannot
+ * change, and a warm request pays no SHA-256 for its partition key.
+ */
+const written = new WeakMap<readonly RateLimitRule[], Written>();
+
+function write(id: string, rules: readonly RateLimitRule[]): Written {
+  const known = written.get(rules);
+  if (known?.id === id) return known;
+  const pk = partitionKey(id);
+  const made: Written = {
+    id,
+    policies: rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`),
+    names: new Map(rules.map((rule) => [rule.name, quoted(rule.name)])),
+  };
+  if (Object.isFrozen(rules) && rules.every((rule) => Object.isFrozen(rule))) written.set(rules, made);
+  return made;
+}
+
 /**
  * The headers for a response to a request made with key `id`, whose rate limits are `rules`,
  * after a verification that reported `states`. `refused` adds `Retry-After`: the whole seconds
@@ -53,16 +82,16 @@ export function rateLimitHeaders(
 ): Record<string, string> {
   const reported = reportedStates(states);
   const headers: Record<string, string> = {};
-  const pk = partitionKey(id);
-  const policies = rules.map((rule) => `${quoted(rule.name)}; q=${rule.limit}; w=${seconds(rule.duration)}; pk=:${pk}:`);
+  const { policies, names } = write(id, rules);
   // A window the verification reported but the key's rules do not list (its rules changed
   // meanwhile): its quota is known, its window is not.
-  for (const state of reported) {
-    if (!rules.some((rule) => rule.name === state.name)) policies.push(`${quoted(state.name)}; q=${state.limit}; pk=:${pk}:`);
-  }
-  if (policies.length > 0) headers["RateLimit-Policy"] = policies.join(", ");
+  const unlisted = reported.filter((state) => !names.has(state.name));
+  const allPolicies = unlisted.length === 0 ? policies : [...policies, ...unlisted.map((state) => `${quoted(state.name)}; q=${state.limit}; pk=:${partitionKey(id)}:`)];
+  if (allPolicies.length > 0) headers["RateLimit-Policy"] = allPolicies.join(", ");
   if (reported.length > 0) {
-    headers.RateLimit = reported.map((state) => `${quoted(state.name)}; r=${Math.max(0, state.remaining)}; t=${seconds(state.reset)}`).join(", ");
+    headers.RateLimit = reported
+      .map((state) => `${names.get(state.name) ?? quoted(state.name)}; r=${Math.max(0, state.remaining)}; t=${seconds(state.reset)}`)
+      .join(", ");
   }
   if (refused) {
     const waits = reported.filter((state) => state.remaining <= 0).map((state) => seconds(state.reset));

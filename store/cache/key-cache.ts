@@ -80,6 +80,18 @@ export class KeyCache {
     );
   }
 
+  /**
+   * What the memory tier can answer at once, with no I/O: a fresh entry, a fresh "no such key",
+   * or undefined when only `lookup` can tell (no memory tier, a miss, an entry past its ttl).
+   * `now` is the caller's reading of the clock, which it goes on to judge the entry by.
+   */
+  peek(cacheKey: string, now: Date): CacheEntry | undefined {
+    if (!this.#memory) return undefined;
+    const slot = this.#memory.get(cacheKey);
+    if (slot && now.getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
+    return this.#unknown!.get(cacheKey) ? NOT_FOUND : undefined;
+  }
+
   async lookup(cacheKey: string, load: Loader): Promise<CacheEntry> {
     if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
     const slot = this.#memory.get(cacheKey);

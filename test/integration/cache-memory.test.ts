@@ -106,11 +106,11 @@ forEachBackend("in-process cache", (db) => {
     assert.equal(selects(queries), 5);
   });
 
-  it("returns copies that callers cannot use to change the cache", async () => {
+  it("returns keys that callers cannot use to change the cache: read-only, and the channels a copy", async () => {
     const key = await db.service.createApiKeys({ title: "k", type: "publishable", created_by: "u" });
     const match = await db.service.authenticatePublishable(key.token);
     assert.ok(match);
-    match.api_key.title = "tampered";
+    assert.throws(() => (match.api_key.title = "tampered"), TypeError);
     match.sales_channel_ids.push("sc_evil");
     const again = await db.service.authenticatePublishable(key.token);
     assert.ok(again);

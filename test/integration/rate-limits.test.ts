@@ -220,6 +220,25 @@ describe("rate limit leases on a shared Redis, two instances", function () {
     assert.equal(await admitted(Array.from({ length: 400 }, (_, i) => leased[i % 2]!.consume("apk_t", short, 1))), 300);
   });
 
+  it("consumeLocal spends from held leases only, and all windows or none", async () => {
+    const wide = { name: "wide", limit: 1000, duration: 60 };
+    const other = { name: "other", limit: 2000, duration: 60 };
+    assert.equal(leased[0].consumeLocal("apk_c", [wide], 1), undefined, "no lease yet: nothing decided, nothing counted");
+    assert.ok((await leased[0].consume("apk_c", [wide], 1)).admitted);
+    for (let i = 0; i < 9; i++) assert.equal(leased[0].consumeLocal("apk_c", [wide], 1)?.remaining, 998 - i);
+    assert.equal(leased[0].consumeLocal("apk_c", [wide], 1), undefined, "the lease of 10 is spent");
+    assert.equal(await shared.get(`${prefix}rl:1000:60:apk_c`), "10", "no Redis call for the local uses");
+
+    // A second window without a lease: the first window's lease is left as it was.
+    assert.ok((await leased[0].consume("apk_d", [wide], 1)).admitted);
+    assert.equal(leased[0].consumeLocal("apk_d", [wide, other], 1), undefined);
+    const decided = await leased[0].consume("apk_d", [wide, other], 1);
+    assert.ok(decided.admitted);
+    assert.equal(decided.rate_limit.name, "wide", "the tightest window: 1000 - 10 + 8 left");
+    assert.equal(decided.rate_limit.remaining, 998);
+    assert.deepEqual(leased[0].consumeLocal("apk_d", [wide, other], 3), { name: "wide", limit: 1000, remaining: 995, reset: decided.rate_limit.reset });
+  });
+
   it("gives a refused use back: what the other windows took locally is returned", async () => {
     const windows = [
       { name: "wide", limit: 1000, duration: 60 },

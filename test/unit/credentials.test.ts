@@ -15,6 +15,10 @@ describe("reading credentials", () => {
     [`Basic ${b64(`${sk}:`)}`, { kind: "token", token: sk }],
     [`Basic ${b64(sk)}`, { kind: "token", token: sk }],
     [`Basic ${b64("alice:wonderland")}`, { kind: "missing" }],
+    // Without its padding, a length no multiple of 4: read as with it.
+    [`Basic ${b64(`${sk}:`).replace(/=+$/, "")}`, { kind: "token", token: sk }],
+    [`Basic ${b64(`${sk}:\u00e9`)}`, { kind: "invalid", message: MESSAGES.secretWithPassword }],
+    [`Basic ${b64("\u00e9lise:x")}`, { kind: "missing" }],
     ["Bearer eyJ.x.y", { kind: "missing" }],
     [`Bearer ${sk}`, { kind: "invalid", message: MESSAGES.bearerHint }],
     [`Basic ${sk}:pw`, { kind: "invalid", message: MESSAGES.secretWithPassword }],

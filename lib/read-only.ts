@@ -1,0 +1,28 @@
+// A read-only copy of a verified key, made once per cached entry and handed to every request
+// that key authenticates: deeply frozen, and its dates served fresh on each read (a frozen Date
+// can still be changed through setTime), so no caller can change what the next one sees.
+import type { ApiKeyDTO } from "./types";
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return value;
+  for (const item of Object.values(value)) deepFreeze(item);
+  return Object.freeze(value);
+}
+
+/**
+ * A deep copy of `dto` that cannot be changed: assignments throw in strict code, and each read
+ * of a date field is a new Date, so changing it changes nothing shared. Spreading, JSON and
+ * structuredClone see an ordinary DTO.
+ */
+export function readOnlyKey(dto: ApiKeyDTO): ApiKeyDTO {
+  const copy = structuredClone(dto) as unknown as Record<string, unknown>;
+  for (const [field, value] of Object.entries(copy)) {
+    if (value instanceof Date) {
+      const time = value.getTime();
+      Object.defineProperty(copy, field, { get: () => new Date(time), enumerable: true, configurable: false });
+    } else {
+      deepFreeze(value);
+    }
+  }
+  return Object.freeze(copy) as unknown as ApiKeyDTO;
+}
