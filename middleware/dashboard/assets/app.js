@@ -367,6 +367,8 @@ class KeyDetails extends Component {
 class KeysPage extends Component {
   state = { q: "", type: "", status: "", offset: 0, data: null, error: "", loading: true, dialog: null, reveal: null, notice: "", open: null };
   searchTimer = 0;
+  // Answers can arrive out of order (typing in the search box); only the latest is shown.
+  latest = 0;
   componentDidMount() {
     this.load();
   }
@@ -374,13 +376,13 @@ class KeysPage extends Component {
     clearTimeout(this.searchTimer);
   }
   async load() {
+    const ticket = ++this.latest;
     this.setState({ loading: true });
-    const asked = listQuery(this.state);
     try {
-      const data = await call("GET", asked);
-      if (asked === listQuery(this.state)) this.setState({ data, error: "", loading: false });
+      const data = await call("GET", listQuery(this.state));
+      if (ticket === this.latest) this.setState({ data, error: "", loading: false });
     } catch (error) {
-      this.setState({ error: error.message, loading: false });
+      if (ticket === this.latest) this.setState({ error: error.message, loading: false });
     }
   }
   filter(change, delay = 0) {
@@ -445,7 +447,7 @@ class KeysPage extends Component {
                 <button type="button" class="small danger" onClick=${act("revoke")}>Revoke</button>`}
         </td>
       </tr>
-      ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="8"><${KeyDetails} id=${key.id} /></td></tr>` : null}`;
+      ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="8"><${KeyDetails} key=${`${key.updated_at}|${key.revoked_at}|${key.title}`} id=${key.id} /></td></tr>` : null}`;
   }
   body() {
     const { data, error, loading, q, type, status } = this.state;
@@ -566,4 +568,6 @@ class App extends Component {
   }
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.textContent = "";
+render(html`<${App} />`, root);
