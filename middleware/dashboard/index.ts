@@ -50,6 +50,8 @@ const CONTENT_SECURITY_POLICY =
 const PAGE_CACHE = "no-store";
 const ASSET_CACHE = "public, max-age=31536000, immutable";
 const CSRF_HEADER = "x-csrf-token";
+/** With `signIn: false`, what the page sends in the CSRF header: there, the header's presence is the check. */
+const APP_CSRF_TOKEN = "same-origin";
 const MAX_TOKEN_LENGTH = 200;
 
 const MESSAGES = {
@@ -107,14 +109,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * A browser names the page that sent a request in `Origin` (always, for a fetch that is not a
- * GET). One that names another host is refused; requests without one (curl, tests) are not
- * cross-site requests from a browser.
+ * GET). One from another host is refused; requests without one (curl, tests) are not cross-site
+ * requests from a browser. `req.hostname` follows X-Forwarded-Host when the app trusts its proxy.
  */
-function crossSite(req: IncomingMessage): boolean {
+function crossSite(req: Request): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   try {
-    return new URL(origin).host !== req.headers.host;
+    return new URL(origin).hostname !== req.hostname;
   } catch {
     return true;
   }
@@ -178,7 +180,8 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
     }
   }
 
-  const describe = (key: ApiKeyDTO, session: Session) => ({
+  const sessionBody = (key: ApiKeyDTO, session: Session) => ({
+    sign_in: true,
     key: { id: key.id, title: key.title, redacted: key.redacted },
     csrf_token: session.csrfToken,
     expires_at: new Date(session.expiresAt).toISOString(),
@@ -202,7 +205,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
           sendJson(res, 401, { type: "unauthorized", message: session ? MESSAGES.ended : MESSAGES.signedOut });
           return;
         }
-        sendJson(res, 200, describe(key, session));
+        sendJson(res, 200, sessionBody(key, session));
       }),
     );
 
@@ -229,7 +232,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         sessions.close(previous);
         const { id, session } = sessions.open(result.api_key.id, now());
         res.setHeader("Set-Cookie", sessions.cookie(id, cookiePath(req), req.secure));
-        sendJson(res, 200, describe(result.api_key, session));
+        sendJson(res, 200, sessionBody(result.api_key, session));
       }),
     );
 
@@ -277,13 +280,11 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       return true;
     }
 
-    // In front of the admin router: the session stands in for apiKeyAuth. `next` is called
-    // outside the promise chain, so an error downstream is never caught and answered twice here.
+    // In front of the admin router: the session stands in for apiKeyAuth.
     router.use("/api", (req, res, next) => {
-      admit(req, res).then(
-        (admitted) => admitted && setImmediate(next),
-        next,
-      );
+      admit(req, res).then((admitted) => {
+        if (admitted) next();
+      }, next);
     });
   } else {
     router.get("/session", (req, res) => {
@@ -292,7 +293,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         sendJson(res, 401, { type: "unauthorized", message: "No authenticated actor: protect the dashboard's mount with the app's own authentication" });
         return;
       }
-      sendJson(res, 200, { key: null, actor: who, csrf_token: "app" });
+      sendJson(res, 200, { sign_in: false, key: null, actor: who, csrf_token: APP_CSRF_TOKEN });
     });
     // The app's authentication is likely a cookie too: a custom header, which no other site can
     // send without a CORS preflight, and a same-site Origin stand guard over every change.
@@ -312,9 +313,11 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       return;
     }
     const logger = (service ?? getDefaultService())?.logger ?? console;
+    // The only errors of the client's making here are the sign-in body's, from the JSON parser.
+    const status = (error as { status?: unknown })?.status;
     const typed =
-      (error as { type?: unknown })?.type === "entity.parse.failed" || (error as { type?: unknown })?.type === "entity.too.large"
-        ? new ApiKeyError("invalid_data", MESSAGES.body)
+      !(error instanceof ApiKeyError) && typeof status === "number" && status >= 400 && status < 500
+        ? new ApiKeyError("invalid_data", MESSAGES.body, { status })
         : asApiKeyError(error, logger, "in the dashboard");
     sendJson(res, typed.status, { type: typed.type, message: typed.message });
   });

@@ -525,7 +525,7 @@ class SignIn extends Component {
 }
 
 class App extends Component {
-  state = { phase: "loading", who: null, notice: "", error: "" };
+  state = { phase: "loading", who: null, canSignOut: false, notice: "", error: "" };
   componentDidMount() {
     onSessionEnded = (message) => this.signedOut(message);
     this.check();
@@ -540,7 +540,8 @@ class App extends Component {
   }
   signedIn = (session) => {
     csrfToken = session.csrf_token;
-    this.setState({ phase: "ready", who: session.key ? `${session.key.title} (${session.key.redacted})` : session.actor, notice: "", error: "" });
+    const who = session.sign_in ? `${session.key.title} (${session.key.redacted})` : session.actor;
+    this.setState({ phase: "ready", who, canSignOut: session.sign_in, notice: "", error: "" });
   };
   signedOut(notice = "") {
     csrfToken = "";
@@ -554,12 +555,12 @@ class App extends Component {
       this.setState({ error: error.message });
     }
   };
-  render(_props, { phase, who, notice, error }) {
+  render(_props, { phase, who, canSignOut, notice, error }) {
     return html`<header>
         <h1>API keys</h1>
         ${phase === "ready"
           ? html`<div class="who"><span>Signed in as ${who}</span>
-              ${csrfToken === "app" ? null : html`<button type="button" class="small" onClick=${this.signOut}>Sign out</button>`}</div>`
+              ${canSignOut ? html`<button type="button" class="small" onClick=${this.signOut}>Sign out</button>` : null}</div>`
           : null}
       </header>
       ${error ? html`<div class="error page-error" role="alert">${error} <button type="button" class="small" onClick=${() => this.check()}>Try again</button></div>` : null}
