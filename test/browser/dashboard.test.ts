@@ -223,23 +223,36 @@ forEachBackend(
     });
 
     it("shows realistic keys readably at 1280x800 and on a phone", async () => {
-      const seed: [string, "secret" | "publishable", Record<string, unknown>][] = [
-        ["Web storefront", "publishable", {}],
-        ["iOS app", "publishable", {}],
-        ["Order sync (ERP)", "secret", { scopes: ["orders:*"], owner_id: "org_acme" }],
-        ["Analytics export", "secret", { scopes: ["reports:read"], expires_in: 90 * 86400 }],
-        ["Partner: Northwind", "secret", { owner_id: "org_northwind", rate_limits: [{ name: "api", limit: 600, duration: 60 }] }],
-        ["Staging CI", "secret", {}],
+      // Keys made over the past weeks, some in use: created and last used times set as they would be.
+      const DAY = 86_400_000;
+      const seed: [string, "secret" | "publishable", Record<string, unknown>, number, number | null][] = [
+        ["Staging CI", "secret", {}, 41, 12],
+        ["Web storefront", "publishable", {}, 33, 0.01],
+        ["Order sync (ERP)", "secret", { scopes: ["orders:*"], owner_id: "org_acme" }, 20, 0.2],
+        ["iOS app", "publishable", {}, 14, 0.05],
+        ["Partner: Northwind", "secret", { owner_id: "org_northwind", rate_limits: [{ name: "api", limit: 600, duration: 60 }] }, 6, 1.5],
+        ["Analytics export", "secret", { scopes: ["reports:read"], expires_in: 90 * 86400 }, 2, null],
       ];
-      for (const [title, type, policy] of seed) await db.service.createApiKeys({ title, type, created_by: "user_ops", ...policy });
-      const [old] = await db.service.listApiKeys({ title: "Staging CI" });
-      await db.service.revoke(old!.id, { revoked_by: "user_ops" });
-      const [web] = await db.service.listApiKeys({ title: "Web storefront" });
-      await db.service.updateLinks(web!.id, { add: ["sc_web", "sc_app"] });
+      const start = db.clock.now().getTime();
+      for (const [title, type, policy, daysAgo, usedDaysAgo] of seed) {
+        db.clock.advance(start - daysAgo * DAY - db.clock.now().getTime());
+        const key = await db.service.createApiKeys({ title, type, created_by: "user_ops", ...policy });
+        const lastUsed = usedDaysAgo === null ? null : new Date(start - usedDaysAgo * DAY);
+        await db.table("api_key").where({ id: key.id }).update({ last_used_at: lastUsed });
+        if (title === "Staging CI") {
+          db.clock.advance(Math.round(10 * DAY));
+          await db.service.revoke(key.id, { revoked_by: "user_ops" });
+        }
+        if (title === "Web storefront") await db.service.updateLinks(key.id, { add: ["sc_web", "sc_app"] });
+      }
+      db.clock.advance(start - db.clock.now().getTime());
+      await db.table("api_key").where({ id: admin.id }).update({ last_used_at: new Date(start) });
       await signIn();
       await row("Staging CI").waitFor();
       await page.mouse.move(0, 0);
       await page.screenshot({ path: path.join(RESULTS, "dashboard.png") });
+      const frame = "document.querySelector('.table-frame')";
+      assert.ok(Number(await page.evaluate(`${frame}.scrollWidth - ${frame}.clientWidth`)) <= 0, "the table fits 1280 pixels");
       await row("Web storefront").getByRole("button", { name: "Details" }).click();
       await page.getByRole("button", { name: "Unlink sc_web" }).waitFor();
       await page.screenshot({ path: path.join(RESULTS, "dashboard-details.png") });

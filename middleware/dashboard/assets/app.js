@@ -76,10 +76,28 @@ function statusOf(key) {
   return { label: "Active", tone: "on" };
 }
 
-function When({ at, empty = "-" }) {
+const DATE = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [
+  ["day", 86400],
+  ["hour", 3600],
+  ["minute", 60],
+];
+
+/** "3 hours ago", "in 2 days": how long from now, in its largest whole unit. */
+function relative(date) {
+  const seconds = (date.getTime() - Date.now()) / 1000;
+  for (const [unit, size] of UNITS) if (Math.abs(seconds) >= size) return RELATIVE.format(Math.round(seconds / size), unit);
+  return RELATIVE.format(0, "minute");
+}
+
+/** An instant: a date (`style` "date"), a date and time ("full") or how long ago ("relative"); the exact time on hover. */
+function When({ at, empty = "-", style = "full" }) {
   if (!at) return html`<span class="muted">${empty}</span>`;
   const date = new Date(at);
-  return html`<time datetime=${date.toISOString()} title=${date.toISOString()}>${date.toLocaleString()}</time>`;
+  const text = style === "date" ? DATE.format(date) : style === "relative" ? relative(date) : DATE_TIME.format(date);
+  return html`<time datetime=${date.toISOString()} title=${DATE_TIME.format(date)}>${text}</time>`;
 }
 
 /** A datetime-local value (local time, no zone) as an instant; undefined when empty or unreadable. */
@@ -435,9 +453,9 @@ class KeysPage extends Component {
         <td data-label="Type">${key.type === "secret" ? "Secret" : "Publishable"}</td>
         <td data-label="Key"><code>${key.redacted}</code></td>
         <td data-label="Status"><span class=${`badge ${status.tone}`}>${status.label}</span></td>
-        <td data-label="Created"><${When} at=${key.created_at} /></td>
-        <td data-label="Last used"><${When} at=${key.last_used_at} empty="never" /></td>
-        <td data-label="Expires"><${When} at=${key.expires_at} empty="never" /></td>
+        <td data-label="Created"><${When} at=${key.created_at} style="date" /></td>
+        <td data-label="Last used"><${When} at=${key.last_used_at} empty="never" style="relative" /></td>
+        <td data-label="Expires"><${When} at=${key.expires_at} empty="never" style="date" /></td>
         <td data-label="Actions" class="row-actions">
           <button type="button" class="small" aria-expanded=${open} onClick=${() => this.setState({ open: open ? null : key.id })}>Details</button>
           <button type="button" class="small" onClick=${act("rename")}>Rename</button>
@@ -462,11 +480,13 @@ class KeysPage extends Component {
     const first = data.offset + 1;
     const last = data.offset + data.api_keys.length;
     return html`<div class=${loading ? "busy" : ""}>
+      <div class="table-frame">
       <table>
         <caption class="visually-hidden">API keys</caption>
         <thead><tr><th scope="col">Title</th><th scope="col">Type</th><th scope="col">Key</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Actions</th></tr></thead>
         <tbody>${data.api_keys.map((key) => this.row(key))}</tbody>
       </table>
+      </div>
       <nav class="pager" aria-label="Pages">
         <span>${first}-${last} of ${data.count}</span>
         <button type="button" disabled=${data.offset === 0} onClick=${() => this.page(Math.max(0, data.offset - PAGE_SIZE))}>Previous</button>
