@@ -140,6 +140,22 @@ forEachBackend(
 
     it("creates each type of key with its token shown once, finds one by search, revokes it and deletes it", async () => {
       await signIn();
+      await page.getByLabel("Type filter").selectOption("publishable");
+      await page.getByText("No keys match these filters.").waitFor();
+      await page.getByLabel("Type filter").selectOption("");
+
+      // A refused form keeps the dialog open and says why, in place.
+      await page.getByRole("button", { name: "Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create key" });
+      await dialog.getByRole("button", { name: "Create" }).click();
+      await dialog.getByRole("alert").filter({ hasText: "title" }).waitFor();
+      await dialog.getByLabel("Title").fill("Bad metadata");
+      await dialog.getByText("Policy (optional)").click();
+      await dialog.getByLabel("Metadata").fill("{nope");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      await dialog.getByRole("alert").filter({ hasText: "Metadata must be a JSON object" }).waitFor();
+      await dialog.getByRole("button", { name: "Cancel" }).click();
+
       const secret = await createKey("Billing worker", "Secret", async (dialog) => {
         await dialog.getByText("Policy (optional)").click();
         await dialog.getByLabel("Scopes").fill("orders:read, invoices:*");
@@ -212,6 +228,24 @@ forEachBackend(
       await page.getByRole("button", { name: "Unlink sc_web" }).click();
       await page.getByText("Not linked to any sales channel").waitFor();
       assert.deepEqual(await db.service.listLinks(storefront.id), []);
+
+      await row("Web storefront").getByRole("button", { name: "Rename" }).click();
+      const rename = page.getByRole("dialog", { name: "Rename Web storefront" });
+      await rename.getByLabel("Title").fill("Web shop (EU)");
+      await rename.getByRole("button", { name: "Save" }).click();
+      await row("Web shop (EU)").waitFor();
+      assert.equal((await db.service.retrieveApiKey(storefront.id)).title, "Web shop (EU)");
+    });
+
+    it("pages through many keys", async () => {
+      await db.service.createApiKeys(Array.from({ length: 24 }, (_, i) => ({ title: `Batch key ${i + 1}`, type: "publishable" as const, created_by: "user_ops" })));
+      await signIn();
+      await page.getByText("1-20 of 25").waitFor();
+      await page.getByRole("button", { name: "Next" }).click();
+      await page.getByText("21-25 of 25").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Next" }).isDisabled(), true);
+      await page.getByRole("button", { name: "Previous" }).click();
+      await page.getByText("1-20 of 25").waitFor();
     });
 
     it("ends the session when the key that opened it is revoked", async () => {

@@ -107,6 +107,13 @@ function fromLocalInput(value) {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+/** The form's title: the API takes an empty one, as Medusa's does, but a person means to give one. */
+function titleOf(form) {
+  const title = String(form.get("title")).trim();
+  if (!title) throw new Error("Give the key a title, such as the app or person that will use it.");
+  return title;
+}
+
 function words(list) {
   return list
     .split(/[\s,]+/)
@@ -192,7 +199,7 @@ class TokenReveal extends Component {
 
 function CreateDialog({ onClose, onCreated }) {
   const submit = async (form) => {
-    const body = { title: String(form.get("title")).trim(), type: form.get("type") };
+    const body = { title: titleOf(form), type: form.get("type") };
     const expires = fromLocalInput(form.get("expires_at"));
     if (form.get("expires_at") && !expires) throw new Error("Expires at is not a date and time.");
     if (expires) body.expires_at = expires.toISOString();
@@ -251,7 +258,7 @@ function CreateDialog({ onClose, onCreated }) {
 
 function RenameDialog({ apiKey, onClose, onDone }) {
   const submit = async (form) => {
-    await call("POST", `api/${apiKey.id}`, { title: String(form.get("title")).trim() });
+    await call("POST", `api/${apiKey.id}`, { title: titleOf(form) });
     onDone(`Renamed ${apiKey.redacted}.`);
   };
   return html`<${FormDialog} title=${`Rename ${apiKey.title}`} submitLabel="Save" onClose=${onClose} onSubmit=${submit}>
