@@ -237,8 +237,10 @@ forEachBackend(
       assert.equal((await db.service.retrieveApiKey(storefront.id)).title, "Web shop (EU)");
     });
 
-    it("pages through many keys", async () => {
-      await db.service.createApiKeys(Array.from({ length: 24 }, (_, i) => ({ title: `Batch key ${i + 1}`, type: "publishable" as const, created_by: "user_ops" })));
+    it("pages through many keys, and shows markup in a title as text", async () => {
+      await db.service.createApiKeys(Array.from({ length: 23 }, (_, i) => ({ title: `Batch key ${i + 1}`, type: "publishable" as const, created_by: "user_ops" })));
+      const markup = '<img src=x onerror="window.injected=1">';
+      await db.service.createApiKeys({ title: markup, type: "secret", created_by: "user_ops" });
       await signIn();
       await page.getByText("1-20 of 25").waitFor();
       await page.getByRole("button", { name: "Next" }).click();
@@ -246,6 +248,10 @@ forEachBackend(
       assert.equal(await page.getByRole("button", { name: "Next" }).isDisabled(), true);
       await page.getByRole("button", { name: "Previous" }).click();
       await page.getByText("1-20 of 25").waitFor();
+
+      await page.getByLabel("Search").fill("onerror");
+      await page.getByText(markup, { exact: true }).waitFor();
+      assert.equal(await page.evaluate("window.injected"), undefined);
     });
 
     it("ends the session when the key that opened it is revoked", async () => {
