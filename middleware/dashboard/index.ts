@@ -41,8 +41,8 @@ const OPTION_NAMES = ["service", "signIn", "actor", "sessionMaxAge", "sessionIdl
 const DEFAULTS = { signIn: true, sessionMaxAge: 8 * 3600, sessionIdleTimeout: 3600, maxSessions: 10_000 };
 
 /**
- * No script but our own files, nothing from elsewhere, no framing. `img-src data:` is for
- * the icons in the stylesheet.
+ * No script or style but our own files, nothing from elsewhere, no framing. `img-src data:`
+ * is for the page's empty icon, which spares the browser a request for /favicon.ico.
  */
 const CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -63,9 +63,9 @@ const MESSAGES = {
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
 };
 
-function checkSeconds(value: unknown, name: string): void {
+function checkCount(value: unknown, name: string, unit: string): void {
   if (value !== undefined && !(typeof value === "number" && Number.isSafeInteger(value) && value > 0)) {
-    failConfiguration(`\`${name}\` must be a whole number of seconds greater than 0.`);
+    failConfiguration(`\`${name}\` must be a whole number of ${unit} greater than 0.`);
   }
 }
 
@@ -82,9 +82,9 @@ function checkOptions(options: unknown): DashboardOptions {
   if (signIn !== undefined && typeof signIn !== "boolean") failConfiguration("`signIn` must be a boolean.");
   if (actor !== undefined && typeof actor !== "function") failConfiguration("`actor` must be a function.");
   if (actor !== undefined && signIn !== false) failConfiguration("`actor` applies with `signIn: false` only: with sign-in, the signed-in key acts.");
-  checkSeconds(sessionMaxAge, "sessionMaxAge");
-  checkSeconds(sessionIdleTimeout, "sessionIdleTimeout");
-  checkSeconds(maxSessions, "maxSessions");
+  checkCount(sessionMaxAge, "sessionMaxAge", "seconds");
+  checkCount(sessionIdleTimeout, "sessionIdleTimeout", "seconds");
+  checkCount(maxSessions, "maxSessions", "sessions");
   return options as DashboardOptions;
 }
 
@@ -287,10 +287,15 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       }, next);
     });
   } else {
+    const actorOf = actor ?? ((req: IncomingMessage) => (req as AuthenticatedRequest).auth_context?.actor_id);
+    /** The 401 for a request the app has not authenticated: the page then says so, with no sign-in form. */
+    const notSignedIn = (res: ServerResponse) =>
+      sendJson(res, 401, { type: "unauthorized", message: "You are not signed in to the app: sign in there, then reload this page", sign_in: false });
+
     router.get("/session", (req, res) => {
-      const who = (actor ?? ((r: IncomingMessage) => (r as AuthenticatedRequest).auth_context?.actor_id))(req);
+      const who = actorOf(req);
       if (!who) {
-        sendJson(res, 401, { type: "unauthorized", message: "No authenticated actor: protect the dashboard's mount with the app's own authentication" });
+        notSignedIn(res);
         return;
       }
       sendJson(res, 200, { sign_in: false, key: null, actor: who, csrf_token: APP_CSRF_TOKEN });
@@ -298,6 +303,10 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
     // The app's authentication is likely a cookie too: a custom header, which no other site can
     // send without a CORS preflight, and a same-site Origin stand guard over every change.
     router.use("/api", (req, res, next) => {
+      if (!actorOf(req)) {
+        notSignedIn(res);
+        return;
+      }
       if (changes(req) && (crossSite(req) || req.headers[CSRF_HEADER] === undefined)) {
         sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
         return;

@@ -29,6 +29,7 @@ forEachBackend(
     let problems: string[];
     let admin: ApiKeyDTO;
     let dashboard: express.Router;
+    let appDashboard: express.Router;
 
     before(async function () {
       if (!existsSync(CHROMIUM)) {
@@ -46,6 +47,12 @@ forEachBackend(
       const app = express();
       // The service changes per test; the dashboard asks for it on every request.
       app.use("/admin/keys", (req, res, next) => dashboard(req, res, next));
+      // An app with its own authentication (here, a header the test sets) in front of the mount.
+      app.use("/app/keys", (req, _res, next) => {
+        const user = req.headers["x-test-user"];
+        if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
+        appDashboard(req, _res, next);
+      });
       server = app.listen(0, "127.0.0.1");
       await new Promise((resolve) => server.once("listening", resolve));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/admin/keys`;
@@ -58,6 +65,7 @@ forEachBackend(
 
     beforeEach(async () => {
       dashboard = apiKeyDashboard({ service: db.service });
+      appDashboard = apiKeyDashboard({ service: db.service, signIn: false });
       admin = await db.service.createApiKeys({ title: "Ops admin", type: "secret", created_by: "user_ops" });
       context = await browser.newContext({ viewport: DESKTOP });
       await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(base).origin });
@@ -260,6 +268,19 @@ forEachBackend(
       await page.getByLabel("Search").fill("anything");
       await page.getByRole("alert").filter({ hasText: "Your session has ended" }).waitFor();
       await page.getByLabel("Secret key").waitFor();
+    });
+
+    it("with signIn: false, acts as the app's user, and says so when there is none", async () => {
+      await page.goto(base.replace("/admin/keys", "/app/keys/"));
+      await page.getByRole("alert").filter({ hasText: "You are not signed in to the app" }).waitFor();
+      assert.equal(await page.getByLabel("Secret key").count(), 0, "no sign-in form");
+
+      await context.setExtraHTTPHeaders({ "x-test-user": "user_ada" });
+      await page.reload();
+      await page.getByText("Signed in as user_ada").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Sign out" }).count(), 0);
+      await createKey("Ada's laptop", "Secret");
+      assert.equal((await db.service.listApiKeys({ title: "Ada's laptop" }))[0]!.created_by, "user_ada");
     });
 
     it("shows realistic keys readably at 1280x800 and on a phone", async () => {

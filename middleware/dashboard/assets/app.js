@@ -17,11 +17,15 @@ const GRACE_PERIODS = [
 // ---------------------------------------------------------------------------------------------
 // Talking to the server
 
+/**
+ * A refused or failed call: the server's message, the HTTP status (0 when it was not reached),
+ * and whether signing in here could help (not when the app authenticates people itself).
+ */
 class RequestError extends Error {
-  constructor(type, message, status) {
+  constructor(message, status, signIn = true) {
     super(message);
-    this.type = type;
     this.status = status;
+    this.signIn = signIn;
   }
 }
 
@@ -36,12 +40,12 @@ async function call(method, path, body) {
   try {
     response = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
-    throw new RequestError("network", "The server cannot be reached. Check the connection and try again.", 0);
+    throw new RequestError("The server cannot be reached. Check the connection and try again.", 0);
   }
   const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
   if (response.ok) return data;
-  const error = new RequestError(data.type || "unknown_error", data.message || `The server answered ${response.status}.`, response.status);
-  if (response.status === 401 && path.startsWith("api/")) onSessionEnded(error.message);
+  const error = new RequestError(data.message || `The server answered ${response.status}.`, response.status, data.sign_in !== false);
+  if (response.status === 401 && error.signIn && path.startsWith("api/")) onSessionEnded(error.message);
   throw error;
 }
 
@@ -561,7 +565,7 @@ class App extends Component {
     try {
       this.signedIn(await call("GET", "session"));
     } catch (error) {
-      if (error.status === 401) this.setState({ phase: "sign-in", error: "" });
+      if (error.status === 401 && error.signIn) this.setState({ phase: "sign-in", error: "" });
       else this.setState({ error: error.message });
     }
   }
