@@ -147,8 +147,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
     // The page's links are relative: without the trailing slash they would resolve one level up.
     const path = req.originalUrl.split("?")[0]!;
     if (!path.endsWith("/")) {
-      const query = req.originalUrl.slice(path.length);
-      res.redirect(308, `${path}/${query}`);
+      res.redirect(308, `${req.baseUrl}/${req.originalUrl.slice(path.length)}`);
       return;
     }
     sendAsset(req, res, assets.page, PAGE_CACHE);
