@@ -1,6 +1,6 @@
 // One mocha config for every tier: unit tests need no services, integration tests use real
-// PostgreSQL, PGlite, MariaDB, SQLite and Redis, browser tests Chromium. `forbid-only` under CI keeps a stray `.only`
-// from hiding tests.
+// PostgreSQL, PGlite, MariaDB, SQLite and Redis, browser tests Debian's Chromium. `forbid-only`
+// under CI keeps a stray `.only` from hiding tests.
 module.exports = {
   "node-option": ["import=tsx"],
   require: ["test/helpers/root-hooks.ts"],
