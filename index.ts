@@ -20,6 +20,8 @@ export type {
 export { readPublishableCredential, readSecretCredential, type Credential } from "./middleware/credentials";
 /** The admin REST routes, as an Express router. */
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
+/** A web page for managing keys, as an Express router: app.use("/admin/keys", apiKeyDashboard()). */
+export { apiKeyDashboard, type DashboardOptions } from "./middleware/dashboard";
 /** Events the service emits, for audit logs. */
 export type { ApiKeyChange, ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
 /** Options for initialize(). */

@@ -1,9 +1,9 @@
 // A storefront and an admin API in one Express app, on the embedded database: what `npm start`
 // runs. On its first start it creates an admin (secret) key and a storefront (publishable) key,
-// and prints them with commands to try.
+// and prints them with commands to try, and the address of the dashboard to manage keys in.
 import type { AddressInfo } from "node:net";
 import express from "express";
-import { type ApiKeyService, type AuthenticatedRequest, apiKeyAdminRouter, apiKeyAuth, initialize } from "../index";
+import { type ApiKeyService, type AuthenticatedRequest, apiKeyAdminRouter, apiKeyAuth, apiKeyDashboard, initialize } from "../index";
 
 const PRODUCTS = [
   { id: "prod_tee", title: "T-shirt", sales_channel_ids: ["sc_web", "sc_app"] },
@@ -40,7 +40,11 @@ function createApp(): express.Express {
     res.json({ products: PRODUCTS.filter((product) => product.sales_channel_ids.some((id) => channels.includes(id))) });
   });
 
-  // Admin: everything under /admin takes a secret key.
+  // The dashboard: a page where a person signs in with a secret key. Mounted before the line
+  // below, because it signs people in with its own form and cookie, not with Basic auth.
+  app.use("/admin/keys", apiKeyDashboard());
+
+  // Admin API: everything else under /admin takes a secret key.
   app.use("/admin", apiKeyAuth({ type: "secret" }));
   app.get("/admin/whoami", (req, res) => {
     const { auth_context, secret_key_context } = req as AuthenticatedRequest<express.Request>;
@@ -64,7 +68,9 @@ async function main(): Promise<void> {
   const server = createApp().listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     console.log(`express-api-keys example listening on ${base}`);
+    const dashboard = `Dashboard: ${base}/admin/keys/ (sign in with a secret key)`;
     if (!created) {
+      console.log(dashboard);
       console.log("Keys already exist. To create another admin key, stop this app (Ctrl+C; the embedded");
       console.log("database admits one process at a time) and run:");
       console.log('  npx express-api-keys create --type secret --title "Admin"');
@@ -74,6 +80,7 @@ async function main(): Promise<void> {
     console.log("First start: created two keys.");
     console.log(`  secret key (admin, shown only now): ${admin.token}`);
     console.log(`  publishable key (storefront, sales channels ${channels.join(", ")}): ${store.token}`);
+    console.log(dashboard);
     console.log("Try:");
     console.log(`  curl -s ${base}/store/products -H 'x-publishable-api-key: ${store.token}'`);
     console.log(`  curl -s ${base}/admin/api-keys -u '${admin.token}:'`);

@@ -195,6 +195,11 @@ export class ApiKeyService {
     return this.#config.logger;
   }
 
+  /** The service's clock (the `now` option): what the dashboard times its sessions by, so they agree with revocations and expiry. */
+  now(): Date {
+    return this.#config.now();
+  }
+
   /** Subscribes to an event; see ApiKeyEvents for the payloads. */
   on<E extends ApiKeyEventName>(name: E, listener: ApiKeyEventListener<E>): this {
     this.#events.on(name, listener);

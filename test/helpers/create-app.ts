@@ -79,21 +79,26 @@ export function expressApp(version: ExpressVersion): express5.Express {
 }
 
 /**
- * The admin router as the Express under test builds it: the router takes `require("express")`
- * from the app's installation, so an Express 4 app gets an Express 4 router and body parser.
+ * A router built as on the Express under test: our routers take `require("express")` from the
+ * app's installation, so an Express 4 app gets an Express 4 router and body parser.
  */
-export function adminRouterOn(version: ExpressVersion, options: AdminRouterOptions): express5.Router {
-  if (version === "express5") return apiKeyAdminRouter(options);
+export function withExpress(version: ExpressVersion, build: () => express5.Router): express5.Router {
+  if (version === "express5") return build();
   const entry = require.cache[require.resolve("express")]!;
   const original: unknown = entry.exports;
   entry.exports = express4;
   try {
-    const router = apiKeyAdminRouter(options);
+    const router = build();
     assert.equal(Object.getPrototypeOf(router), express4.Router, "an Express 4 router");
     return router;
   } finally {
     entry.exports = original;
   }
+}
+
+/** The admin router as the Express under test builds it. */
+export function adminRouterOn(version: ExpressVersion, options: AdminRouterOptions): express5.Router {
+  return withExpress(version, () => apiKeyAdminRouter(options));
 }
 
 /** The admin router at /admin/api-keys behind apiKeyAuth, on the Express under test. */

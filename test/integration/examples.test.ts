@@ -58,6 +58,11 @@ describe("examples", function () {
       const secret = /secret key \(admin, shown only now\): (sk_\S+)/.exec(output)?.[1];
       const publishable = /publishable key \(storefront, sales channels sc_app, sc_web\): (pk_\S+)/.exec(output)?.[1];
       assert.ok(base && secret && publishable, output);
+      const dashboard = /Dashboard: (http:\S+)/.exec(output)?.[1];
+      assert.equal(dashboard, `${base}/admin/keys/`);
+      assert.match(await (await fetch(dashboard)).text(), /<title>API keys<\/title>/);
+      const signIn = await fetch(`${dashboard}session`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ secret_key: secret }) });
+      assert.equal(signIn.status, 200);
 
       const products = await fetch(`${base}/store/products`, { headers: { "x-publishable-api-key": publishable } });
       assert.equal(products.status, 200);

@@ -79,17 +79,41 @@ try {
     assert.match(run(process.execPath, ["--input-type=module", "-e", script]), /esm ok/);
   });
 
+  check("the dashboard serves its page and every file the page loads", () => {
+    const script = `
+      const assert = require("node:assert/strict");
+      const express = require("express");
+      const { initialize, apiKeyDashboard } = require("express-api-keys");
+      (async () => {
+        const keys = await initialize({ database: "pglite://memory" });
+        const app = express();
+        app.use("/admin/keys", apiKeyDashboard({ service: keys }));
+        const server = app.listen(0, "127.0.0.1");
+        await new Promise((resolve) => server.once("listening", resolve));
+        const base = "http://127.0.0.1:" + server.address().port + "/admin/keys/";
+        const page = await (await fetch(base)).text();
+        const files = [...page.matchAll(/(?:href|src)="(assets\\/[^"]+)"/g)].map((match) => match[1]);
+        assert.equal(files.length, 4, page);
+        for (const file of files) assert.equal((await fetch(base + file)).status, 200, file);
+        server.close();
+        await keys.close();
+        console.log("dashboard ok");
+      })().catch((error) => { console.error(error); process.exit(1); });`;
+    assert.match(run(process.execPath, ["-e", script]), /dashboard ok/);
+  });
+
   check("its type declarations compile a strict consumer", () => {
     writeFileSync(
       path.join(scratch, "consumer.ts"),
       `import express from "express";
-import { type ApiKeyDTO, type ApiKeyStore, type AuthenticatedRequest, type VerifyResult, apiKeyAdminRouter, apiKeyAuth, initialize, requireScopes } from "express-api-keys";
+import { type ApiKeyDTO, type ApiKeyStore, type AuthenticatedRequest, type VerifyResult, apiKeyAdminRouter, apiKeyAuth, apiKeyDashboard, initialize, requireScopes } from "express-api-keys";
 import { apiKeyStoreConformance } from "express-api-keys/testing";
 
 export async function main(): Promise<void> {
   const keys = await initialize({ database: "pglite://memory", cache: { ttl: 1000 } });
   const app = express();
   app.use("/admin/api-keys", apiKeyAuth({ type: "secret", scopes: ["api_keys:read"] }), apiKeyAdminRouter({ service: keys }));
+  app.use("/admin/keys", apiKeyDashboard({ service: keys, sessionMaxAge: 3600, scopes: { write: ["api_keys:write"] } }));
   app.get("/orders", apiKeyAuth(), requireScopes("orders:read"), (req, res) => {
     const key: ApiKeyDTO | undefined = (req as AuthenticatedRequest<express.Request>).api_key;
     res.json({ owner: key?.owner_id ?? null });

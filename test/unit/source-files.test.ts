@@ -9,7 +9,7 @@ const FOLDERS = ["lib", "store", "middleware", "cli", "testing", "examples", "be
 
 function sourceFiles(folder: string): string[] {
   return readdirSync(path.join(ROOT, folder), { withFileTypes: true, recursive: true })
-    .filter((entry) => entry.isFile() && /\.(ts|cjs|js)$/.test(entry.name))
+    .filter((entry) => entry.isFile() && /\.(ts|cjs|js|css|html)$/.test(entry.name))
     .map((entry) => path.join(entry.parentPath, entry.name));
 }
 

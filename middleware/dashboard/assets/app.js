@@ -1,0 +1,605 @@
+// The API key dashboard's page: Preact components written with htm's tagged templates, so the
+// browser runs this file as it is, with no build step. Every call goes to the admin router
+// mounted at `api/` beside this page; the session is an HttpOnly cookie the page never sees,
+// and the CSRF token it sends with each change is kept in memory only.
+import { Component, createRef, h, render } from "./vendor/preact.js";
+import htm from "./vendor/htm.js";
+
+const html = htm.bind(h);
+const PAGE_SIZE = 20;
+const GRACE_PERIODS = [
+  ["0", "None: the old key stops now"],
+  ["3600", "1 hour"],
+  ["86400", "24 hours"],
+  ["604800", "7 days"],
+];
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the server
+
+/**
+ * A refused or failed call: the server's message, the HTTP status (0 when it was not reached),
+ * and whether signing in here could help (not when the app authenticates people itself).
+ */
+class RequestError extends Error {
+  constructor(message, status, signIn = true) {
+    super(message);
+    this.status = status;
+    this.signIn = signIn;
+  }
+}
+
+let csrfToken = "";
+let onSessionEnded = () => {};
+
+async function call(method, path, body) {
+  const headers = { accept: "application/json" };
+  if (method !== "GET") headers["x-csrf-token"] = csrfToken;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new RequestError("The server cannot be reached. Check the connection and try again.", 0);
+  }
+  const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (response.ok) return data;
+  const error = new RequestError(data.message || `The server answered ${response.status}.`, response.status, data.sign_in !== false);
+  if (response.status === 401 && error.signIn && path.startsWith("api/")) onSessionEnded(error.message);
+  throw error;
+}
+
+/** The list query for the filters: the admin router's bracket notation. */
+function listQuery({ q, type, status, offset }) {
+  const now = new Date().toISOString();
+  const params = new URLSearchParams({ order: "-created_at", limit: String(PAGE_SIZE), offset: String(offset) });
+  if (q.trim()) params.set("q", q.trim());
+  if (type) params.set("type", type);
+  if (status === "active") {
+    params.set("$and[0][$or][0][revoked_at][$exists]", "false");
+    params.set("$and[0][$or][1][revoked_at][$gt]", now);
+    params.set("$and[1][$or][0][expires_at][$exists]", "false");
+    params.set("$and[1][$or][1][expires_at][$gt]", now);
+  } else if (status === "revoked") {
+    params.set("revoked_at[$lte]", now);
+  } else if (status === "expired") {
+    params.set("expires_at[$lte]", now);
+  }
+  return `api/?${params}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+const isPast = (when) => when !== null && when !== undefined && new Date(when).getTime() <= Date.now();
+
+function statusOf(key) {
+  if (isPast(key.revoked_at)) return { label: "Revoked", tone: "off" };
+  if (isPast(key.expires_at)) return { label: "Expired", tone: "off" };
+  if (key.revoked_at) return { label: "Revokes soon", tone: "warn" };
+  return { label: "Active", tone: "on" };
+}
+
+const DATE = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [
+  ["day", 86400],
+  ["hour", 3600],
+  ["minute", 60],
+];
+
+/** "3 hours ago", "in 2 days": how long from now, in its largest whole unit. */
+function relative(date) {
+  const seconds = (date.getTime() - Date.now()) / 1000;
+  for (const [unit, size] of UNITS) if (Math.abs(seconds) >= size) return RELATIVE.format(Math.round(seconds / size), unit);
+  return RELATIVE.format(0, "minute");
+}
+
+/** An instant: a date (`style` "date"), a date and time ("full") or how long ago ("relative"); the exact time on hover. */
+function When({ at, empty = "-", style = "full" }) {
+  if (!at) return html`<span class="muted">${empty}</span>`;
+  const date = new Date(at);
+  const text = style === "date" ? DATE.format(date) : style === "relative" ? relative(date) : DATE_TIME.format(date);
+  return html`<time datetime=${date.toISOString()} title=${DATE_TIME.format(date)}>${text}</time>`;
+}
+
+/** A datetime-local value (local time, no zone) as an instant; undefined when empty or unreadable. */
+function fromLocalInput(value) {
+  if (!value) return undefined;
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+/** The form's title: the API takes an empty one, as Medusa's does, but a person means to give one. */
+function titleOf(form) {
+  const title = String(form.get("title")).trim();
+  if (!title) throw new Error("Give the key a title, such as the app or person that will use it.");
+  return title;
+}
+
+function words(list) {
+  return list
+    .split(/[\s,]+/)
+    .map((word) => word.trim())
+    .filter(Boolean);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+function ErrorMessage({ error }) {
+  return error ? html`<p class="error" role="alert">${error}</p>` : null;
+}
+
+/** A modal dialog: the browser keeps focus inside it, and Escape closes it. */
+class Modal extends Component {
+  ref = createRef();
+  componentDidMount() {
+    this.ref.current.showModal();
+  }
+  render({ title, onClose, children }) {
+    return html`<dialog ref=${this.ref} aria-labelledby="dialog-title" onClose=${onClose}>
+      <h2 id="dialog-title">${title}</h2>
+      ${children}
+    </dialog>`;
+  }
+}
+
+/** A form in a modal: its submit runs `onSubmit`, and an error is shown in place. */
+class FormDialog extends Component {
+  state = { busy: false, error: "" };
+  submit = async (event) => {
+    event.preventDefault();
+    this.setState({ busy: true, error: "" });
+    try {
+      await this.props.onSubmit(new FormData(event.currentTarget));
+    } catch (error) {
+      this.setState({ busy: false, error: error.message });
+    }
+  };
+  render({ title, submitLabel, danger, onClose, children }, { busy, error }) {
+    return html`<${Modal} title=${title} onClose=${onClose}>
+      <form onSubmit=${this.submit} novalidate>
+        ${children}
+        <${ErrorMessage} error=${error} />
+        <div class="actions">
+          <button type="button" onClick=${onClose}>Cancel</button>
+          <button type="submit" class=${danger ? "danger" : "primary"} disabled=${busy}>${submitLabel}</button>
+        </div>
+      </form>
+    <//>`;
+  }
+}
+
+/** A token shown this once, with a Copy button. */
+class TokenReveal extends Component {
+  state = { copied: "" };
+  input = createRef();
+  copy = async () => {
+    try {
+      await navigator.clipboard.writeText(this.props.token);
+      this.setState({ copied: "Copied to the clipboard." });
+    } catch {
+      this.input.current.select();
+      this.setState({ copied: "Select the token and copy it yourself: the browser did not allow copying." });
+    }
+  };
+  render({ title, token, onClose }, { copied }) {
+    return html`<${Modal} title=${title} onClose=${onClose}>
+      <p>Copy this token now: it is not shown again.</p>
+      <div class="token-row">
+        <input ref=${this.input} readonly value=${token} aria-label="Token" class="token" />
+        <button type="button" class="primary" onClick=${this.copy}>Copy</button>
+      </div>
+      <p role="status" class="muted">${copied}</p>
+      <div class="actions"><button type="button" onClick=${onClose}>Done</button></div>
+    <//>`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialogs for each action
+
+function CreateDialog({ onClose, onCreated }) {
+  const submit = async (form) => {
+    const body = { title: titleOf(form), type: form.get("type") };
+    const expires = fromLocalInput(form.get("expires_at"));
+    if (form.get("expires_at") && !expires) throw new Error("Expires at is not a date and time.");
+    if (expires) body.expires_at = expires.toISOString();
+    const scopes = words(String(form.get("scopes")));
+    if (scopes.length > 0) body.scopes = scopes;
+    const owner = String(form.get("owner_id")).trim();
+    if (owner) body.owner_id = owner;
+    const metadata = String(form.get("metadata")).trim();
+    if (metadata) {
+      try {
+        body.metadata = JSON.parse(metadata);
+      } catch {
+        throw new Error('Metadata must be a JSON object, such as {"team": "web"}.');
+      }
+    }
+    const limits = String(form.get("rate_limits")).trim();
+    if (limits) {
+      body.rate_limits = limits.split("\n").map((line) => {
+        const [name, limit, duration] = words(line);
+        if (!name || !/^\d+$/.test(limit ?? "") || !/^\d+$/.test(duration ?? "")) {
+          throw new Error(`Rate limits: write each as "name requests seconds", such as "api 100 60" (not "${line.trim()}").`);
+        }
+        return { name, limit: Number(limit), duration: Number(duration) };
+      });
+    }
+    const remaining = String(form.get("remaining")).trim();
+    if (remaining) body.remaining = Number(remaining);
+    const refill = String(form.get("refill_amount")).trim();
+    if (refill) body.refill = { amount: Number(refill), interval: form.get("refill_interval") };
+    const { api_key } = await call("POST", "api/", body);
+    onCreated(api_key);
+  };
+  return html`<${FormDialog} title="Create key" submitLabel="Create" onClose=${onClose} onSubmit=${submit}>
+    <label for="f-title">Title</label><input id="f-title" name="title" required maxlength="255" autocomplete="off" />
+    <label for="f-type">Type</label><select id="f-type" name="type">
+        <option value="secret">Secret (server-to-server, admin)</option>
+        <option value="publishable">Publishable (storefront)</option>
+      </select>
+    <details>
+      <summary>Policy (optional)</summary>
+      <label for="f-expires_at">Expires at</label><input id="f-expires_at" name="expires_at" type="datetime-local" />
+      <label for="f-scopes">Scopes</label><input id="f-scopes" name="scopes" placeholder="orders:read, products:*" aria-describedby="scopes-hint" autocomplete="off" />
+      <p id="scopes-hint" class="hint">Secret keys only. Comma-separated resource:action words; none means every scope.</p>
+      <label for="f-owner_id">Owner ID</label><input id="f-owner_id" name="owner_id" autocomplete="off" />
+      <label for="f-metadata">Metadata</label><textarea id="f-metadata" name="metadata" rows="2" placeholder='{"team": "web"}'></textarea>
+      <label for="f-rate_limits">Rate limits</label><textarea id="f-rate_limits" name="rate_limits" rows="2" placeholder="api 100 60" aria-describedby="limits-hint"></textarea>
+      <p id="limits-hint" class="hint">One per line: a name, a number of requests and a window in seconds.</p>
+      <label for="f-remaining">Remaining uses</label><input id="f-remaining" name="remaining" type="number" min="0" step="1" />
+      <div class="pair">
+        <div class="field"><label for="f-refill_amount">Refill amount</label><input id="f-refill_amount" name="refill_amount" type="number" min="1" step="1" /></div>
+        <div class="field"><label for="f-refill_interval">Refill interval</label><select id="f-refill_interval" name="refill_interval"><option value="day">Each day</option><option value="month">Each month</option></select></div>
+      </div>
+    </details>
+  <//>`;
+}
+
+function RenameDialog({ apiKey, onClose, onDone }) {
+  const submit = async (form) => {
+    await call("POST", `api/${apiKey.id}`, { title: titleOf(form) });
+    onDone(`Renamed ${apiKey.redacted}.`);
+  };
+  return html`<${FormDialog} title=${`Rename ${apiKey.title}`} submitLabel="Save" onClose=${onClose} onSubmit=${submit}>
+    <label for="f-title">Title</label><input id="f-title" name="title" value=${apiKey.title} required maxlength="255" autocomplete="off" />
+  <//>`;
+}
+
+class RevokeDialog extends Component {
+  state = { when: "now" };
+  submit = async (form) => {
+    const body = {};
+    if (this.state.when === "later") {
+      const at = fromLocalInput(form.get("revoke_at"));
+      if (!at || at.getTime() <= Date.now()) throw new Error("Choose a time in the future to revoke the key at.");
+      body.revoke_in = Math.ceil((at.getTime() - Date.now()) / 1000);
+    }
+    await call("POST", `api/${this.props.apiKey.id}/revoke`, body);
+    this.props.onDone(`Revoked ${this.props.apiKey.title}${body.revoke_in ? " at the chosen time" : ""}.`);
+  };
+  render({ apiKey, onClose }, { when }) {
+    const pick = (event) => this.setState({ when: event.currentTarget.value });
+    return html`<${FormDialog} title=${`Revoke ${apiKey.title}`} submitLabel="Revoke" danger onClose=${onClose} onSubmit=${this.submit}>
+      <fieldset>
+        <legend>When</legend>
+        <label class="inline"><input type="radio" name="when" value="now" checked=${when === "now"} onChange=${pick} /> Now</label>
+        <label class="inline"><input type="radio" name="when" value="later" checked=${when === "later"} onChange=${pick} /> At a chosen time</label>
+      </fieldset>
+      ${when === "later" ? html`<label for="f-revoke_at">Revoke at</label><input id="f-revoke_at" name="revoke_at" type="datetime-local" required />` : null}
+      <p class="hint">Apps using ${apiKey.redacted} are refused from then on. This cannot be undone.</p>
+    <//>`;
+  }
+}
+
+function RollDialog({ apiKey, onClose, onRolled }) {
+  const submit = async (form) => {
+    const grace = Number(form.get("grace"));
+    const { api_key } = await call("POST", `api/${apiKey.id}/roll`, grace > 0 ? { revoke_in: grace } : {});
+    onRolled(api_key);
+  };
+  return html`<${FormDialog} title=${`Roll ${apiKey.title}`} submitLabel="Roll" onClose=${onClose} onSubmit=${submit}>
+    <p>A new key replaces ${apiKey.redacted}, with the same title, type, policy and sales channels.</p>
+    <label for="f-grace">Grace period</label><select id="f-grace" name="grace">${GRACE_PERIODS.map(([value, label]) => html`<option value=${value}>${label}</option>`)}</select>
+  <//>`;
+}
+
+function DeleteDialog({ apiKey, onClose, onDone }) {
+  const submit = async () => {
+    await call("DELETE", `api/${apiKey.id}`);
+    onDone(`Deleted ${apiKey.title}.`);
+  };
+  return html`<${FormDialog} title=${`Delete ${apiKey.title}`} submitLabel="Delete" danger onClose=${onClose} onSubmit=${submit}>
+    <p>The revoked key ${apiKey.redacted} is deleted for good.</p>
+  <//>`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A key's details, with its sales channels for a publishable key
+
+class KeyDetails extends Component {
+  state = { key: null, error: "", channel: "", busy: false };
+  componentDidMount() {
+    this.load();
+  }
+  async load() {
+    try {
+      const { api_key } = await call("GET", `api/${this.props.id}`);
+      this.setState({ key: api_key, error: "" });
+    } catch (error) {
+      this.setState({ error: error.message });
+    }
+  }
+  async change(body) {
+    this.setState({ busy: true, error: "" });
+    try {
+      const { api_key } = await call("POST", `api/${this.props.id}/sales-channels`, body);
+      this.setState({ key: { ...this.state.key, sales_channels: api_key.sales_channels }, channel: "", busy: false });
+    } catch (error) {
+      this.setState({ error: error.message, busy: false });
+    }
+  }
+  link = (event) => {
+    event.preventDefault();
+    const id = this.state.channel.trim();
+    if (!id) this.setState({ error: "Enter a sales channel ID to link." });
+    else this.change({ add: [id] });
+  };
+  render(_props, { key, error, channel, busy }) {
+    if (!key) return error ? html`<${ErrorMessage} error=${error} />` : html`<p class="muted">Loading...</p>`;
+    const json = (value) => html`<code>${JSON.stringify(value)}</code>`;
+    const rows = [
+      ["ID", html`<code>${key.id}</code>`],
+      ["Created by", key.created_by],
+      ["Created", html`<${When} at=${key.created_at} />`],
+      ["Updated", html`<${When} at=${key.updated_at} />`],
+      ["Last used", html`<${When} at=${key.last_used_at} empty="never" />`],
+      ["Revoked", key.revoked_at ? html`<${When} at=${key.revoked_at} /> by ${key.revoked_by}` : html`<span class="muted">-</span>`],
+      ["Expires", html`<${When} at=${key.expires_at} empty="never" />`],
+      ["Scopes", key.type === "secret" ? (key.scopes.length ? key.scopes.join(", ") : "all") : "-"],
+      ["Owner", key.owner_id ?? "-"],
+      ["Metadata", Object.keys(key.metadata ?? {}).length ? json(key.metadata) : "-"],
+      ["Rate limits", key.rate_limits.length ? key.rate_limits.map((r) => `${r.name}: ${r.limit} per ${r.duration} s`).join("; ") : "none"],
+      ["Remaining uses", key.remaining ?? "unlimited"],
+      ["Refill", key.refill ? `${key.refill.amount} each ${key.refill.interval}` : "-"],
+    ];
+    return html`<div class="details">
+      <dl>${rows.map(([term, value]) => html`<div><dt>${term}</dt><dd>${value}</dd></div>`)}</dl>
+      ${key.type === "publishable"
+        ? html`<section aria-label="Sales channels">
+            <h3>Sales channels</h3>
+            ${key.sales_channels.length === 0 ? html`<p class="muted">Not linked to any sales channel: storefront requests with this key are refused.</p>` : null}
+            <ul class="channels">
+              ${key.sales_channels.map(
+                ({ id }) => html`<li><code>${id}</code>
+                  <button type="button" class="small" disabled=${busy} aria-label=${`Unlink ${id}`} onClick=${() => this.change({ remove: [id] })}>Unlink</button></li>`,
+              )}
+            </ul>
+            <form class="inline-form" onSubmit=${this.link}>
+              <label for="f-sales-channel-id">Sales channel ID</label><input id="f-sales-channel-id" value=${channel} onInput=${(e) => this.setState({ channel: e.currentTarget.value })} autocomplete="off" />
+              <button type="submit" disabled=${busy}>Link</button>
+            </form>
+          </section>`
+        : null}
+      <${ErrorMessage} error=${error} />
+    </div>`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list of keys
+
+class KeysPage extends Component {
+  state = { q: "", type: "", status: "", offset: 0, data: null, error: "", loading: true, dialog: null, reveal: null, notice: "", open: null };
+  searchTimer = 0;
+  // Answers can arrive out of order (typing in the search box); only the latest is shown.
+  latest = 0;
+  componentDidMount() {
+    this.load();
+  }
+  componentWillUnmount() {
+    clearTimeout(this.searchTimer);
+  }
+  async load() {
+    const ticket = ++this.latest;
+    this.setState({ loading: true });
+    try {
+      const data = await call("GET", listQuery(this.state));
+      if (ticket === this.latest) this.setState({ data, error: "", loading: false });
+    } catch (error) {
+      if (ticket === this.latest) this.setState({ error: error.message, loading: false });
+    }
+  }
+  filter(change, delay = 0) {
+    this.setState({ ...change, offset: 0 });
+    clearTimeout(this.searchTimer);
+    this.searchTimer = setTimeout(() => this.load(), delay);
+  }
+  page(offset) {
+    this.setState({ offset }, () => this.load());
+  }
+  close = () => this.setState({ dialog: null });
+  done = (notice) => {
+    this.setState({ dialog: null, notice });
+    this.load();
+  };
+  created = (apiKey) => {
+    this.setState({ dialog: null, reveal: { title: `Key created: ${apiKey.title}`, token: apiKey.token }, notice: `Created ${apiKey.title}.` });
+    this.load();
+  };
+  rolled = (apiKey) => {
+    this.setState({ dialog: null, reveal: { title: `Key rolled: ${apiKey.title}`, token: apiKey.token }, notice: `Rolled ${apiKey.title}.` });
+    this.load();
+  };
+  dialog() {
+    const { dialog } = this.state;
+    if (!dialog) return null;
+    const common = { apiKey: dialog.key, onClose: this.close, onDone: this.done };
+    switch (dialog.kind) {
+      case "create":
+        return html`<${CreateDialog} onClose=${this.close} onCreated=${this.created} />`;
+      case "rename":
+        return html`<${RenameDialog} ...${common} />`;
+      case "revoke":
+        return html`<${RevokeDialog} ...${common} />`;
+      case "roll":
+        return html`<${RollDialog} ...${common} onRolled=${this.rolled} />`;
+      case "delete":
+        return html`<${DeleteDialog} ...${common} />`;
+      default:
+        return null;
+    }
+  }
+  row(key) {
+    const status = statusOf(key);
+    const revokedNow = isPast(key.revoked_at);
+    const open = this.state.open === key.id;
+    const act = (kind) => () => this.setState({ dialog: { kind, key }, notice: "" });
+    return html`<tr key=${key.id}>
+        <td data-label="Title"><strong>${key.title}</strong></td>
+        <td data-label="Type">${key.type === "secret" ? "Secret" : "Publishable"}</td>
+        <td data-label="Key"><code>${key.redacted}</code></td>
+        <td data-label="Status"><span class=${`badge ${status.tone}`}>${status.label}</span></td>
+        <td data-label="Created"><${When} at=${key.created_at} style="date" /></td>
+        <td data-label="Last used"><${When} at=${key.last_used_at} empty="never" style="relative" /></td>
+        <td data-label="Expires"><${When} at=${key.expires_at} empty="never" style="date" /></td>
+        <td data-label="Actions" class="row-actions">
+          <button type="button" class="small" aria-expanded=${open} onClick=${() => this.setState({ open: open ? null : key.id })}>Details</button>
+          <button type="button" class="small" onClick=${act("rename")}>Rename</button>
+          ${revokedNow
+            ? html`<button type="button" class="small danger" onClick=${act("delete")}>Delete</button>`
+            : html`<button type="button" class="small" onClick=${act("roll")}>Roll</button>
+                <button type="button" class="small danger" onClick=${act("revoke")}>Revoke</button>`}
+        </td>
+      </tr>
+      ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="8"><${KeyDetails} key=${`${key.updated_at}|${key.revoked_at}|${key.title}`} id=${key.id} /></td></tr>` : null}`;
+  }
+  body() {
+    const { data, error, loading, q, type, status } = this.state;
+    if (!data) return error ? null : html`<p class="muted">Loading keys...</p>`;
+    if (data.api_keys.length === 0) {
+      const filtered = q || type || status;
+      return html`<div class="empty">
+        <p>${filtered ? "No keys match these filters." : "There are no keys yet."}</p>
+        ${filtered ? null : html`<p class="muted">Create a secret key for a server or a publishable key for a storefront.</p>`}
+      </div>`;
+    }
+    const first = data.offset + 1;
+    const last = data.offset + data.api_keys.length;
+    return html`<div class=${loading ? "busy" : ""}>
+      <div class="table-frame">
+      <table>
+        <caption class="visually-hidden">API keys</caption>
+        <thead><tr><th scope="col">Title</th><th scope="col">Type</th><th scope="col">Key</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Actions</th></tr></thead>
+        <tbody>${data.api_keys.map((key) => this.row(key))}</tbody>
+      </table>
+      </div>
+      <nav class="pager" aria-label="Pages">
+        <span>${first}-${last} of ${data.count}</span>
+        <button type="button" disabled=${data.offset === 0} onClick=${() => this.page(Math.max(0, data.offset - PAGE_SIZE))}>Previous</button>
+        <button type="button" disabled=${last >= data.count} onClick=${() => this.page(data.offset + PAGE_SIZE)}>Next</button>
+      </nav>
+    </div>`;
+  }
+  render(_props, { q, type, status, error, reveal, notice }) {
+    return html`<main>
+      <div class="toolbar">
+        <div class="field"><label for="f-search">Search</label><input id="f-search" type="search" value=${q} placeholder="Title or key" onInput=${(e) => this.filter({ q: e.currentTarget.value }, 250)} /></div>
+        <div class="field"><label for="f-type-filter">Type filter</label><select id="f-type-filter" value=${type} onChange=${(e) => this.filter({ type: e.currentTarget.value })}>
+            <option value="">All types</option><option value="secret">Secret</option><option value="publishable">Publishable</option>
+          </select></div>
+        <div class="field"><label for="f-status-filter">Status filter</label><select id="f-status-filter" value=${status} onChange=${(e) => this.filter({ status: e.currentTarget.value })}>
+            <option value="">Any status</option><option value="active">Active</option><option value="revoked">Revoked</option><option value="expired">Expired</option>
+          </select></div>
+        <button type="button" class="primary" onClick=${() => this.setState({ dialog: { kind: "create" }, notice: "" })}>Create key</button>
+      </div>
+      <p role="status" class="notice">${notice}</p>
+      ${error ? html`<div class="error" role="alert">${error} <button type="button" class="small" onClick=${() => this.load()}>Try again</button></div>` : null}
+      ${this.body()}
+      ${this.dialog()}
+      ${reveal ? html`<${TokenReveal} ...${reveal} onClose=${() => this.setState({ reveal: null })} />` : null}
+    </main>`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in, and the page around it
+
+class SignIn extends Component {
+  state = { busy: false, error: "" };
+  submit = async (event) => {
+    event.preventDefault();
+    const secret = new FormData(event.currentTarget).get("secret_key");
+    this.setState({ busy: true, error: "" });
+    try {
+      this.props.onSignedIn(await call("POST", "session", { secret_key: String(secret).trim() }));
+    } catch (error) {
+      this.setState({ busy: false, error: error.message });
+    }
+  };
+  render({ notice }, { busy, error }) {
+    return html`<main class="sign-in">
+      <form onSubmit=${this.submit}>
+        <h2>Sign in</h2>
+        <p class="muted">Sign in with a secret API key. It is checked once and not kept in this browser.</p>
+        ${notice && !error ? html`<p class="error" role="alert">${notice}</p>` : null}
+        <label for="f-secret_key">Secret key</label><input id="f-secret_key" name="secret_key" type="password" autocomplete="off" spellcheck="false" required />
+        <${ErrorMessage} error=${error} />
+        <button type="submit" class="primary" disabled=${busy}>Sign in</button>
+      </form>
+    </main>`;
+  }
+}
+
+class App extends Component {
+  state = { phase: "loading", who: null, canSignOut: false, notice: "", error: "" };
+  componentDidMount() {
+    onSessionEnded = (message) => this.signedOut(message);
+    this.check();
+  }
+  async check() {
+    try {
+      this.signedIn(await call("GET", "session"));
+    } catch (error) {
+      if (error.status === 401 && error.signIn) this.setState({ phase: "sign-in", error: "" });
+      else this.setState({ error: error.message });
+    }
+  }
+  signedIn = (session) => {
+    csrfToken = session.csrf_token;
+    const who = session.sign_in ? `${session.key.title} (${session.key.redacted})` : session.actor;
+    this.setState({ phase: "ready", who, canSignOut: session.sign_in, notice: "", error: "" });
+  };
+  signedOut(notice = "") {
+    csrfToken = "";
+    this.setState({ phase: "sign-in", who: null, notice });
+  }
+  signOut = async () => {
+    try {
+      await call("DELETE", "session");
+      this.signedOut();
+    } catch (error) {
+      this.setState({ error: error.message });
+    }
+  };
+  render(_props, { phase, who, canSignOut, notice, error }) {
+    return html`<header>
+        <h1>API keys</h1>
+        ${phase === "ready"
+          ? html`<div class="who"><span>Signed in as ${who}</span>
+              ${canSignOut ? html`<button type="button" class="small" onClick=${this.signOut}>Sign out</button>` : null}</div>`
+          : null}
+      </header>
+      ${error ? html`<div class="error page-error" role="alert">${error} <button type="button" class="small" onClick=${() => this.check()}>Try again</button></div>` : null}
+      ${phase === "sign-in" ? html`<${SignIn} notice=${notice} onSignedIn=${this.signedIn} />` : null}
+      ${phase === "ready" ? html`<${KeysPage} />` : null}`;
+  }
+}
+
+const root = document.getElementById("app");
+root.textContent = "";
+render(html`<${App} />`, root);

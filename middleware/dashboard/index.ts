@@ -1,0 +1,334 @@
+// apiKeyDashboard(): a web page for managing keys, as an Express router the app mounts where
+// it likes. The page talks to the admin router, mounted inside at `api/`, so that validation
+// and authorization rules have one implementation; a dashboard session stands in for
+// apiKeyAuth in front of it.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { NextFunction, Request, Response, Router } from "express";
+import { ApiKeyError, failConfiguration } from "../../lib/errors";
+import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
+import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
+import type { ApiKeyDTO } from "../../lib/types";
+import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
+import type { AuthenticatedRequest } from "../request-context";
+import { asApiKeyError } from "../respond";
+import { loadAssets, sendAsset } from "./assets";
+import { type Session, SESSION_COOKIE, SessionStore, clearedCookie, readCookie, sameSecret } from "./session";
+
+export interface DashboardOptions {
+  /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
+  service?: ApiKeyService;
+  /**
+   * `true`: a person signs in with a secret key. `false`: no sign-in, for an app that protects
+   * the mount with its own authentication; its `req.auth_context.actor_id` (or `actor`) is
+   * the one acting, and a request without one is refused. Default: `true`.
+   */
+  signIn?: boolean;
+  /** Who is acting when `signIn` is `false`. Default: `req.auth_context.actor_id`. */
+  actor?: (req: IncomingMessage) => string | undefined;
+  /** The longest a session lasts, in seconds. Default: 28800 (8 hours). */
+  sessionMaxAge?: number;
+  /** A session ends after this many seconds without a request. Default: 3600 (1 hour). */
+  sessionIdleTimeout?: number;
+  /** How many sessions the process keeps at most; the least recently used end first. Default: 10000. */
+  maxSessions?: number;
+  /** As the admin router's: scopes the signed-in key needs, `read` to sign in and list, `write` to change keys. Default: none. */
+  scopes?: AdminRouterOptions["scopes"];
+  /** As the admin router's: the ids among `ids` that name no sales channel. Default: every id is accepted. */
+  findMissingSalesChannels?: AdminRouterOptions["findMissingSalesChannels"];
+}
+
+const OPTION_NAMES = ["service", "signIn", "actor", "sessionMaxAge", "sessionIdleTimeout", "maxSessions", "scopes", "findMissingSalesChannels"];
+const DEFAULTS = { signIn: true, sessionMaxAge: 8 * 3600, sessionIdleTimeout: 3600, maxSessions: 10_000 };
+
+/**
+ * No script or style but our own files, nothing from elsewhere, no framing. `img-src data:`
+ * is for the page's empty icon, which spares the browser a request for /favicon.ico.
+ */
+const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CACHE = "no-store";
+const ASSET_CACHE = "public, max-age=31536000, immutable";
+const CSRF_HEADER = "x-csrf-token";
+/** With `signIn: false`, what the page sends in the CSRF header: there, the header's presence is the check. */
+const APP_CSRF_TOKEN = "same-origin";
+const MAX_TOKEN_LENGTH = 200;
+
+const MESSAGES = {
+  signedOut: "You are not signed in: sign in with a secret key",
+  ended: "Your session has ended: the key that opened it is revoked, expired or deleted. Sign in with another key",
+  invalidKey: "That secret key is not valid: check that you pasted all of it, and that it is not revoked or expired",
+  csrf: `Refused: a change must come from the dashboard's own page, with the ${CSRF_HEADER} header it sends`,
+  crossSite: "Refused: the request comes from another site",
+  body: 'Send the body as JSON: { "secret_key": "sk_..." }',
+};
+
+function checkCount(value: unknown, name: string, unit: string): void {
+  if (value !== undefined && !(typeof value === "number" && Number.isSafeInteger(value) && value > 0)) {
+    failConfiguration(`\`${name}\` must be a whole number of ${unit} greater than 0.`);
+  }
+}
+
+function checkOptions(options: unknown): DashboardOptions {
+  if (options === undefined) return {};
+  if (typeof options !== "object" || options === null) failConfiguration("`apiKeyDashboard(options)` takes an object.");
+  if ("headers" in options && "method" in options) {
+    failConfiguration('apiKeyDashboard() returns the router: write app.use("/admin/keys", apiKeyDashboard()), not app.use(apiKeyDashboard).');
+  }
+  const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
+  if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
+  const { service, signIn, actor, sessionMaxAge, sessionIdleTimeout, maxSessions } = options as DashboardOptions;
+  if (service !== undefined && typeof service?.verifyApiKey !== "function") failConfiguration("`service` must be the result of `initialize()`.");
+  if (signIn !== undefined && typeof signIn !== "boolean") failConfiguration("`signIn` must be a boolean.");
+  if (actor !== undefined && typeof actor !== "function") failConfiguration("`actor` must be a function.");
+  if (actor !== undefined && signIn !== false) failConfiguration("`actor` applies with `signIn: false` only: with sign-in, the signed-in key acts.");
+  checkCount(sessionMaxAge, "sessionMaxAge", "seconds");
+  checkCount(sessionIdleTimeout, "sessionIdleTimeout", "seconds");
+  checkCount(maxSessions, "maxSessions", "sessions");
+  return options;
+}
+
+/** Headers every answer of the dashboard carries. */
+function securityHeaders(_req: IncomingMessage, res: ServerResponse, next: NextFunction): void {
+  res.setHeader("Content-Security-Policy", CONTENT_SECURITY_POLICY);
+  res.setHeader("X-Content-Type-Options", "nosniff");
+  res.setHeader("Referrer-Policy", "no-referrer");
+  res.setHeader("X-Frame-Options", "DENY");
+  next();
+}
+
+/** A JSON answer, with no WWW-Authenticate on a 401: the page signs in with its own form, not the browser's. */
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.setHeader("Cache-Control", "no-store");
+  res.setHeader("Content-Length", Buffer.byteLength(text));
+  res.end(text);
+}
+
+/**
+ * A browser names the page that sent a request in `Origin` (always, for a fetch that is not a
+ * GET). One from another host is refused; requests without one (curl, tests) are not cross-site
+ * requests from a browser. `req.hostname` follows X-Forwarded-Host when the app trusts its proxy.
+ */
+function crossSite(req: Request): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).hostname !== req.hostname;
+  } catch {
+    return true;
+  }
+}
+
+const changes = (req: IncomingMessage) => req.method !== "GET" && req.method !== "HEAD";
+
+export function apiKeyDashboard(options?: DashboardOptions): Router {
+  const express = require("express") as typeof import("express");
+  const config = { ...DEFAULTS, ...Object.fromEntries(Object.entries(checkOptions(options)).filter(([, value]) => value !== undefined)) } as DashboardOptions &
+    typeof DEFAULTS;
+  const { service, signIn, actor, scopes, findMissingSalesChannels } = config;
+  const readScopes = [...(scopes?.read ?? [])];
+  const keys = () => serviceOrDefault(service);
+  // Built first, so that a bad `scopes` option throws here, naming the option.
+  const admin = apiKeyAdminRouter({ service, scopes, findMissingSalesChannels, ...(actor ? { actor } : {}) });
+  const sessions = new SessionStore({ maxAge: config.sessionMaxAge, idleTimeout: config.sessionIdleTimeout, maxSessions: config.maxSessions });
+  const assets = loadAssets();
+  const router = express.Router();
+
+  // Where the cookie is sent: the dashboard's own mount, whatever the app calls it.
+  const cookiePath = (req: Request) => `${req.baseUrl}/`;
+  const now = () => keys().now().getTime();
+
+  router.use(securityHeaders);
+
+  router.get("/", (req, res) => {
+    // The page's links are relative: without the trailing slash they would resolve one level up.
+    const path = req.originalUrl.split("?")[0]!;
+    if (!path.endsWith("/")) {
+      res.redirect(308, `${req.baseUrl}/${req.originalUrl.slice(path.length)}`);
+      return;
+    }
+    sendAsset(req, res, assets.page, PAGE_CACHE);
+  });
+
+  router.use(`/${assets.base}`, (req, res, next) => {
+    const file = req.method === "GET" || req.method === "HEAD" ? assets.files.get(req.path.slice(1)) : undefined;
+    if (!file) {
+      next();
+      return;
+    }
+    sendAsset(req, res, file, ASSET_CACHE);
+  });
+
+  /** The session a request's cookie names, still in force, or undefined. */
+  function sessionOf(req: Request): Session | undefined {
+    return sessions.find(readCookie(req, SESSION_COOKIE), now());
+  }
+
+  /** The key that opened a session, when it still works: not revoked, expired or deleted. */
+  async function keyInForce(session: Session): Promise<ApiKeyDTO | undefined> {
+    try {
+      const key = await keys().retrieveApiKey(session.keyId);
+      const at = new Date(now());
+      return isActive(key, at) && !isExpired(key, at) ? key : undefined;
+    } catch (error) {
+      if (error instanceof ApiKeyError && error.type === "not_found") return undefined;
+      throw error;
+    }
+  }
+
+  const sessionBody = (key: ApiKeyDTO, session: Session) => ({
+    sign_in: true,
+    key: { id: key.id, title: key.title, redacted: key.redacted },
+    csrf_token: session.csrfToken,
+    expires_at: new Date(session.expiresAt).toISOString(),
+  });
+
+  /** Runs `handler` with errors answered as JSON. */
+  const route =
+    (handler: (req: Request, res: Response) => Promise<void>) =>
+    (req: Request, res: Response, next: NextFunction): void => {
+      handler(req, res).catch(next);
+    };
+
+  if (signIn) {
+    router.get(
+      "/session",
+      route(async (req, res) => {
+        const session = sessionOf(req);
+        const key = session && (await keyInForce(session));
+        if (!session || !key) {
+          if (session) sessions.closeFor(session.keyId);
+          sendJson(res, 401, { type: "unauthorized", message: session ? MESSAGES.ended : MESSAGES.signedOut });
+          return;
+        }
+        sendJson(res, 200, sessionBody(key, session));
+      }),
+    );
+
+    router.post(
+      "/session",
+      express.json({ limit: "4kb" }),
+      route(async (req, res) => {
+        if (crossSite(req)) throw new ApiKeyError("forbidden", MESSAGES.crossSite);
+        const body: unknown = req.body;
+        const token = typeof body === "object" && body !== null ? (body as { secret_key?: unknown }).secret_key : undefined;
+        if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
+          throw new ApiKeyError("invalid_data", MESSAGES.body);
+        }
+        const result = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes });
+        if (result.code === "forbidden") {
+          const missing = result.missing_scopes ?? readScopes;
+          throw new ApiKeyError("forbidden", `This key may not use the dashboard: it lacks the scope${missing.length === 1 ? "" : "s"} ${missing.join(", ")}`);
+        }
+        if (result.code === "rate_limited" || result.code === "usage_exceeded") {
+          throw new ApiKeyError(result.code, "This key has used up its rate limit or quota for now: try again later, or use another key");
+        }
+        if (!result.valid || !result.api_key) throw new ApiKeyError("unauthorized", MESSAGES.invalidKey);
+        const previous = readCookie(req, SESSION_COOKIE);
+        sessions.close(previous);
+        const { id, session } = sessions.open(result.api_key.id, now());
+        res.setHeader("Set-Cookie", sessions.cookie(id, cookiePath(req), req.secure));
+        sendJson(res, 200, sessionBody(result.api_key, session));
+      }),
+    );
+
+    router.delete("/session", (req, res) => {
+      const id = readCookie(req, SESSION_COOKIE);
+      const session = sessions.find(id, now());
+      if (session && !sameSecret(req.headers[CSRF_HEADER], session.csrfToken)) {
+        sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
+        return;
+      }
+      sessions.close(id);
+      res.setHeader("Set-Cookie", clearedCookie(cookiePath(req), req.secure));
+      res.statusCode = 204;
+      res.setHeader("Cache-Control", "no-store");
+      res.end();
+    });
+
+    /** Lets a request through to the admin router as the session's key, or answers it. */
+    async function admit(req: Request, res: Response): Promise<boolean> {
+      const session = sessionOf(req);
+      if (!session) {
+        sendJson(res, 401, { type: "unauthorized", message: MESSAGES.signedOut });
+        return false;
+      }
+      if (changes(req) && (crossSite(req) || !sameSecret(req.headers[CSRF_HEADER], session.csrfToken))) {
+        sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
+        return false;
+      }
+      const key = await keyInForce(session);
+      if (!key) {
+        sessions.closeFor(session.keyId);
+        res.setHeader("Set-Cookie", clearedCookie(cookiePath(req), req.secure));
+        sendJson(res, 401, { type: "unauthorized", message: MESSAGES.ended });
+        return false;
+      }
+      const authenticated = req as AuthenticatedRequest<Request>;
+      authenticated.api_key = key;
+      authenticated.auth_context = {
+        actor_id: key.id,
+        actor_type: "api-key",
+        auth_identity_id: "",
+        app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
+        user_metadata: {},
+      };
+      return true;
+    }
+
+    // In front of the admin router: the session stands in for apiKeyAuth.
+    router.use("/api", (req, res, next) => {
+      admit(req, res).then((admitted) => {
+        if (admitted) next();
+      }, next);
+    });
+  } else {
+    const actorOf = actor ?? ((req: IncomingMessage) => (req as AuthenticatedRequest).auth_context?.actor_id);
+    /** The 401 for a request the app has not authenticated: the page then says so, with no sign-in form. */
+    const notSignedIn = (res: ServerResponse) =>
+      sendJson(res, 401, { type: "unauthorized", message: "You are not signed in to the app: sign in there, then reload this page", sign_in: false });
+
+    router.get("/session", (req, res) => {
+      const who = actorOf(req);
+      if (!who) {
+        notSignedIn(res);
+        return;
+      }
+      sendJson(res, 200, { sign_in: false, key: null, actor: who, csrf_token: APP_CSRF_TOKEN });
+    });
+    // The app's authentication is likely a cookie too: a custom header, which no other site can
+    // send without a CORS preflight, and a same-site Origin stand guard over every change.
+    router.use("/api", (req, res, next) => {
+      if (!actorOf(req)) {
+        notSignedIn(res);
+        return;
+      }
+      if (changes(req) && (crossSite(req) || req.headers[CSRF_HEADER] === undefined)) {
+        sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
+        return;
+      }
+      next();
+    });
+  }
+  router.use("/api", admin);
+
+  router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    const logger = (service ?? getDefaultService())?.logger ?? console;
+    // The only errors of the client's making here are the sign-in body's, from the JSON parser.
+    const status = (error as { status?: unknown })?.status;
+    const typed =
+      !(error instanceof ApiKeyError) && typeof status === "number" && status >= 400 && status < 500
+        ? new ApiKeyError("invalid_data", MESSAGES.body, { status })
+        : asApiKeyError(error, logger, "in the dashboard");
+    sendJson(res, typed.status, { type: typed.type, message: typed.message });
+  });
+
+  return router;
+}

@@ -1,0 +1,265 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import request from "supertest";
+import type { ApiKeyService } from "../../lib/service";
+import type { ApiKeyDTO } from "../../lib/types";
+import { type DashboardOptions, apiKeyDashboard } from "../../middleware/dashboard";
+import { forEachBackend } from "../helpers/backends";
+import { type ExpressVersion, expressApp, withExpress } from "../helpers/create-app";
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+function dashboardApp(version: ExpressVersion, service: ApiKeyService, options: DashboardOptions = {}, before?: (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void): http.Server {
+  const app = expressApp(version);
+  if (before) app.use("/admin/keys", before as never);
+  app.use("/admin/keys", withExpress(version, () => apiKeyDashboard({ service, ...options })));
+  return http.createServer(app);
+}
+
+/** The session cookie (name=value) from a sign-in answer. */
+function cookieOf(res: request.Response): string {
+  const header = res.headers["set-cookie"] as unknown as string[] | undefined;
+  assert.ok(header?.[0], "a Set-Cookie header");
+  return header[0].split(";")[0]!;
+}
+
+for (const version of ["express5", "express4"] as const) forEachBackend(
+  `dashboard over HTTP on ${version}`,
+  (db) => {
+    let admin: ApiKeyDTO;
+    let app: http.Server;
+
+    beforeEach(async () => {
+      admin = await db.service.createApiKeys({ title: "Ops admin", type: "secret", created_by: "user_1" });
+      app = dashboardApp(version, db.service);
+    });
+
+    async function signIn(server = app, token = admin.token) {
+      const res = await request(server).post("/admin/keys/session").send({ secret_key: token });
+      assert.equal(res.status, 200, res.text);
+      return { cookie: cookieOf(res), csrf: res.body.csrf_token as string };
+    }
+
+    it("serves the page with a strict CSP, no caching, and its assets gzipped for good", async () => {
+      const bare = await request(app).get("/admin/keys?x=1");
+      assert.equal(bare.status, 308);
+      assert.equal(bare.headers.location, "/admin/keys/?x=1", "relative links need the trailing slash");
+
+      const page = await request(app).get("/admin/keys/");
+      assert.equal(page.status, 200);
+      assert.match(page.headers["content-type"]!, /^text\/html/);
+      assert.equal(page.headers["content-security-policy"], CSP);
+      assert.equal(page.headers["x-content-type-options"], "nosniff");
+      assert.equal(page.headers["referrer-policy"], "no-referrer");
+      assert.equal(page.headers["cache-control"], "no-store");
+      assert.doesNotMatch(page.text, /<script>|<script [^>]*>[^<]+<\/script>|\son[a-z]+=/i, "no inline script or handler");
+
+      const script = /src="(assets\/[^"]+\/app\.js)"/.exec(page.text)?.[1];
+      assert.ok(script, page.text);
+      // supertest decompresses the body; the header says what travelled.
+      const asset = await request(app).get(`/admin/keys/${script}`).set("Accept-Encoding", "gzip");
+      assert.equal(asset.status, 200);
+      assert.match(asset.headers["content-type"]!, /^text\/javascript/);
+      assert.equal(asset.headers["content-encoding"], "gzip");
+      assert.equal(asset.headers["cache-control"], "public, max-age=31536000, immutable");
+      assert.match(asset.text, /from "\.\/vendor\/preact\.js"/);
+      const plain = await request(app).get(`/admin/keys/${script}`).set("Accept-Encoding", "identity");
+      assert.equal(plain.headers["content-encoding"], undefined);
+      assert.ok(Number(asset.headers["content-length"]) < Number(plain.headers["content-length"]));
+      assert.equal((await request(app).get(`/admin/keys/${script.replace("app.js", "vendor/preact.js")}`)).status, 200);
+      assert.equal((await request(app).get(`/admin/keys/${script.replace("app.js", "nope.js")}`)).status, 404);
+    });
+
+    it("signs in with a secret key: an HttpOnly, SameSite=Strict cookie on the mount, without the key in it", async () => {
+      const res = await request(app).post("/admin/keys/session").send({ secret_key: ` ${admin.token}\n` });
+      assert.equal(res.status, 200, res.text);
+      const header = (res.headers["set-cookie"] as unknown as string[])[0]!;
+      assert.match(header, /; Path=\/admin\/keys\/; Max-Age=28800; HttpOnly; SameSite=Strict$/);
+      assert.ok(!header.includes(admin.token) && !header.includes(admin.token.slice(3, 20)));
+      assert.deepEqual(res.body.key, { id: admin.id, title: "Ops admin", redacted: admin.redacted });
+      assert.match(res.body.csrf_token, /^[A-Za-z0-9_-]{43}$/);
+      assert.ok(!JSON.stringify(res.body).includes(admin.token));
+
+      const session = await request(app).get("/admin/keys/session").set("Cookie", cookieOf(res));
+      assert.equal(session.status, 200);
+      assert.equal(session.body.csrf_token, res.body.csrf_token);
+      const list = await request(app).get("/admin/keys/api/?q=ops").set("Cookie", cookieOf(res));
+      assert.equal(list.status, 200, list.text);
+      assert.deepEqual(list.body.api_keys.map((key: ApiKeyDTO) => key.id), [admin.id]);
+    });
+
+    it("refuses a wrong, revoked, publishable or malformed key with a message, and no cookie", async () => {
+      const publishable = await db.service.createApiKeys({ title: "Web", type: "publishable", created_by: "user_1" });
+      const revoked = await db.service.createApiKeys({ title: "Old", type: "secret", created_by: "user_1" });
+      await db.service.revoke(revoked.id, { revoked_by: "user_1" });
+      const wrong = `${admin.token.slice(0, -1)}${admin.token.endsWith("a") ? "b" : "a"}`;
+      for (const token of [wrong, revoked.token, publishable.token, "sk_", "", "x".repeat(5000).slice(0, 150)]) {
+        const res = await request(app).post("/admin/keys/session").send({ secret_key: token });
+        assert.equal(res.status, 401, token);
+        assert.equal(res.body.type, "unauthorized");
+        assert.match(res.body.message, /^That secret key is not valid/);
+        assert.equal(res.headers["set-cookie"], undefined);
+        assert.equal(res.headers["www-authenticate"], undefined, "no browser password prompt");
+      }
+      for (const send of [
+        (r: request.Test) => r.send({ secret_key: 42 }),
+        (r: request.Test) => r.send({}),
+        (r: request.Test) => r.send([admin.token]),
+        (r: request.Test) => r.type("form").send({ secret_key: admin.token }),
+        (r: request.Test) => r.type("json").send("{nope"),
+        (r: request.Test) => r.send({ secret_key: "s".repeat(300) }),
+      ]) {
+        const res = await send(request(app).post("/admin/keys/session"));
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.body.type, "invalid_data");
+        assert.equal(res.headers["set-cookie"], undefined);
+      }
+      const large = await request(app).post("/admin/keys/session").type("json").send(JSON.stringify({ secret_key: "s".repeat(10_000) }));
+      assert.deepEqual([large.status, large.body.type], [413, "invalid_data"]);
+      const latin = await request(app).post("/admin/keys/session").set("Content-Type", "application/json; charset=latin9").send('{"secret_key":"x"}');
+      assert.deepEqual([latin.status, latin.body.type], [415, "invalid_data"]);
+    });
+
+    it("refuses every change without the session's CSRF token, and changes nothing", async () => {
+      const { cookie, csrf } = await signIn();
+      const count = async () => (await db.service.listAndCountApiKeys({}, { take: 0 }))[1];
+      const before = await count();
+      const attempts = [
+        request(app).post("/admin/keys/api/").set("Cookie", cookie).send({ title: "x", type: "secret" }),
+        request(app).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", "nope").send({ title: "x", type: "secret" }),
+        request(app).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", `${csrf.slice(0, -1)}${csrf.endsWith("A") ? "B" : "A"}`).send({ title: "x", type: "secret" }),
+        request(app).post(`/admin/keys/api/${admin.id}/revoke`).set("Cookie", cookie).send({}),
+        request(app).delete(`/admin/keys/api/${admin.id}`).set("Cookie", cookie),
+        request(app).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", csrf).set("Origin", "https://evil.example").send({ title: "x", type: "secret" }),
+      ];
+      for (const res of await Promise.all(attempts)) {
+        assert.equal(res.status, 403, res.text);
+        assert.equal(res.body.type, "forbidden");
+      }
+      assert.equal(await count(), before);
+      assert.equal((await db.service.retrieveApiKey(admin.id)).revoked_at, null);
+
+      const signOut = await request(app).delete("/admin/keys/session").set("Cookie", cookie);
+      assert.equal(signOut.status, 403, "signing out takes the token too");
+      assert.equal((await request(app).get("/admin/keys/session").set("Cookie", cookie)).status, 200);
+
+      const created = await request(app).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "CI", type: "secret" });
+      assert.equal(created.status, 200, created.text);
+      assert.equal(created.body.api_key.created_by, admin.id, "the signed-in key acts");
+      assert.equal(await count(), before + 1);
+    });
+
+    it("ends the session when its key is revoked, and on sign-out", async () => {
+      const { cookie, csrf } = await signIn();
+      await db.service.revoke(admin.id, { revoked_by: "someone_else" });
+      for (const path of ["/admin/keys/api/", "/admin/keys/session"]) {
+        const res = await request(app).get(path).set("Cookie", cookie);
+        assert.equal(res.status, 401, path);
+        assert.match(res.body.message, /session has ended|not signed in/);
+      }
+
+      const other = await db.service.createApiKeys({ title: "Second", type: "secret", created_by: "user_1" });
+      const second = await signIn(app, other.token);
+      const out = await request(app).delete("/admin/keys/session").set("Cookie", second.cookie).set("x-csrf-token", second.csrf);
+      assert.equal(out.status, 204);
+      assert.match((out.headers["set-cookie"] as unknown as string[])[0]!, /^api_key_dashboard=; Path=\/admin\/keys\/; Max-Age=0/);
+      const after = await request(app).get("/admin/keys/api/").set("Cookie", second.cookie);
+      assert.equal(after.status, 401);
+      assert.equal(after.body.message, "You are not signed in: sign in with a secret key");
+      assert.equal(csrf.length, 43);
+    });
+
+    it("ends a session at its maximum age and after the idle timeout, by the service's clock", async () => {
+      const short = dashboardApp(version, db.service, { sessionMaxAge: 600, sessionIdleTimeout: 120 });
+      const first = await signIn(short);
+      db.clock.advance(100_000);
+      assert.equal((await request(short).get("/admin/keys/api/").set("Cookie", first.cookie)).status, 200);
+      db.clock.advance(100_000);
+      assert.equal((await request(short).get("/admin/keys/api/").set("Cookie", first.cookie)).status, 200, "active, so not idle");
+      db.clock.advance(120_000);
+      assert.equal((await request(short).get("/admin/keys/api/").set("Cookie", first.cookie)).status, 401, "idle");
+
+      const second = await signIn(short);
+      for (let i = 0; i < 6; i++) {
+        db.clock.advance(100_000);
+        const res = await request(short).get("/admin/keys/api/").set("Cookie", second.cookie);
+        assert.equal(res.status, i < 5 ? 200 : 401, `after ${(i + 1) * 100} s`);
+      }
+    });
+
+    it("applies the admin router's scopes: read to sign in and list, write to change", async () => {
+      const scoped = dashboardApp(version, db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      const none = await db.service.createApiKeys({ title: "Orders", type: "secret", created_by: "u", scopes: ["orders:read"] });
+      const reader = await db.service.createApiKeys({ title: "Reader", type: "secret", created_by: "u", scopes: ["api_keys:read"] });
+      const refused = await request(scoped).post("/admin/keys/session").send({ secret_key: none.token });
+      assert.equal(refused.status, 403);
+      assert.match(refused.body.message, /lacks the scope api_keys:read/);
+      const { cookie, csrf } = await signIn(scoped, reader.token);
+      assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200);
+      const write = await request(scoped).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "x", type: "secret" });
+      assert.equal(write.status, 403);
+      assert.match(write.body.message, /api_keys:write/);
+    });
+
+    it("without sign-in, acts as the app's own authenticated user, still CSRF-safe", async () => {
+      const open = dashboardApp(version, db.service, { signIn: false }, (req, _res, next) => {
+        const user = req.headers["x-test-user"];
+        if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
+        next();
+      });
+      assert.equal((await request(open).post("/admin/keys/session").send({ secret_key: admin.token })).status, 404, "no sign-in route");
+      const anonymous = await request(open).get("/admin/keys/api/");
+      assert.deepEqual([anonymous.status, anonymous.body.sign_in], [401, false], "no app user, no access, and no sign-in form either");
+      const session = await request(open).get("/admin/keys/session").set("x-test-user", "user_7");
+      assert.deepEqual(session.body, { sign_in: false, key: null, actor: "user_7", csrf_token: "same-origin" });
+      const noHeader = await request(open).post("/admin/keys/api/").set("x-test-user", "user_7").send({ title: "x", type: "secret" });
+      assert.equal(noHeader.status, 403);
+      const created = await request(open).post("/admin/keys/api/").set("x-test-user", "user_7").set("x-csrf-token", "same-origin").send({ title: "x", type: "secret" });
+      assert.equal(created.status, 200, created.text);
+      assert.equal(created.body.api_key.created_by, "user_7");
+    });
+  },
+  ["postgres", "pglite"],
+);
+
+describe("apiKeyDashboard page weight", () => {
+  it("keeps what the browser downloads under 20 KiB gzipped (the README states the figure)", async () => {
+    const app = expressApp("express5");
+    app.use("/keys", apiKeyDashboard());
+    const server = http.createServer(app);
+    const page = await request(server).get("/keys/").set("Accept-Encoding", "gzip");
+    const files = [...page.text.matchAll(/(?:href|src)="(assets\/[^"]+)"/g)].map((match) => match[1]!);
+    assert.equal(files.length, 4, "stylesheet, Preact, htm and the page's script");
+    let total = Number(page.headers["content-length"]);
+    for (const file of files) {
+      const res = await request(server).get(`/keys/${file}`).set("Accept-Encoding", "gzip");
+      assert.equal(res.headers["content-encoding"], "gzip");
+      total += Number(res.headers["content-length"]);
+    }
+    console.log(`      dashboard download: ${(total / 1024).toFixed(1)} KiB gzipped`);
+    assert.ok(total < 20 * 1024, `${total} bytes`);
+  });
+});
+
+describe("apiKeyDashboard options", () => {
+  it("throws at construction on a misused or unknown option, in a sentence", () => {
+    const bad: [unknown, RegExp][] = [
+      ["x", /takes an object/],
+      [{ signin: false }, /unknown option `signin`/],
+      [{ signIn: "no" }, /`signIn` must be a boolean/],
+      [{ sessionMaxAge: 0 }, /`sessionMaxAge` must be a whole number/],
+      [{ sessionIdleTimeout: 1.5 }, /`sessionIdleTimeout`/],
+      [{ maxSessions: -1 }, /`maxSessions`/],
+      [{ actor: () => "u" }, /`actor` applies with `signIn: false` only/],
+      [{ scopes: { read: ["*"] } }, /`scopes.read`/],
+      [{ service: {} }, /`service` must be/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(() => apiKeyDashboard(options as DashboardOptions), (error: Error) => error instanceof TypeError && message.test(error.message), String(message));
+    }
+    assert.throws(() => (apiKeyDashboard as (a: unknown) => unknown)(new http.IncomingMessage(null as never)), /not app\.use\(apiKeyDashboard\)/);
+    for (const same of [undefined, {}, Object.create(null) as DashboardOptions, { sessionMaxAge: undefined }]) apiKeyDashboard(same);
+  });
+});
