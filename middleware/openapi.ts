@@ -5,7 +5,7 @@
 import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnSpec } from "../lib/columns";
 import { ERROR_STATUS, type ApiKeyErrorType } from "../lib/errors";
 import { INPUT_FIELDS, type JsonSchema } from "../lib/input-fields";
-import { ADMIN_ROUTES, type AdminRoute, type AnswerShape, ID_PATTERN, QUERY_PARAMETERS } from "./admin-routes";
+import { ADMIN_ROUTES, type AdminRoute, type AnswerShape, ID_PATTERN, QUERY_PARAMETERS, type QueryParameter } from "./admin-routes";
 
 const SECURITY_SCHEME = "secretKey";
 
@@ -116,7 +116,7 @@ function typesOf(status: ErrorStatus): ApiKeyErrorType[] {
 }
 
 /** The error statuses a route can answer with. */
-export function errorStatuses(route: AdminRoute): ErrorStatus[] {
+function errorStatuses(route: AdminRoute): ErrorStatus[] {
   const statuses: ErrorStatus[] = [400, 401, 403];
   if (route.path.includes(":id")) statuses.push(404);
   if (route.body) statuses.push(413, 415);
@@ -143,7 +143,7 @@ function errorResponse(status: ErrorStatus): JsonSchema {
 }
 
 /** `/:id/revoke` as OpenAPI writes it: `/{id}/revoke`. */
-export function openApiPath(expressPath: string): string {
+function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z_]+)/g, "{$1}");
 }
 
@@ -152,13 +152,13 @@ function parametersOf(route: AdminRoute): JsonSchema[] {
     ? [{ name: "id", in: "path", required: true, description: "The key's id.", schema: { type: "string", pattern: ID_PATTERN.source }, example: EXAMPLE_KEY.id }]
     : [];
   const query = (route.query ?? []).map((name) => {
-    const parameter: (typeof QUERY_PARAMETERS)[keyof typeof QUERY_PARAMETERS] & { example?: unknown } = QUERY_PARAMETERS[name];
+    const parameter: QueryParameter = QUERY_PARAMETERS[name];
     return {
       name,
       in: "query",
       description: parameter.description,
       schema: parameter.schema,
-      ...("nested" in parameter ? { style: "deepObject", explode: true } : {}),
+      ...(parameter.nested ? { style: "deepObject", explode: true } : {}),
       ...(parameter.example === undefined ? {} : { example: parameter.example }),
     };
   });
