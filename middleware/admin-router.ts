@@ -3,13 +3,14 @@
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration, redactSecrets } from "../lib/errors";
+import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import { missingScopes } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
-import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT } from "./admin-routes";
+import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ORDER_VALUES } from "./admin-routes";
 import { openApiDocument } from "./openapi";
 import { QueryStringError, parseQueryString } from "./query-string";
 import { checkScopes, forbidden } from "./api-key-auth";
@@ -132,11 +133,10 @@ function listQuery(url: string, route: AdminRoute): { filters: FilterableApiKeyP
   };
   if (fields !== undefined) config.select = fieldList(fields, "fields");
   if (order !== undefined) {
-    const match = typeof order === "string" ? /^(-?)([a-z_]+)$/.exec(order) : null;
-    if (!match || !API_KEY_FIELDS.includes(match[2] as ApiKeyField)) {
-      throw invalidRequest(`'order' must be a field, or a field after '-' for descending order, among ${API_KEY_FIELDS.join(", ")}`);
+    if (typeof order !== "string" || !ORDER_VALUES.includes(order as (typeof ORDER_VALUES)[number])) {
+      throw invalidRequest(`'order' must be a field, or a field after '-' for descending order, among ${FILTERABLE_FIELDS.join(", ")}`);
     }
-    config.order = { [match[2]!]: match[1] ? "DESC" : "ASC" };
+    config.order = order.startsWith("-") ? { [order.slice(1)]: "DESC" } : { [order]: "ASC" };
   }
   const typedFilters = withBooleans(filters) as FilterableApiKeyProps;
   // Validated here too, so that a bad filter reads as a bad request; the service checks again.

@@ -1,7 +1,7 @@
 // The admin router's routes, described once. The router registers its handlers by walking this
 // table (path, method, the scope a route takes, the query parameters and body fields it
 // accepts), and the OpenAPI document is built from the same table, so the two cannot drift.
-import { API_KEY_COLUMNS, API_KEY_FIELDS, type FilterableField } from "../lib/columns";
+import { API_KEY_COLUMNS, API_KEY_FIELDS, FILTERABLE_FIELDS, type FilterableField } from "../lib/columns";
 import { FILTER_OPERATORS } from "../lib/filters";
 import { CREATE_INPUTS, type InputFieldName, type JsonSchema, UPDATE_INPUTS } from "../lib/input-fields";
 
@@ -9,6 +9,8 @@ export const LIST_DEFAULT_LIMIT = 20;
 export const LIST_MAX_LIMIT = 1000;
 /** What an `:id` in a path must look like; anything else is refused before the store is asked. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
+/** What `order` takes: a field the filter language takes, ascending, or after `-` descending. */
+export const ORDER_VALUES = FILTERABLE_FIELDS.flatMap((field) => [field, `-${field}`]);
 
 export interface QueryParameter {
   description: string;
@@ -66,7 +68,7 @@ export const QUERY_PARAMETERS = {
   limit: { description: "How many keys to return at most.", schema: { type: "integer", minimum: 0, maximum: LIST_MAX_LIMIT, default: LIST_DEFAULT_LIMIT } },
   order: {
     description: "The field to order by, ascending, or after `-` descending. Default: `id`, which is creation order.",
-    schema: { type: "string", enum: API_KEY_FIELDS.flatMap((field) => [field, `-${field}`]) },
+    schema: { type: "string", enum: ORDER_VALUES },
     example: "-created_at",
   },
   with_deleted: WITH_DELETED,

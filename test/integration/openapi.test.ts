@@ -182,6 +182,19 @@ forEachBackend(
       assert.equal(extra.status, 400, "no query parameters");
     });
 
+    it("takes every value the document lists for GET /'s parameters with an enum, and no other", async () => {
+      const app = createAdminApp("express5", db.service);
+      for (const parameter of document.paths["/"].get.parameters as Json[]) {
+        for (const value of (parameter.schema.enum as string[] | undefined) ?? []) {
+          const res = await request(app).get(`/admin/api-keys/?${parameter.name}=${value}`).set("Authorization", auth);
+          assert.equal(res.status, 200, `${parameter.name}=${value}: ${res.body.message}`);
+        }
+      }
+      const refused = await request(app).get("/admin/api-keys/?order=scopes").set("Authorization", auth);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.message, /'order' must be a field/);
+    });
+
     it("refuses in every body a field the document lacks, and accepts each one it lists", async () => {
       const app = createAdminApp("express5", db.service, { findMissingSalesChannels: async () => [] });
       const post = (path: string, body: Json) => request(app).post(`/admin/api-keys${path}`).set("Authorization", auth).send(body);
