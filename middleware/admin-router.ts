@@ -133,7 +133,7 @@ function listQuery(url: string, route: AdminRoute): { filters: FilterableApiKeyP
   };
   if (fields !== undefined) config.select = fieldList(fields, "fields");
   if (order !== undefined) {
-    if (typeof order !== "string" || !ORDER_VALUES.includes(order as (typeof ORDER_VALUES)[number])) {
+    if (typeof order !== "string" || !ORDER_VALUES.includes(order)) {
       throw invalidRequest(`'order' must be a field, or a field after '-' for descending order, among ${FILTERABLE_FIELDS.join(", ")}`);
     }
     config.order = order.startsWith("-") ? { [order.slice(1)]: "DESC" } : { [order]: "ASC" };

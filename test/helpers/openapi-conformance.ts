@@ -7,10 +7,10 @@ import Ajv2020, { type ValidateFunction } from "ajv/dist/2020";
 import addFormats from "ajv-formats";
 import { openApiDocument } from "../../middleware/openapi";
 
-/** The document, walked freely: its shape is checked by the OpenAPI validator in openapi.test.ts. */
-type Json = Record<string, any>;
+/** A value of the document as JSON.parse gives it, walked freely: the OpenAPI validator in openapi.test.ts checks its shape. */
+type Json = ReturnType<typeof JSON.parse>;
 
-const document = openApiDocument("/") as Json;
+const document: Json = openApiDocument("/");
 
 /** Ajv for the document's JSON Schema 2020-12, with the document itself loaded so `$ref`s resolve. */
 export function documentAjv(): Ajv2020 {
@@ -37,7 +37,7 @@ function resolved(value: Json): Json {
 }
 
 /** The document's path templates as patterns, literal paths first (as the router matches `/openapi.json` before `/:id`). */
-const templates = Object.keys(document.paths as Json)
+const templates = Object.keys(document.paths)
   .map((path) => ({ path, pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}/?$`) }))
   .sort((a, b) => (a.path.match(/\{/g)?.length ?? 0) - (b.path.match(/\{/g)?.length ?? 0));
 
@@ -47,7 +47,7 @@ function validatorFor(path: string, method: string, status: string): ValidateFun
   const key = `${method} ${path} ${status}`;
   let validate = validators.get(key);
   if (!validate) {
-    const response = (document.paths as Json)[path][method].responses[status] as Json;
+    const response = (document.paths)[path][method].responses[status];
     const at = typeof response.$ref === "string" ? (response.$ref as string).slice(2).split("/") : ["paths", path, method, "responses", status];
     validate = ajv.compile({ $ref: pointer(...at, "content", "application/json", "schema") });
     validators.set(key, validate);
@@ -65,15 +65,15 @@ export function takeViolations(): string[] {
 /** Checks one answer; `path` is relative to where the router is mounted. */
 export function checkAnswer(method: string, path: string, status: number, contentType: string, body: string): string | undefined {
   const lower = method.toLowerCase();
-  const match = templates.find(({ path: template, pattern }) => pattern.test(path) && (document.paths as Json)[template][lower]);
+  const match = templates.find(({ path: template, pattern }) => pattern.test(path) && (document.paths)[template][lower]);
   // Not a route of the router (the request fell through to the app): nothing to check.
   if (!match || lower === "head") return undefined;
   const where = `${method} ${match.path} answered ${status}`;
-  const responses = (document.paths as Json)[match.path][lower].responses as Json;
+  const responses = (document.paths)[match.path][lower].responses;
   // An exact status first, then its range (`4XX`), as OpenAPI reads them.
   const listed = [String(status), `${String(status)[0]}XX`].find((key) => responses[key]);
   if (!listed) return `${where}, a status the document does not list`;
-  const response = responses[listed] as Json;
+  const response = responses[listed];
   if (!resolved(response).content?.["application/json"]) return `${where}: the document gives no JSON body`;
   if (!/^application\/json\b/.test(contentType)) return `${where} with Content-Type '${contentType}', not JSON`;
   let parsed: unknown;

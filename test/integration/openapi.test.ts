@@ -10,9 +10,10 @@ import { forEachBackend } from "../helpers/backends";
 import { checkAnswer, documentAjv, pointer } from "../helpers/openapi-conformance";
 import { EXPRESS_VERSIONS, bareAdminRouterOn, createAdminApp, expressApp } from "../helpers/create-app";
 
-type Json = Record<string, any>;
+/** A value of the document as JSON.parse gives it, walked freely: the OpenAPI validator checks its shape. */
+type Json = ReturnType<typeof JSON.parse>;
 
-const document = openApiDocument("/") as Json;
+const document: Json = openApiDocument("/");
 const METHODS = ["get", "post", "delete", "put", "patch"];
 
 /** Every route an Express router registers, as `METHOD /path` in OpenAPI's path form. */
@@ -21,7 +22,7 @@ function registeredRoutes(router: { stack: Json[] }): string[] {
     .filter((layer) => layer.route)
     .flatMap((layer) => {
       const path = (layer.route.path as string).replace(/:([A-Za-z_]+)/g, "{$1}");
-      return Object.keys(layer.route.methods as Json)
+      return Object.keys(layer.route.methods)
         .filter((method) => layer.route.methods[method] && method !== "_all")
         .map((method) => `${method.toUpperCase()} ${path}`);
     })
@@ -29,14 +30,14 @@ function registeredRoutes(router: { stack: Json[] }): string[] {
 }
 
 function documentedRoutes(): string[] {
-  return Object.entries(document.paths as Json)
+  return Object.entries(document.paths)
     .flatMap(([path, item]) => METHODS.filter((method) => (item as Json)[method]).map((method) => `${method.toUpperCase()} ${path}`))
     .sort();
 }
 
 /** Each documented request body: its operation, path, method and JSON schema. */
 function documentedBodies(): { path: string; method: string; schema: Json; example: Json }[] {
-  return Object.entries(document.paths as Json).flatMap(([path, item]) =>
+  return Object.entries(document.paths).flatMap(([path, item]) =>
     METHODS.filter((method) => (item as Json)[method]?.requestBody).map((method) => {
       const content = (item as Json)[method].requestBody.content["application/json"];
       return { path, method, schema: content.schema, example: content.example };
@@ -60,7 +61,7 @@ describe("the admin router's OpenAPI document", () => {
   }
 
   it("takes in each body exactly the fields validation accepts (the acting key fills created_by and revoked_by)", () => {
-    const bodies = Object.fromEntries(documentedBodies().map(({ path, method, schema }) => [`${method.toUpperCase()} ${path}`, Object.keys(schema.properties as Json).sort()]));
+    const bodies = Object.fromEntries(documentedBodies().map(({ path, method, schema }) => [`${method.toUpperCase()} ${path}`, Object.keys(schema.properties).sort()]));
     const without = (fields: readonly string[], ...server: string[]) => fields.filter((field) => !server.includes(field)).sort();
     assert.deepEqual(bodies["POST /"], without(CREATE_INPUTS, "created_by"));
     assert.deepEqual(bodies["POST /{id}"], without(UPDATE_INPUTS));
@@ -97,16 +98,16 @@ describe("the admin router's OpenAPI document", () => {
       assert.ok(validate(example), `${at.join("/")}: ${ajv.errorsText(validate.errors)}`);
       checked++;
     };
-    for (const [path, item] of Object.entries(document.paths as Json)) {
+    for (const [path, item] of Object.entries(document.paths)) {
       for (const method of METHODS.filter((name) => (item as Json)[name])) {
-        const operation = (item as Json)[method] as Json;
+        const operation = (item as Json)[method];
         for (const [index, parameter] of (operation.parameters as Json[]).entries()) {
           if (parameter.example !== undefined) check(["paths", path, method, "parameters", index, "schema"], parameter.example);
         }
         const body = operation.requestBody?.content["application/json"];
         if (body) {
           check(["paths", path, method, "requestBody", "content", "application/json", "schema"], body.example);
-          for (const [name, property] of Object.entries(body.schema.properties as Json)) {
+          for (const [name, property] of Object.entries(body.schema.properties)) {
             check(["paths", path, method, "requestBody", "content", "application/json", "schema", "properties", name], (property as Json).examples[0]);
           }
         }
@@ -114,7 +115,7 @@ describe("the admin router's OpenAPI document", () => {
         if (answer.example !== undefined) check(["paths", path, method, "responses", "200", "content", "application/json", "schema"], answer.example);
       }
     }
-    for (const [name, response] of Object.entries(document.components.responses as Json)) {
+    for (const [name, response] of Object.entries(document.components.responses)) {
       check(["components", "responses", name, "content", "application/json", "schema"], (response as Json).content["application/json"].example);
     }
     assert.ok(checked > 50, `${checked} examples`);
@@ -161,8 +162,8 @@ forEachBackend(
         assert.match(res.headers["content-type"]!, /^application\/json/);
         assert.equal(res.headers["cache-control"], "no-store");
         assert.deepEqual(res.body.servers.map((server: Json) => server.url), ["/admin/api-keys"]);
-        assert.deepEqual(Object.keys(res.body.paths as Json), Object.keys(document.paths as Json));
-        assert.deepEqual(await new Validator().validate(res.body as Json), { valid: true });
+        assert.deepEqual(Object.keys(res.body.paths), Object.keys(document.paths));
+        assert.deepEqual(await new Validator().validate(res.body), { valid: true });
 
         const root = expressApp(version);
         root.use(bareAdminRouterOn(version, { service: db.service, actor: () => "admin" }));
@@ -204,7 +205,7 @@ forEachBackend(
         const refused = await post(at, { ...example, not_in_the_document: true });
         assert.equal(refused.status, 400, `${path} refuses an unknown field`);
         assert.match(refused.body.message, /Unrecognized fields: 'not_in_the_document'/);
-        for (const [name, property] of Object.entries(schema.properties as Json)) {
+        for (const [name, property] of Object.entries(schema.properties)) {
           const res = await post(at, { ...example, [name]: (property as Json).examples[0] });
           assert.doesNotMatch(String(res.body.message), /Unrecognized/, `${path} takes '${name}'`);
         }
