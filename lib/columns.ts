@@ -1,7 +1,7 @@
 // The columns of `api_key`, described once. The DTO's type, the fields the filter language
 // takes and how it reads their values, which fields are dates, JSON or integers, which can be
 // null, what a stored null reads as, and the columns the store selects all follow from this
-// one table.
+// one table, and so does the field list of the admin API's OpenAPI document.
 import type { ApiKeyType, TokenFormat } from "./tokens";
 
 /** One rate limit: at most `limit` uses per `duration` seconds, per key. */
@@ -30,6 +30,8 @@ export type KeyMetadata = Record<string, unknown>;
 export type ColumnKind = "text" | "token" | "type" | "date" | "json" | "integer";
 
 export interface ColumnSpec {
+  /** What the field holds, as the API documents it. */
+  description: string;
   kind: ColumnKind;
   /** Whether the DTO field can be null. */
   nullable: boolean;
@@ -43,28 +45,28 @@ export interface ColumnSpec {
 }
 
 export const API_KEY_COLUMNS = {
-  id: { kind: "text", nullable: false, filterable: true },
-  token: { kind: "token", nullable: false, filterable: true },
-  redacted: { kind: "text", nullable: false, filterable: true },
-  title: { kind: "text", nullable: false, filterable: true },
-  type: { kind: "type", nullable: false, filterable: true },
-  last_used_at: { kind: "date", nullable: true, filterable: true },
-  created_by: { kind: "text", nullable: false, filterable: true },
-  created_at: { kind: "date", nullable: false, filterable: true },
-  updated_at: { kind: "date", nullable: false, filterable: true },
-  deleted_at: { kind: "date", nullable: true, filterable: true },
-  revoked_by: { kind: "text", nullable: true, filterable: true },
-  revoked_at: { kind: "date", nullable: true, filterable: true },
-  expires_at: { kind: "date", nullable: true, filterable: true },
-  owner_id: { kind: "text", nullable: true, filterable: true },
-  scopes: { kind: "json", nullable: false, filterable: false, fallback: [] },
-  metadata: { kind: "json", nullable: false, filterable: false, fallback: {} },
-  rate_limits: { kind: "json", nullable: false, filterable: false, fallback: [] },
-  remaining: { kind: "integer", nullable: true, filterable: false },
-  refill: { kind: "json", nullable: true, filterable: false },
+  id: { description: "The key's id, `apk_` and a ULID.", kind: "text", nullable: false, filterable: true },
+  token: { description: "A publishable key's token; a secret key's plaintext only in the answer that creates it (create, roll), an empty string everywhere else.", kind: "token", nullable: false, filterable: true },
+  redacted: { description: "The token as it may be shown: its prefix and last characters.", kind: "text", nullable: false, filterable: true },
+  title: { description: "A name people recognise the key by.", kind: "text", nullable: false, filterable: true },
+  type: { description: "`publishable` or `secret`.", kind: "type", nullable: false, filterable: true },
+  last_used_at: { description: "When the key last authenticated, recorded within seconds; null if never.", kind: "date", nullable: true, filterable: true },
+  created_by: { description: "Who created the key.", kind: "text", nullable: false, filterable: true },
+  created_at: { description: "When the key was created.", kind: "date", nullable: false, filterable: true },
+  updated_at: { description: "When the key last changed.", kind: "date", nullable: false, filterable: true },
+  deleted_at: { description: "When the key was soft-deleted; null unless it is.", kind: "date", nullable: true, filterable: true },
+  revoked_by: { description: "Who revoked the key; null unless it is revoked.", kind: "text", nullable: true, filterable: true },
+  revoked_at: { description: "When the revocation takes or took effect; null unless revoked.", kind: "date", nullable: true, filterable: true },
+  expires_at: { description: "The instant after which the key never authenticates again; null for never.", kind: "date", nullable: true, filterable: true },
+  owner_id: { description: "The account, organisation or tenant the key belongs to; null for none.", kind: "text", nullable: true, filterable: true },
+  scopes: { description: "What a secret key may do; empty for every key without a restriction.", kind: "json", nullable: false, filterable: false, fallback: [] },
+  metadata: { description: "The app's own JSON data.", kind: "json", nullable: false, filterable: false, fallback: {} },
+  rate_limits: { description: "Request limits per key, across every instance.", kind: "json", nullable: false, filterable: false, fallback: [] },
+  remaining: { description: "Successful uses left; null is unlimited.", kind: "integer", nullable: true, filterable: false },
+  refill: { description: "How `remaining` is topped up; null for never.", kind: "json", nullable: true, filterable: false },
   // 2 for tagged tokens, 1 for tokens issued before tags (lib/tokens.ts); rows written before the
   // column existed hold null, which reads as 1.
-  token_format: { kind: "integer", nullable: false, filterable: false, fallback: 1 },
+  token_format: { description: "2 for tokens with a keyed tag (53 characters), 1 for tokens issued before tags (45 characters).", kind: "integer", nullable: false, filterable: false, fallback: 1 },
 } as const satisfies Record<string, ColumnSpec>;
 
 export type ApiKeyField = keyof typeof API_KEY_COLUMNS;

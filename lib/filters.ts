@@ -41,8 +41,8 @@ export type TokenMapper = (token: string) => string;
 const ORDERING = ["$gt", "$gte", "$lt", "$lte"] as const;
 const PATTERN = ["$like", "$ilike", "$re"] as const;
 const EQUALITY = ["$eq", "$ne", "$in", "$nin", "$exists", "$not"] as const;
-// JSON and integer columns are not filterable (FILTERABLE_FIELDS never lets them get here).
-const OPERATORS: Record<Exclude<ColumnKind, "json" | "integer">, readonly string[]> = {
+/** The operators each kind of column takes. JSON and integer columns are not filterable (FILTERABLE_FIELDS never lets them get here). */
+export const FILTER_OPERATORS: Record<Exclude<ColumnKind, "json" | "integer">, readonly string[]> = {
   text: [...EQUALITY, ...ORDERING, ...PATTERN],
   date: [...EQUALITY, ...ORDERING],
   // Ordering or pattern matching on stored token hashes would only leak hash prefixes.
@@ -150,8 +150,8 @@ function operatorCondition(
   walk: Walk,
 ): Condition {
   const at = `${path}.${op}`;
-  if (!OPERATORS[API_KEY_COLUMNS[field].kind].includes(op)) {
-    invalid(at, `operator not supported on '${field}' (use one of ${OPERATORS[API_KEY_COLUMNS[field].kind].join(" ")})`);
+  if (!FILTER_OPERATORS[API_KEY_COLUMNS[field].kind].includes(op)) {
+    invalid(at, `operator not supported on '${field}' (use one of ${FILTER_OPERATORS[API_KEY_COLUMNS[field].kind].join(" ")})`);
   }
   // Each operator but $in, $nin and $not holds one value.
   if (op !== "$in" && op !== "$nin" && op !== "$not") spend(walk, 1, at);

@@ -2,18 +2,13 @@
 // the admin router can show them as they are.
 import { ApiKeyError, redactSecrets } from "./errors";
 import { ISO_DATE, MAX_YEAR, isPlainObject } from "./filters";
+import { CREATE_INPUTS, LINK_INPUTS, MAX_IDS, MAX_METADATA_BYTES, MAX_OWNER_ID_LENGTH, REVOKE_INPUTS, UPDATE_INPUTS } from "./input-fields";
 import { GRANTED_SCOPE, MAX_SCOPES, MAX_SCOPE_LENGTH, REQUIRED_SCOPE } from "./scopes";
 import type { CreateApiKeyDTO, KeyMetadata, QuotaRefill, RateLimitRule, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
 type Body = Record<string, unknown>;
 
 const MAX_SHOWN = 40;
-
-/**
- * Items in one list a caller passes: link ids per `add` or `remove`, keys per create or
- * delete call. Bounds the bind parameters of the statements they become.
- */
-export const MAX_IDS = 1000;
 
 /** A value as a message quotes it: secret tokens redacted first, so the cut never leaves part of one. */
 function shown(value: unknown): string {
@@ -56,16 +51,6 @@ export function validateBody(data: unknown, allowed: readonly string[]): Body {
   return body;
 }
 
-/** The policy fields create takes besides `title`, `type` and `created_by`. */
-const POLICY_INPUTS = ["expires_at", "expires_in", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const;
-/** The fields update takes. */
-const UPDATABLE = ["title", "expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const;
-
-/** Longest `owner_id`, in characters. */
-export const MAX_OWNER_ID_LENGTH = 255;
-/** Largest `metadata`, in bytes of its UTF-8 JSON. */
-export const MAX_METADATA_BYTES = 4096;
-
 /**
  * A create input, checked and normalised: `expires_in` turned into `expires_at` (a Date),
  * scopes without repeats, metadata copied. `now` is the clock expiry is judged by.
@@ -73,7 +58,7 @@ export const MAX_METADATA_BYTES = 4096;
 export function validateCreate(data: unknown, now: Date = new Date()): CreateApiKeyDTO {
   const body = objectBody(data, "api key data");
   const issues: string[] = [];
-  unrecognized(body, ["title", "type", "created_by", ...POLICY_INPUTS], issues);
+  unrecognized(body, CREATE_INPUTS, issues);
   required(body, "title", issues);
   if (body.type === undefined) issues.push("Field 'type' is required");
   else if (body.type !== "publishable" && body.type !== "secret") {
@@ -108,7 +93,7 @@ export function validateCreate(data: unknown, now: Date = new Date()): CreateApi
 export function validateUpdate(data: unknown, now: Date = new Date()): UpdateApiKeyDTO {
   const body = objectBody(data, "the update");
   const issues: string[] = [];
-  unrecognized(body, UPDATABLE, issues);
+  unrecognized(body, UPDATE_INPUTS, issues);
   const result: UpdateApiKeyDTO = {};
   if (body.title !== undefined) {
     typed(body, "title", "string", issues);
@@ -300,7 +285,7 @@ function quotaFields(body: Body, result: { rate_limits?: RateLimitRule[]; remain
 export function validateRevoke(data: unknown): RevokeApiKeyDTO {
   const body = objectBody(data, "the revocation");
   const issues: string[] = [];
-  unrecognized(body, ["revoked_by", "revoke_in"], issues);
+  unrecognized(body, REVOKE_INPUTS, issues);
   typed(body, "revoked_by", "string", issues);
   typed(body, "revoke_in", "number", issues);
   fail(issues);
@@ -325,7 +310,7 @@ function idList(body: Body, field: string, issues: string[]): string[] {
 export function validateLinks(data: unknown): Required<UpdateLinksDTO> {
   const body = objectBody(data, "the link change");
   const issues: string[] = [];
-  unrecognized(body, ["resource_type", "add", "remove"], issues);
+  unrecognized(body, LINK_INPUTS, issues);
   typed(body, "resource_type", "string", issues);
   const add = idList(body, "add", issues);
   const remove = idList(body, "remove", issues);

@@ -3,12 +3,15 @@
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration, redactSecrets } from "../lib/errors";
+import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
 import { missingScopes } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
+import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ORDER_VALUES } from "./admin-routes";
+import { openApiDocument } from "./openapi";
 import { QueryStringError, parseQueryString } from "./query-string";
 import { checkScopes, forbidden } from "./api-key-auth";
 import type { AuthenticatedRequest } from "./request-context";
@@ -28,21 +31,9 @@ export interface AdminRouterOptions {
   scopes?: { read?: string[]; write?: string[] };
 }
 
-/** The policy fields a create takes besides `title` and `type` (validated by the service). */
-const POLICY_FIELDS = ["expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"];
-const CREATE_FIELDS = ["title", "type", "expires_in", ...POLICY_FIELDS];
-const UPDATE_FIELDS = ["title", ...POLICY_FIELDS];
-
 const BODY_LIMIT = "16kb";
-const LIST_DEFAULT_LIMIT = 20;
-const LIST_MAX_LIMIT = 1000;
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,100}$/;
-const LIST_PARAMETERS = [
-  "fields", "offset", "limit", "order", "with_deleted",
-  "q", "id", "title", "token", "type", "owner_id", "expires_at", "created_at", "updated_at", "deleted_at", "revoked_at", "$and", "$or",
-];
 
-type Handler = (req: Request, res: Response) => Promise<void>;
+type Handler = (req: Request, res: Response, route: AdminRoute) => Promise<void>;
 
 const UNSUPPORTED_MEDIA_TYPE =
   "Invalid request: send the body as JSON, with the header Content-Type: application/json ({} when there is nothing to send)";
@@ -122,8 +113,18 @@ function withDeletedParameter(value: unknown): boolean {
   return value === "true";
 }
 
-function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindConfig; offset: number; limit: number } {
-  const { fields, offset, limit, order, with_deleted, ...filters } = queryOf(url, LIST_PARAMETERS);
+/** The names of the query parameters a route takes. */
+function parametersOf(route: AdminRoute): readonly string[] {
+  return route.query ?? [];
+}
+
+/** The fields a route's body takes. */
+function bodyFieldsOf(route: AdminRoute): readonly string[] {
+  return route.body?.fields ?? [];
+}
+
+function listQuery(url: string, route: AdminRoute): { filters: FilterableApiKeyProps; config: FindConfig; offset: number; limit: number } {
+  const { fields, offset, limit, order, with_deleted, ...filters } = queryOf(url, parametersOf(route));
   const config: FindConfig = {
     skip: integerParameter(offset, "offset", 0, Number.MAX_SAFE_INTEGER, 0),
     take: integerParameter(limit, "limit", 0, LIST_MAX_LIMIT, LIST_DEFAULT_LIMIT),
@@ -131,11 +132,10 @@ function listQuery(url: string): { filters: FilterableApiKeyProps; config: FindC
   };
   if (fields !== undefined) config.select = fieldList(fields, "fields");
   if (order !== undefined) {
-    const match = typeof order === "string" ? /^(-?)([a-z_]+)$/.exec(order) : null;
-    if (!match || !API_KEY_FIELDS.includes(match[2] as ApiKeyField)) {
-      throw invalidRequest(`'order' must be a field, or a field after '-' for descending order, among ${API_KEY_FIELDS.join(", ")}`);
+    if (typeof order !== "string" || !ORDER_VALUES.includes(order)) {
+      throw invalidRequest(`'order' must be a field, or a field after '-' for descending order, among ${FILTERABLE_FIELDS.join(", ")}`);
     }
-    config.order = { [match[2]!]: match[1] ? "DESC" : "ASC" };
+    config.order = order.startsWith("-") ? { [order.slice(1)]: "DESC" } : { [order]: "ASC" };
   }
   const typedFilters = withBooleans(filters) as FilterableApiKeyProps;
   // Validated here too, so that a bad filter reads as a bad request; the service checks again.
@@ -194,24 +194,26 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
    * some carry a plaintext token, so no cache may keep one. And the router must never serve
    * anyone it cannot name (fail closed).
    */
-  function guard(req: Request, res: Response, next: NextFunction): void {
-    res.setHeader("Cache-Control", "no-store");
-    if (!actorOf(req)) {
-      next(new ApiKeyError("unauthorized", "No authenticated actor: mount apiKeyAuth({ type: \"secret\" }) in front of the admin router, or pass `actor`"));
-      return;
-    }
-    // Reads take the `read` scopes, everything else the `write` ones. A caller that is not a
-    // key (a custom `actor`) has no scopes, so it is refused whenever some are required.
-    const required = req.method === "GET" || req.method === "HEAD" ? readScopes : writeScopes;
-    if (required.length > 0) {
-      const key = (req as AuthenticatedRequest).api_key;
-      const missing = missingScopes(key?.type === "secret" ? (key.scopes ?? []) : [], required);
-      if (missing.length > 0) {
-        next(forbidden(missing));
+  function guard(scope: AdminRoute["scope"]) {
+    // A caller that is not a key (a custom `actor`) has no scopes, so it is refused whenever
+    // some are required.
+    const required = scope === "read" ? readScopes : writeScopes;
+    return (req: Request, res: Response, next: NextFunction): void => {
+      res.setHeader("Cache-Control", "no-store");
+      if (!actorOf(req)) {
+        next(new ApiKeyError("unauthorized", "No authenticated actor: mount apiKeyAuth({ type: \"secret\" }) in front of the admin router, or pass `actor`"));
         return;
       }
-    }
-    next();
+      if (required.length > 0) {
+        const key = (req as AuthenticatedRequest).api_key;
+        const missing = missingScopes(key?.type === "secret" ? (key.scopes ?? []) : [], required);
+        if (missing.length > 0) {
+          next(forbidden(missing));
+          return;
+        }
+      }
+      next();
+    };
   }
 
   const parseJson = express.json({ limit: BODY_LIMIT });
@@ -220,7 +222,8 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
    * Writes take JSON only. A page on another site can make a browser that holds the admin's
    * Basic credentials send a form (urlencoded, multipart or text/plain) without asking, but
    * not an application/json body, which needs a CORS preflight. So a form post, or a post
-   * with no type at all, never reaches a handler as an empty body.
+   * with no type at all, never reaches a handler as an empty body. DELETE carries no body,
+   * and a browser sends it across sites only after a CORS preflight.
    */
   function jsonBody(req: Request, res: Response, next: NextFunction): void {
     const mediaType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
@@ -231,103 +234,113 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     parseJson(req, res, next);
   }
 
-  const route = (handler: Handler) => (req: Request, res: Response, next: NextFunction) => {
-    handler(req, res).catch(next);
+  const handlers: Record<AdminOperation, Handler> = {
+    async openapi(req, res, route) {
+      // No parameters, but refused as on every route when some are sent.
+      queryOf(req.url, parametersOf(route));
+      res.json(openApiDocument(req.baseUrl));
+    },
+
+    async list(req, res, route) {
+      const { filters, config, offset, limit } = listQuery(req.url, route);
+      const [api_keys, count] = await keys().listAndCountApiKeys(filters, config);
+      res.json({ api_keys, count, offset, limit });
+    },
+
+    async create(req, res, route) {
+      const body = { ...validated(() => validateBody(req.body, bodyFieldsOf(route))), created_by: actorOf(req) };
+      // Checked here for the reference's "Invalid request: " wording; the service checks again,
+      // and turns `expires_in` into an instant by its own clock.
+      validated(() => validateCreate(body));
+      const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO);
+      res.json({ api_key: created });
+    },
+
+    async retrieve(req, res, route) {
+      const id = idOf(req);
+      const query = queryOf(req.url, parametersOf(route));
+      const select = query.fields === undefined ? undefined : fieldList(query.fields, "fields");
+      const key = await retrieve(id, select, withDeletedParameter(query.with_deleted));
+      res.json({ api_key: select ? key : await withLinks(key) });
+    },
+
+    async update(req, res, route) {
+      const id = idOf(req);
+      const fields = bodyFieldsOf(route);
+      const input = validated(() => {
+        const body = validateBody(req.body, fields);
+        // The service takes an empty update; over HTTP one is far more likely a mistake.
+        if (Object.values(body).every((value) => value === undefined)) {
+          throw new ApiKeyError("invalid_data", `Give at least one field to update: ${fields.join(", ")}`);
+        }
+        return validateUpdate(body);
+      });
+      const updated = await keys().updateApiKeys(id, input);
+      res.json({ api_key: await withLinks(updated) });
+    },
+
+    async delete(req, res) {
+      const id = idOf(req);
+      await retrieve(id);
+      await keys().deleteApiKeys(id);
+      res.json({ id, object: "api_key", deleted: true });
+    },
+
+    // Not in the reference's admin API, which soft-deletes only from code: a soft-deleted key
+    // stops authenticating at once and can be brought back, where DELETE is final.
+    async softDelete(req, res, route) {
+      const id = idOf(req);
+      validated(() => validateBody(req.body, bodyFieldsOf(route)));
+      await retrieve(id);
+      await keys().softDeleteApiKeys(id);
+      res.json({ api_key: await withLinks(await retrieve(id, undefined, true)) });
+    },
+
+    async restore(req, res, route) {
+      const id = idOf(req);
+      validated(() => validateBody(req.body, bodyFieldsOf(route)));
+      await retrieve(id, undefined, true);
+      await keys().restoreApiKeys(id);
+      res.json({ api_key: await withLinks(await retrieve(id)) });
+    },
+
+    async revoke(req, res, route) {
+      const id = idOf(req);
+      const body = validated(() => validateRevoke({ ...validateBody(req.body, bodyFieldsOf(route)), revoked_by: actorOf(req) }));
+      const revoked = await keys().revoke(id, body);
+      res.json({ api_key: await withLinks(revoked) });
+    },
+
+    async roll(req, res, route) {
+      const id = idOf(req);
+      const body = validated(() => validateRevoke({ ...validateBody(req.body, bodyFieldsOf(route)), revoked_by: actorOf(req) }));
+      const successor = await keys().roll(id, body);
+      res.json({ api_key: await withLinks(successor) });
+    },
+
+    async salesChannels(req, res, route) {
+      const id = idOf(req);
+      const change = validated(() => validateLinks(validateBody(req.body, bodyFieldsOf(route))));
+      const key = await retrieve(id);
+      if (key.type !== "publishable") throw new ApiKeyError("invalid_data", "Sales channels can only be associated with publishable API keys");
+      if (findMissingSalesChannels && change.add.length > 0) {
+        const missing = await findMissingSalesChannels(change.add);
+        if (missing.length > 0) throw new ApiKeyError("invalid_data", `Sales channels with IDs ${missing.join(", ")} do not exist`);
+      }
+      const linked = await keys().updateLinks(id, change);
+      res.json({ api_key: { ...(await keys().retrieveApiKey(id)), sales_channels: linked.map((channel) => ({ id: channel })) } });
+    },
   };
 
-  const get = (path: string, handler: Handler) => router.get(path, guard, route(handler));
-  const post = (path: string, handler: Handler) => router.post(path, guard, jsonBody, route(handler));
-  // DELETE carries no body, and a browser sends it across sites only after a CORS preflight.
-  const del = (path: string, handler: Handler) => router.delete(path, guard, route(handler));
-
-  get("/", async (req, res) => {
-    const { filters, config, offset, limit } = listQuery(req.url);
-    const [api_keys, count] = await keys().listAndCountApiKeys(filters, config);
-    res.json({ api_keys, count, offset, limit });
-  });
-
-  post("/", async (req, res) => {
-    const body = { ...validated(() => validateBody(req.body, CREATE_FIELDS)), created_by: actorOf(req) };
-    // Checked here for the reference's "Invalid request: " wording; the service checks again,
-    // and turns `expires_in` into an instant by its own clock.
-    validated(() => validateCreate(body));
-    const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO);
-    res.json({ api_key: created });
-  });
-
-  get("/:id", async (req, res) => {
-    const id = idOf(req);
-    const query = queryOf(req.url, ["fields", "with_deleted"]);
-    const select = query.fields === undefined ? undefined : fieldList(query.fields, "fields");
-    const key = await retrieve(id, select, withDeletedParameter(query.with_deleted));
-    res.json({ api_key: select ? key : await withLinks(key) });
-  });
-
-  post("/:id", async (req, res) => {
-    const id = idOf(req);
-    const input = validated(() => {
-      const body = validateBody(req.body, UPDATE_FIELDS);
-      // The service takes an empty update; over HTTP one is far more likely a mistake.
-      if (Object.values(body).every((value) => value === undefined)) {
-        throw new ApiKeyError("invalid_data", `Give at least one field to update: ${UPDATE_FIELDS.join(", ")}`);
-      }
-      return validateUpdate(body);
-    });
-    const updated = await keys().updateApiKeys(id, input);
-    res.json({ api_key: await withLinks(updated) });
-  });
-
-  del("/:id", async (req, res) => {
-    const id = idOf(req);
-    await retrieve(id);
-    await keys().deleteApiKeys(id);
-    res.json({ id, object: "api_key", deleted: true });
-  });
-
-  // Not in the reference's admin API, which soft-deletes only from code: a soft-deleted key stops
-  // authenticating at once and can be brought back, where DELETE is final.
-  post("/:id/soft-delete", async (req, res) => {
-    const id = idOf(req);
-    validated(() => validateBody(req.body, []));
-    await retrieve(id);
-    await keys().softDeleteApiKeys(id);
-    res.json({ api_key: await withLinks(await retrieve(id, undefined, true)) });
-  });
-
-  post("/:id/restore", async (req, res) => {
-    const id = idOf(req);
-    validated(() => validateBody(req.body, []));
-    await retrieve(id, undefined, true);
-    await keys().restoreApiKeys(id);
-    res.json({ api_key: await withLinks(await retrieve(id)) });
-  });
-
-  post("/:id/revoke", async (req, res) => {
-    const id = idOf(req);
-    const body = validated(() => validateRevoke({ ...validateBody(req.body, ["revoke_in"]), revoked_by: actorOf(req) }));
-    const revoked = await keys().revoke(id, body);
-    res.json({ api_key: await withLinks(revoked) });
-  });
-
-  post("/:id/roll", async (req, res) => {
-    const id = idOf(req);
-    const body = validated(() => validateRevoke({ ...validateBody(req.body, ["revoke_in"]), revoked_by: actorOf(req) }));
-    const successor = await keys().roll(id, body);
-    res.json({ api_key: await withLinks(successor) });
-  });
-
-  post("/:id/sales-channels", async (req, res) => {
-    const id = idOf(req);
-    const change = validated(() => validateLinks(validateBody(req.body, ["add", "remove"])));
-    const key = await retrieve(id);
-    if (key.type !== "publishable") throw new ApiKeyError("invalid_data", "Sales channels can only be associated with publishable API keys");
-    if (findMissingSalesChannels && change.add.length > 0) {
-      const missing = await findMissingSalesChannels(change.add);
-      if (missing.length > 0) throw new ApiKeyError("invalid_data", `Sales channels with IDs ${missing.join(", ")} do not exist`);
-    }
-    const linked = await keys().updateLinks(id, change);
-    res.json({ api_key: { ...(await keys().retrieveApiKey(id)), sales_channels: linked.map((channel) => ({ id: channel })) } });
-  });
+  // The router is the route table: each route's path, method, scope and body come from it.
+  for (const route of ADMIN_ROUTES as readonly AdminRoute[]) {
+    const handler = handlers[route.operation as AdminOperation];
+    const run = (req: Request, res: Response, next: NextFunction) => {
+      handler(req, res, route).catch(next);
+    };
+    if (route.body) router[route.method](route.path, guard(route.scope), jsonBody, run);
+    else router[route.method](route.path, guard(route.scope), run);
+  }
 
   // Every error raised in here is answered as JSON { type, message }, never with the app's
   // (HTML) error page: ours as they are, those of Express and body-parser by their status.

@@ -10,6 +10,7 @@ import type { ApiKeyService } from "../../lib/service";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../../middleware/admin-router";
 import { apiKeyAuth, type ApiKeyAuthOptions } from "../../middleware/api-key-auth";
 import type { AuthenticatedRequest } from "../../middleware/request-context";
+import { recordAnswers } from "./openapi-conformance";
 
 export const FRAMEWORKS = ["express5", "express4", "connect", "http"] as const;
 export type Framework = (typeof FRAMEWORKS)[number];
@@ -96,8 +97,17 @@ export function withExpress(version: ExpressVersion, build: () => express5.Route
   }
 }
 
-/** The admin router as the Express under test builds it. */
+/**
+ * The admin router as the Express under test builds it, its answers checked against its
+ * OpenAPI document on the way out.
+ */
 export function adminRouterOn(version: ExpressVersion, options: AdminRouterOptions): express5.Router {
+  const checked = (version === "express5" ? express5 : express4).Router() as express5.Router;
+  return checked.use(recordAnswers, bareAdminRouterOn(version, options));
+}
+
+/** The admin router as the Express under test builds it, with nothing in front. */
+export function bareAdminRouterOn(version: ExpressVersion, options: AdminRouterOptions): express5.Router {
   return withExpress(version, () => apiKeyAdminRouter(options));
 }
 

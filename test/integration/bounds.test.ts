@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import request from "supertest";
 import { MAX_FILTER_VALUES } from "../../lib/filters";
 import type { CreateApiKeyDTO } from "../../lib/types";
-import { MAX_IDS } from "../../lib/validate-input";
+import { MAX_IDS } from "../../lib/input-fields";
 import { rejectsWith } from "../helpers/assertions";
 import { forEachBackend } from "../helpers/backends";
 import { createAdminApp } from "../helpers/create-app";

@@ -4,10 +4,10 @@ import fc from "fast-check";
 import request from "supertest";
 import { ApiKeyError } from "../../lib/errors";
 import type { ApiKeyDTO } from "../../lib/types";
-import { apiKeyAdminRouter } from "../../middleware/admin-router";
 import { apiKeyAuth } from "../../middleware/api-key-auth";
 import { readSecretCredential } from "../../middleware/credentials";
 import { forEachBackend } from "../helpers/backends";
+import { adminRouterOn } from "../helpers/create-app";
 
 /** Each property runs for at most this long, so the suite stays a few seconds. */
 const TIME_LIMIT_MS = 4000;
@@ -50,7 +50,7 @@ forEachBackend(
       auth = `Basic ${Buffer.from(`${admin.token}:`).toString("base64")}`;
       app = express();
       app.get("/store", apiKeyAuth({ service: db.service, type: "publishable" }), (_req, res) => void res.json({ ok: true }));
-      app.use("/admin/api-keys", apiKeyAuth({ service: db.service }), apiKeyAdminRouter({ service: db.service }));
+      app.use("/admin/api-keys", apiKeyAuth({ service: db.service }), adminRouterOn("express5", { service: db.service }));
     });
 
     it("credential headers: never a 5xx, always JSON, never a false accept", async function () {

@@ -67,6 +67,29 @@ try {
     assert.match(run(process.execPath, ["-e", script]), /cjs ok/);
   });
 
+  check("the admin router serves its OpenAPI document, with the installed version", () => {
+    const script = `
+      const assert = require("node:assert/strict");
+      const express = require("express");
+      const { apiKeyAdminRouter } = require("express-api-keys");
+      const app = express();
+      app.use("/admin/api-keys", apiKeyAdminRouter({ actor: () => "admin" }));
+      const server = app.listen(0, "127.0.0.1", async () => {
+        try {
+          const res = await fetch("http://127.0.0.1:" + server.address().port + "/admin/api-keys/openapi.json");
+          assert.equal(res.status, 200);
+          const document = await res.json();
+          assert.equal(document.openapi, "3.1.0");
+          assert.equal(document.info.version, require("express-api-keys/package.json").version);
+          assert.equal(document.servers[0].url, "/admin/api-keys");
+          console.log("openapi ok");
+        } finally {
+          server.close();
+        }
+      });`;
+    assert.match(run(process.execPath, ["-e", script]), /openapi ok/);
+  });
+
   check("import works from an ES module", () => {
     const script = `
       import assert from "node:assert/strict";

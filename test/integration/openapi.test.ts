@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import type { Server } from "node:http";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import request from "supertest";
+import { CREATE_INPUTS, INPUT_FIELDS, LINK_INPUTS, REVOKE_INPUTS, UPDATE_INPUTS } from "../../lib/input-fields";
+import type { ApiKeyDTO } from "../../lib/types";
+import { validateCreate, validateLinks, validateRevoke, validateUpdate } from "../../lib/validate-input";
+import { openApiDocument } from "../../middleware/openapi";
+import { forEachBackend } from "../helpers/backends";
+import { checkAnswer, documentAjv, pointer } from "../helpers/openapi-conformance";
+import { EXPRESS_VERSIONS, bareAdminRouterOn, createAdminApp, expressApp } from "../helpers/create-app";
+
+/** A value of the document as JSON.parse gives it, walked freely: the OpenAPI validator checks its shape. */
+type Json = ReturnType<typeof JSON.parse>;
+
+const document: Json = openApiDocument("/");
+const METHODS = ["get", "post", "delete", "put", "patch"];
+
+/** Every route an Express router registers, as `METHOD /path` in OpenAPI's path form. */
+function registeredRoutes(router: { stack: Json[] }): string[] {
+  return router.stack
+    .filter((layer) => layer.route)
+    .flatMap((layer) => {
+      const path = (layer.route.path as string).replace(/:([A-Za-z_]+)/g, "{$1}");
+      return Object.keys(layer.route.methods)
+        .filter((method) => layer.route.methods[method] && method !== "_all")
+        .map((method) => `${method.toUpperCase()} ${path}`);
+    })
+    .sort();
+}
+
+function documentedRoutes(): string[] {
+  return Object.entries(document.paths)
+    .flatMap(([path, item]) => METHODS.filter((method) => (item as Json)[method]).map((method) => `${method.toUpperCase()} ${path}`))
+    .sort();
+}
+
+/** Each documented request body: its operation, path, method and JSON schema. */
+function documentedBodies(): { path: string; method: string; schema: Json; example: Json }[] {
+  return Object.entries(document.paths).flatMap(([path, item]) =>
+    METHODS.filter((method) => (item as Json)[method]?.requestBody).map((method) => {
+      const content = (item as Json)[method].requestBody.content["application/json"];
+      return { path, method, schema: content.schema, example: content.example };
+    }),
+  );
+}
+
+describe("the admin router's OpenAPI document", () => {
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const result = await new Validator().validate(document);
+    assert.deepEqual(result, { valid: true });
+    assert.equal(document.openapi, "3.1.0");
+    assert.equal(document.info.version, (require("../../package.json") as { version: string }).version);
+  });
+
+  for (const version of EXPRESS_VERSIONS) {
+    it(`lists exactly the routes the router registers, on ${version}`, () => {
+      const router = bareAdminRouterOn(version, { actor: () => "admin" }) as unknown as { stack: Json[] };
+      assert.deepEqual(registeredRoutes(router), documentedRoutes());
+    });
+  }
+
+  it("takes in each body exactly the fields validation accepts (the acting key fills created_by and revoked_by)", () => {
+    const bodies = Object.fromEntries(documentedBodies().map(({ path, method, schema }) => [`${method.toUpperCase()} ${path}`, Object.keys(schema.properties).sort()]));
+    const without = (fields: readonly string[], ...server: string[]) => fields.filter((field) => !server.includes(field)).sort();
+    assert.deepEqual(bodies["POST /"], without(CREATE_INPUTS, "created_by"));
+    assert.deepEqual(bodies["POST /{id}"], without(UPDATE_INPUTS));
+    assert.deepEqual(bodies["POST /{id}/revoke"], without(REVOKE_INPUTS, "revoked_by"));
+    assert.deepEqual(bodies["POST /{id}/roll"], without(REVOKE_INPUTS, "revoked_by"));
+    assert.deepEqual(bodies["POST /{id}/sales-channels"], without(LINK_INPUTS, "resource_type"));
+    assert.deepEqual(bodies["POST /{id}/soft-delete"], []);
+    assert.deepEqual(bodies["POST /{id}/restore"], []);
+    for (const { schema } of documentedBodies()) assert.equal(schema.additionalProperties, false, "a field the document lacks is refused");
+  });
+
+  it("describes every input field with a value validation accepts", () => {
+    const now = new Date("2026-01-01T00:00:00Z");
+    const accepts: [readonly string[], (body: Json) => unknown, Json][] = [
+      [CREATE_INPUTS, (body) => validateCreate(body, now), { title: "t", type: "secret", created_by: "u" }],
+      [UPDATE_INPUTS, (body) => validateUpdate(body, now), {}],
+      [REVOKE_INPUTS, validateRevoke, {}],
+      [LINK_INPUTS, validateLinks, {}],
+    ];
+    for (const [fields, validate, base] of accepts) {
+      for (const field of fields) {
+        const example = INPUT_FIELDS[field as keyof typeof INPUT_FIELDS].example;
+        assert.doesNotThrow(() => validate({ ...base, [field]: example }), `${field}: ${JSON.stringify(example)}`);
+      }
+      assert.throws(() => validate({ ...base, not_a_field: 1 }), /Unrecognized fields: 'not_a_field'/);
+    }
+  });
+
+  it("has examples that match their own schemas", () => {
+    const ajv = documentAjv();
+    let checked = 0;
+    const check = (at: (string | number)[], example: unknown) => {
+      const validate = ajv.compile({ $ref: pointer(...at) });
+      assert.ok(validate(example), `${at.join("/")}: ${ajv.errorsText(validate.errors)}`);
+      checked++;
+    };
+    for (const [path, item] of Object.entries(document.paths)) {
+      for (const method of METHODS.filter((name) => (item as Json)[name])) {
+        const operation = (item as Json)[method];
+        for (const [index, parameter] of (operation.parameters as Json[]).entries()) {
+          if (parameter.example !== undefined) check(["paths", path, method, "parameters", index, "schema"], parameter.example);
+        }
+        const body = operation.requestBody?.content["application/json"];
+        if (body) {
+          check(["paths", path, method, "requestBody", "content", "application/json", "schema"], body.example);
+          for (const [name, property] of Object.entries(body.schema.properties)) {
+            check(["paths", path, method, "requestBody", "content", "application/json", "schema", "properties", name], (property as Json).examples[0]);
+          }
+        }
+        const answer = operation.responses["200"].content["application/json"];
+        if (answer.example !== undefined) check(["paths", path, method, "responses", "200", "content", "application/json", "schema"], answer.example);
+      }
+    }
+    for (const [name, response] of Object.entries(document.components.responses)) {
+      check(["components", "responses", name, "content", "application/json", "schema"], (response as Json).content["application/json"].example);
+    }
+    assert.ok(checked > 50, `${checked} examples`);
+  });
+
+  it("gives each error status the error types lib/errors.ts maps to it", () => {
+    const types = (name: string) => document.components.responses[name].content["application/json"].schema.properties.type.enum;
+    assert.deepEqual(types("Error400"), ["invalid_data", "not_allowed"]);
+    assert.deepEqual(types("Error401"), ["unauthorized"]);
+    assert.deepEqual(types("Error404"), ["not_found"]);
+    assert.deepEqual(types("Error415"), ["invalid_data"]);
+    assert.deepEqual(types("Error503"), ["unavailable"]);
+    assert.deepEqual(document.paths["/"].get.responses["404"], undefined, "no id, no 404");
+    assert.ok(document.paths["/{id}"].post.responses["415"], "a body route refuses forms");
+  });
+
+  it("lets the test suite's check refuse answers the document does not describe", () => {
+    const key = { api_key: { id: "apk_1" } };
+    assert.match(checkAnswer("GET", "/apk_1", 200, "application/json", JSON.stringify(key)) ?? "", /schema refuses/, "a key without its fields");
+    assert.match(checkAnswer("POST", "/", 418, "application/json", "{}") ?? "", /does not list/);
+    assert.match(checkAnswer("GET", "/", 400, "text/html", "<p>") ?? "", /not JSON/);
+    assert.match(checkAnswer("DELETE", "/apk_1", 200, "application/json", JSON.stringify({ id: "apk_1", object: "api_key", deleted: true, extra: 1 })) ?? "", /schema refuses/);
+    assert.equal(checkAnswer("DELETE", "/apk_1", 200, "application/json", JSON.stringify({ id: "apk_1", object: "api_key", deleted: true })), undefined);
+    assert.equal(checkAnswer("PUT", "/apk_1", 404, "text/html", "<p>"), undefined, "not a route of the router: the app's answer");
+  });
+});
+
+forEachBackend(
+  "GET /openapi.json",
+  (db) => {
+    let admin: ApiKeyDTO;
+    let auth: string;
+
+    beforeEach(async () => {
+      admin = await db.service.createApiKeys({ title: "admin", type: "secret", created_by: "user_1", scopes: ["api_keys:read"] });
+      auth = `Basic ${Buffer.from(`${admin.token}:`).toString("base64")}`;
+    });
+
+    for (const version of EXPRESS_VERSIONS) {
+      it(`serves the document with the mount path as its server, on ${version}`, async () => {
+        const app: Server = createAdminApp(version, db.service);
+        const res = await request(app).get("/admin/api-keys/openapi.json").set("Authorization", auth);
+        assert.equal(res.status, 200);
+        assert.match(res.headers["content-type"]!, /^application\/json/);
+        assert.equal(res.headers["cache-control"], "no-store");
+        assert.deepEqual(res.body.servers.map((server: Json) => server.url), ["/admin/api-keys"]);
+        assert.deepEqual(Object.keys(res.body.paths), Object.keys(document.paths));
+        assert.deepEqual(await new Validator().validate(res.body), { valid: true });
+
+        const root = expressApp(version);
+        root.use(bareAdminRouterOn(version, { service: db.service, actor: () => "admin" }));
+        assert.deepEqual((await request(root).get("/openapi.json")).body.servers, [{ url: "/", description: "Where the app mounts the router." }]);
+      });
+    }
+
+    it("takes the router's read scopes and an authenticated caller, like every GET", async () => {
+      const scoped = createAdminApp("express5", db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      assert.equal((await request(scoped).get("/admin/api-keys/openapi.json").set("Authorization", auth)).status, 200, "a read key");
+      const strict = createAdminApp("express5", db.service, { scopes: { read: ["api_keys:admin"] } });
+      const refused = await request(strict).get("/admin/api-keys/openapi.json").set("Authorization", auth);
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.type, "forbidden");
+      assert.equal((await request(scoped).get("/admin/api-keys/openapi.json")).status, 401, "no key");
+      const extra = await request(scoped).get("/admin/api-keys/openapi.json?x=1").set("Authorization", auth);
+      assert.equal(extra.status, 400, "no query parameters");
+    });
+
+    it("takes every value the document lists for GET /'s parameters with an enum, and no other", async () => {
+      const app = createAdminApp("express5", db.service);
+      for (const parameter of document.paths["/"].get.parameters as Json[]) {
+        for (const value of (parameter.schema.enum as string[] | undefined) ?? []) {
+          const res = await request(app).get(`/admin/api-keys/?${parameter.name}=${value}`).set("Authorization", auth);
+          assert.equal(res.status, 200, `${parameter.name}=${value}: ${res.body.message}`);
+        }
+      }
+      const refused = await request(app).get("/admin/api-keys/?order=scopes").set("Authorization", auth);
+      assert.equal(refused.status, 400);
+      assert.match(refused.body.message, /'order' must be a field/);
+    });
+
+    it("refuses in every body a field the document lacks, and accepts each one it lists", async () => {
+      const app = createAdminApp("express5", db.service, { findMissingSalesChannels: async () => [] });
+      const post = (path: string, body: Json) => request(app).post(`/admin/api-keys${path}`).set("Authorization", auth).send(body);
+      for (const { path, schema, example } of documentedBodies()) {
+        const key = await db.service.createApiKeys({ title: "target", type: "publishable", created_by: "user_1" });
+        const at = path.replace("{id}", key.id);
+        const refused = await post(at, { ...example, not_in_the_document: true });
+        assert.equal(refused.status, 400, `${path} refuses an unknown field`);
+        assert.match(refused.body.message, /Unrecognized fields: 'not_in_the_document'/);
+        for (const [name, property] of Object.entries(schema.properties)) {
+          const res = await post(at, { ...example, [name]: (property as Json).examples[0] });
+          assert.doesNotMatch(String(res.body.message), /Unrecognized/, `${path} takes '${name}'`);
+        }
+      }
+    });
+  },
+  ["pglite"],
+);
