@@ -33,9 +33,17 @@ interface Case {
 
 const basic = (token: string) => `Basic ${Buffer.from(`${token}:`).toString("base64")}`;
 
+/**
+ * A token tagged under a key this deployment does not have: what an attacker who knows the
+ * format can make, or another deployment's token. Its checksum is valid.
+ */
+function forgedToken(): string {
+  return generateToken("secret", randomBytes(32));
+}
+
 /** A token in the current format whose last checksum character is wrong. */
 function badChecksumToken(): string {
-  const token = generateToken("secret");
+  const token = forgedToken();
   const last = token.at(-1)!;
   return token.slice(0, -1) + (last === "A" ? "B" : "A");
 }
@@ -142,7 +150,7 @@ async function main(): Promise<void> {
     { id: "secret-redis", label: "4. secret key, in-process cache off, Redis on", server: "secret-redis", load: secretHeader },
     { id: "secret-nocache", label: "5. secret key, every cache off (a PostgreSQL lookup per request)", server: "secret-nocache", load: secretHeader },
     { id: "flood-bad-checksum", label: "6a. flood of distinct tokens with a bad checksum", server: "secret-memory", load: floodOf(badChecksumToken) },
-    { id: "flood-unknown", label: "6b. flood of distinct unknown tokens with valid checksums", server: "secret-memory", load: floodOf(() => generateToken("secret")) },
+    { id: "flood-unknown", label: "6b. flood of distinct forged tokens with valid checksums", server: "secret-memory", load: floodOf(forgedToken) },
     { id: "scrypt-reference", label: "7. the reference's way: salted scrypt per request", server: "scrypt-reference", load: secretHeader },
     { id: "last-used", label: "8. last_used_at writes (flush every 1 s)", server: "last-used", load: secretHeader },
     { id: "rate-limited", label: "9. secret key with a rate limit never reached, warm cache, Redis on", server: "rate-limited", load: { header: ["Authorization", basic(limited.token)] } },

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
 
     const authenticated = await apiKeys.authenticate(admin.token);
     console.log(`authenticate(secret token) -> ${authenticated ? authenticated.id : "false"}`);
-    const mistyped = await apiKeys.authenticate(admin.token.slice(0, -1) + "x");
+    const mistyped = await apiKeys.authenticate(admin.token.slice(0, -1) + (admin.token.endsWith("x") ? "y" : "x"));
     console.log(`authenticate(mistyped token) -> ${mistyped ? mistyped.id : "false"}`);
 
     const rolled = await apiKeys.roll(admin.id, { revoked_by: "user_quickstart", revoke_in: 60 });

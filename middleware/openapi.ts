@@ -16,7 +16,10 @@ function orNull(schema: JsonSchema): JsonSchema {
   return types.includes("null") ? schema : { ...schema, type: [...types, "null"] };
 }
 
-/** A column's values as the JSON of an answer has them. JSON and integer columns hold what their input field takes. */
+/**
+ * A column's values as the JSON of an answer has them. JSON and integer columns hold what their
+ * input field takes; one that no input sets (token_format) is a plain integer.
+ */
 function columnSchema(field: ApiKeyField): JsonSchema {
   const spec: ColumnSpec = API_KEY_COLUMNS[field];
   const value: JsonSchema =
@@ -25,7 +28,9 @@ function columnSchema(field: ApiKeyField): JsonSchema {
       : spec.kind === "type"
         ? INPUT_FIELDS.type.schema
         : spec.kind === "json" || spec.kind === "integer"
-          ? INPUT_FIELDS[field as keyof typeof INPUT_FIELDS].schema
+          ? field in INPUT_FIELDS
+            ? INPUT_FIELDS[field as keyof typeof INPUT_FIELDS].schema
+            : { type: "integer" }
           : { type: "string" };
   return { ...(spec.nullable ? orNull(value) : value), description: spec.description };
 }
