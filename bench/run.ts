@@ -69,6 +69,11 @@ function summarise(rounds: Measured[]): Measured {
     ratio: median(ratios),
     ratio_min: Math.min(...ratios),
     ratio_max: Math.max(...ratios),
+    cpu_us: median(rounds.map((row) => row.cpu_us)),
+    bare_cpu_us: median(rounds.map((row) => row.bare_cpu_us)),
+    cpu_ratio: median(rounds.map((row) => row.cpu_ratio)),
+    cpu_ratio_min: Math.min(...rounds.map((row) => row.cpu_ratio)),
+    cpu_ratio_max: Math.max(...rounds.map((row) => row.cpu_ratio)),
     requests: sum((row) => row.requests),
     non2xx: sum((row) => row.non2xx),
     errors: sum((row) => row.errors),
@@ -96,9 +101,9 @@ async function startServer(kind: string, env: Record<string, string>): Promise<{
   return { child, port };
 }
 
-async function stats(port: number): Promise<{ queries: number; updates: number }> {
+async function stats(port: number): Promise<{ queries: number; updates: number; cpu_us: number }> {
   const response = await fetch(`http://127.0.0.1:${port}/__stats`);
-  return (await response.json()) as { queries: number; updates: number };
+  return (await response.json()) as { queries: number; updates: number; cpu_us: number };
 }
 
 function version(command: string, args: string[]): string {
@@ -171,32 +176,50 @@ async function main(): Promise<void> {
     for (const benchCase of cases) {
       const server = await startServer(benchCase.server, env);
       servers.set(benchCase.id, server);
-      await runWrk(scratch.dir, server.port, benchCase.load, 1); // warm-up: JIT, connection pools, caches
+      // Warm-up of both routes: JIT, connection pools, caches.
+      await runWrk(scratch.dir, server.port, benchCase.load, 1);
+      await runWrk(scratch.dir, server.port, {}, 1, "/__bare");
     }
     for (let round = 0; round < ROUNDS; round++) {
       process.stderr.write(`round ${round + 1} of ${ROUNDS}\n`);
       // Each round starts one case later, so no case always follows the same neighbour.
       const order = cases.map((_, i) => cases[(i + round) % cases.length]!);
-      const rows: Measured[] = [];
       for (const benchCase of order) {
         const { port } = servers.get(benchCase.id)!;
-        const before = await stats(port);
-        const result = await runWrk(scratch.dir, port, benchCase.load, DURATION_S);
-        const after = await stats(port);
-        rows.push({
+        // The case and the bare route of its own server back to back, in alternating order,
+        // so that drift within the round hits both alike.
+        const measure = async (urlPath: string, load: Load) => {
+          const before = await stats(port);
+          const result = await runWrk(scratch.dir, port, load, DURATION_S, urlPath);
+          const after = await stats(port);
+          return { result, before, after, cpu_us: (after.cpu_us - before.cpu_us) / Math.max(1, result.requests) };
+        };
+        const bareFirst = round % 2 === 0;
+        // A server that sat idle while the other cases ran serves its first second or so
+        // markedly slower (measured: 20-30 % here), whichever route comes first: a discarded
+        // second of load first, so that neither of the pair pays it.
+        await runWrk(scratch.dir, port, bareFirst ? {} : benchCase.load, 1, bareFirst ? "/__bare" : "/");
+        const bare = bareFirst ? await measure("/__bare", {}) : undefined;
+        const run = await measure("/", benchCase.load);
+        const reference = bare ?? (await measure("/__bare", {}));
+        const { result } = run;
+        samples.get(benchCase.id)!.push({
           id: benchCase.id,
           label: benchCase.label,
           ...result,
-          ratio: 0,
+          ratio: result.rps / reference.result.rps,
           ratio_min: 0,
           ratio_max: 0,
-          queries: after.queries - before.queries,
-          updates: after.updates - before.updates,
+          cpu_us: run.cpu_us,
+          bare_cpu_us: reference.cpu_us,
+          cpu_ratio: reference.cpu_us / run.cpu_us,
+          cpu_ratio_min: 0,
+          cpu_ratio_max: 0,
+          queries: run.after.queries - run.before.queries,
+          updates: run.after.updates - run.before.updates,
         });
-        process.stderr.write(`  ${benchCase.label}: ${result.rps.toFixed(0)} req/s, p99 ${result.p99_ms.toFixed(2)} ms\n`);
+        process.stderr.write(`  ${benchCase.label}: ${result.rps.toFixed(0)} req/s (its bare route ${reference.result.rps.toFixed(0)}), p99 ${result.p99_ms.toFixed(2)} ms\n`);
       }
-      const bareRps = rows.find((row) => row.id === "bare")!.rps;
-      for (const row of rows) samples.get(row.id)!.push({ ...row, ratio: row.rps / bareRps });
     }
   } finally {
     for (const { child } of servers.values()) child.kill();

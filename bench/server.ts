@@ -1,6 +1,8 @@
-// Benchmark server: one Express route, protected the way BENCH_CASE says. Runs in its own
-// process, pinned by the runner to a core the load generator does not use. Prints its port when
-// ready; GET /__stats counts the database queries it has sent.
+// Benchmark server: one Express route, protected the way BENCH_CASE says, and beside it the bare
+// route (/__bare) that the case is compared with in the same process, so that no difference
+// between two processes (their JIT, their heap) passes for the cost of the check. Runs pinned
+// by the runner to a core the load generator does not use. Prints its port when ready;
+// GET /__stats counts the database queries it has sent and the CPU time it has used.
 import { randomBytes, scrypt, scryptSync } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import express from "express";
@@ -29,8 +31,10 @@ async function main(): Promise<void> {
     initialize({ database: knex, schema: env.BENCH_SCHEMA, runMigrations: false, redis: false, ...options });
 
   const app = express();
+  app.get("/__bare", ok);
   app.get("/__stats", (_req, res) => {
-    res.json({ queries, updates });
+    const { user, system } = process.cpuUsage();
+    res.json({ queries, updates, cpu_us: user + system });
   });
   switch (CASE) {
     case "bare":

@@ -90,11 +90,11 @@ export function workspace(): { dir: string; close: () => void } {
 }
 
 /** Runs wrk on LOAD_CORE against `port` for `seconds` and returns its summary. */
-export async function runWrk(dir: string, port: number, load: Load, seconds: number): Promise<WrkResult> {
+export async function runWrk(dir: string, port: number, load: Load, seconds: number, urlPath = "/"): Promise<WrkResult> {
   const script = path.join(dir, "script.lua");
   const args = ["-c", LOAD_CORE, "wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script];
   if (load.header) args.push("-H", `${load.header[0]}: ${load.header[1]}`);
-  args.push(`http://127.0.0.1:${port}/`);
+  args.push(`http://127.0.0.1:${port}${urlPath}`);
   if (load.perRequest) {
     const values = path.join(dir, "values.txt");
     writeFileSync(values, `${load.perRequest.values().join("\n")}\n`);
