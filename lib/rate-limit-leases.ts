@@ -36,6 +36,21 @@ function leaseName(id: string, window: RateLimitWindow): string {
   return `${id}\n${window.limit}\n${window.duration}`;
 }
 
+/**
+ * The windows with a lease of their own. Two rules of one limit and duration share a lease, as
+ * they share the shared counter's count: a use pays it once, not once per rule, which would
+ * admit half the limit (or, with leases of one use, a single use).
+ */
+function distinct(windows: readonly RateLimitWindow[]): readonly RateLimitWindow[] {
+  if (windows.length < 2) return windows;
+  const byLease = new Map<string, RateLimitWindow>();
+  for (const window of windows) {
+    const name = `${window.limit}\n${window.duration}`;
+    if (!byLease.has(name)) byLease.set(name, window);
+  }
+  return byLease.size === windows.length ? windows : [...byLease.values()];
+}
+
 export class LeasedRateLimits implements RateLimitCounter {
   readonly #shared: RateLimitCounter;
   readonly #leases = new Map<string, Lease>();
@@ -52,8 +67,9 @@ export class LeasedRateLimits implements RateLimitCounter {
    * Spends `cost` from leases already held, with no I/O, when every window's lease covers it;
    * otherwise spends nothing and answers undefined, and `consume` decides.
    */
-  consumeLocal(id: string, windows: readonly RateLimitWindow[], cost: number): RateLimitState | undefined {
+  consumeLocal(id: string, rules: readonly RateLimitWindow[], cost: number): RateLimitState | undefined {
     const now = this.#now();
+    const windows = distinct(rules);
     // Checked for every window before any is spent, so that a partial answer spends nothing.
     const leases: Lease[] = [];
     for (const window of windows) {
@@ -68,7 +84,7 @@ export class LeasedRateLimits implements RateLimitCounter {
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
     const spent: { window: RateLimitWindow; lease: Lease }[] = [];
-    for (const window of windows) {
+    for (const window of distinct(windows)) {
       const taken = await this.#spend(id, window, cost);
       if (!("lease" in taken)) {
         // What this use took locally goes back; leases taken stay, for the uses to come.

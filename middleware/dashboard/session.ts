@@ -2,9 +2,10 @@
 // this process to the id of the key that signed in. The secret key itself is never kept: it
 // is verified once at sign-in, and the session is then checked against the key's current
 // state on every request, so revoking the key (or its expiry) ends the session at once.
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { LRUCache } from "lru-cache";
+import { sameSecret as sameStoredSecret } from "../../lib/tokens";
 
 export const SESSION_COOKIE = "api_key_dashboard";
 
@@ -33,9 +34,12 @@ function digest(sessionId: string): string {
   return createHash("sha256").update(sessionId).digest("base64url");
 }
 
+/**
+ * Whether a header holds the expected secret, in constant time. Compared as bytes: Node reads
+ * header bytes as Latin-1, so a value as long as the secret in characters can be longer in UTF-8.
+ */
 export function sameSecret(given: unknown, expected: string): boolean {
-  if (typeof given !== "string" || given.length !== expected.length) return false;
-  return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  return typeof given === "string" && sameStoredSecret(given, expected);
 }
 
 /** The value of one cookie in a Cookie header, or undefined. */

@@ -239,6 +239,22 @@ describe("rate limit leases on a shared Redis, two instances", function () {
     assert.deepEqual(leased[0].consumeLocal("apk_d", [wide, other], 3), { name: "wide", limit: 1000, remaining: 995, reset: decided.rate_limit.reset });
   });
 
+  it("two rules of one limit and duration share a lease: each use pays it once", async () => {
+    const twins = [
+      { name: "api", limit: 3, duration: 60 },
+      { name: "burst", limit: 3, duration: 60 },
+    ];
+    assert.equal(await admitted(Array.from({ length: 5 }, () => leased[0].consume("apk_u", twins, 1))), 3);
+    const wide = [
+      { name: "a", limit: 1000, duration: 60 },
+      { name: "b", limit: 1000, duration: 60 },
+    ];
+    assert.ok((await leased[0].consume("apk_v", wide, 1)).admitted);
+    for (let i = 0; i < 9; i++) assert.equal(leased[0].consumeLocal("apk_v", wide, 1)?.remaining, 998 - i, `local use ${i + 1}`);
+    assert.equal(leased[0].consumeLocal("apk_v", wide, 1), undefined, "the lease of 10 is spent");
+    assert.equal(await shared.get(`${prefix}rl:1000:60:apk_v`), "10");
+  });
+
   it("gives a refused use back: what the other windows took locally is returned", async () => {
     const windows = [
       { name: "wide", limit: 1000, duration: 60 },
