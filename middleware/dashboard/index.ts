@@ -61,6 +61,7 @@ const MESSAGES = {
   csrf: `Refused: a change must come from the dashboard's own page, with the ${CSRF_HEADER} header it sends`,
   crossSite: "Refused: the request comes from another site",
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
+  quota: "This key has a usage quota, which dashboard sessions do not count: sign in with a key without one",
 };
 
 function checkCount(value: unknown, name: string, unit: string): void {
@@ -218,6 +219,10 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
           throw new ApiKeyError("invalid_data", MESSAGES.body);
         }
+        // A session's requests are not counted against the key's usage quota, so a key with one
+        // could outlive it here: such keys are refused before a use is spent (cost 0 spends none).
+        const probe = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes, cost: 0 });
+        if (probe.valid && probe.api_key && probe.api_key.remaining !== null) throw new ApiKeyError("forbidden", MESSAGES.quota);
         const result = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes });
         if (result.code === "forbidden") {
           const missing = result.missing_scopes ?? readScopes;

@@ -122,6 +122,16 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.deepEqual([latin.status, latin.body.type], [415, "invalid_data"]);
     });
 
+    it("refuses a key with a usage quota, which a session would not count, and spends none of it", async () => {
+      const metered = await db.service.createApiKeys({ title: "Metered", type: "secret", created_by: "user_1", remaining: 2 });
+      const res = await request(app).post("/admin/keys/session").send({ secret_key: metered.token });
+      assert.equal(res.status, 403, res.text);
+      assert.equal(res.body.type, "forbidden");
+      assert.match(res.body.message, /usage quota/);
+      assert.equal(res.headers["set-cookie"], undefined);
+      assert.equal((await db.service.retrieveApiKey(metered.id)).remaining, 2);
+    });
+
     it("refuses every change without the session's CSRF token, and changes nothing", async () => {
       const { cookie, csrf } = await signIn();
       const count = async () => (await db.service.listAndCountApiKeys({}, { take: 0 }))[1];
