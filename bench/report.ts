@@ -108,7 +108,9 @@ export function report(machine: Machine, rows: Measured[], micro: MicroResult, s
       `${both(unknown)}; ${unknown.queries.toLocaleString("en")} queries for ${unknown.requests.toLocaleString("en")} requests`,
       unknown.ratio >= 0.9 && unknown.queries === 0,
       `Case 6b ${cost(unknown, 0.9)}. Forged tokens fail the keyed tag (one HMAC-SHA-256) before any cache or store, so they cost no query and no cache entry; ` +
-        `the rest is case 6a's answer plus the HMAC (a few microseconds). ${resolution}`,
+        "the rest is case 6a's answer plus the SHA-256 a warm hit needs and the HMAC, which through node:crypto's `createHmac` (OpenSSL 3) costs several microseconds a call on these machines; " +
+        `reusing copied HMAC states measured slower still. ${resolution} ` +
+        "What would close it: a keyed check cheaper per call than OpenSSL's HMAC from JavaScript, or checking the tag before the hash for format-2 tokens, which would make every warm hit pay the HMAC instead.",
     ],
     [
       "in process: warm `authenticate` within 1.5x the floor",
