@@ -8,7 +8,7 @@ import { type ApiKeyService, checkVerifyOptions, verifyNow } from "../lib/servic
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
-import type { AuthenticatedRequest } from "./request-context";
+import { type AuthenticatedRequest, secretKeyAuthContext } from "./request-context";
 import { asApiKeyError, respondWithError } from "./respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
 
@@ -169,13 +169,7 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     }
     if (!key) return invalidKey;
     if (secret) {
-      req.auth_context = {
-        actor_id: key.id,
-        actor_type: "api-key",
-        auth_identity_id: "",
-        app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
-        user_metadata: {},
-      };
+      req.auth_context = secretKeyAuthContext(key);
       req.secret_key_context = { created_by: key.created_by };
     } else {
       req.publishable_key_context = { key: token, sales_channel_ids: result.sales_channel_ids ?? [] };

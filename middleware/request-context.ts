@@ -24,6 +24,17 @@ export interface PublishableKeyContext {
   sales_channel_ids: string[];
 }
 
+/** The `auth_context` a secret key acts under, wherever a request is authenticated by one. */
+export function secretKeyAuthContext(key: ApiKeyDTO): AuthContext {
+  return {
+    actor_id: key.id,
+    actor_type: "api-key",
+    auth_identity_id: "",
+    app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
+    user_metadata: {},
+  };
+}
+
 export interface ApiKeyRequestProperties {
   auth_context?: AuthContext;
   secret_key_context?: SecretKeyContext;

@@ -9,7 +9,7 @@ import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
 import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
-import type { AuthenticatedRequest } from "../request-context";
+import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
 import { asApiKeyError } from "../respond";
 import { loadAssets, sendAsset } from "./assets";
 import { type Session, SESSION_COOKIE, SessionStore, clearedCookie, readCookie, sameSecret } from "./session";
@@ -274,13 +274,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       }
       const authenticated = req as AuthenticatedRequest<Request>;
       authenticated.api_key = key;
-      authenticated.auth_context = {
-        actor_id: key.id,
-        actor_type: "api-key",
-        auth_identity_id: "",
-        app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
-        user_metadata: {},
-      };
+      authenticated.auth_context = secretKeyAuthContext(key);
       return true;
     }
 
