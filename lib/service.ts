@@ -559,8 +559,8 @@ export class ApiKeyService {
     if (cached) return this.#answer(cached, parsed, scopes, cost, now);
     // Tag and the format-1 rule before the Redis tier, the negative tier or the store.
     const accepted = this.#tokens.accept(token);
-    if (accepted instanceof Promise) return accepted.then((type) => (type ? this.#lookUpAndAnswer(token, type, hash, scopes, cost) : { ...NOT_FOUND }));
-    return accepted ? this.#lookUpAndAnswer(token, accepted, hash, scopes, cost) : { ...NOT_FOUND };
+    if (accepted instanceof Promise) return accepted.then((ok) => (ok ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND }));
+    return accepted ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND };
   }
 
   #lookUpAndAnswer(token: string, parsed: ApiKeyType, hash: string, scopes: readonly string[], cost: number): Promise<VerifyResult> {

@@ -15,7 +15,7 @@
 import { KEY_PURPOSES, deriveKey, readDeploymentSecret } from "./deployment-secret";
 import type { Logger } from "./logger";
 import type { ApiKeyStore } from "./store";
-import { type ApiKeyType, type TokenRules, acceptToken, parseToken } from "./tokens";
+import { type TokenRules, meetsRules } from "./tokens";
 
 /** How often an instance that still accepts format-1 tokens asks whether any format-1 key is left, in milliseconds. */
 export const LEGACY_RECHECK_INTERVAL = 60_000;
@@ -87,19 +87,18 @@ export class TokenGate {
   }
 
   /**
-   * The key type of a token worth looking up, or undefined when it cannot be one of this
-   * deployment's keys. Synchronous once the rules are read. Before that, a well-formed token
-   * waits for a read of them, or, when that failed lately, is looked up on its checksum alone.
+   * Whether a token `parseToken` accepted is worth looking up: false when it cannot be one of
+   * this deployment's keys. Synchronous once the rules are read. Before that, the token waits
+   * for a read of them, or, when that failed lately, is looked up on its checksum alone.
    */
-  accept(token: string): ApiKeyType | undefined | Promise<ApiKeyType | undefined> {
-    if (this.#rules) return acceptToken(token, this.#rules);
-    const type = parseToken(token);
-    if (type === undefined || this.#options.now().getTime() < this.#retryAt) return type;
+  accept(token: string): boolean | Promise<boolean> {
+    if (this.#rules) return meetsRules(token, this.#rules);
+    if (this.#options.now().getTime() < this.#retryAt) return true;
     return this.rules().then(
-      (rules) => acceptToken(token, rules),
+      (rules) => meetsRules(token, rules),
       () => {
         this.#retryAt = this.#options.now().getTime() + RULES_RETRY_MS;
-        return type;
+        return true;
       },
     );
   }

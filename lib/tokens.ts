@@ -118,10 +118,13 @@ export interface TokenRules {
  */
 export function acceptToken(token: unknown, rules: TokenRules): ApiKeyType | undefined {
   const type = parseToken(token);
-  if (type === undefined) return undefined;
-  const text = token as string;
-  if (tokenFormat(text) === 1) return rules.legacyAccepted ? type : undefined;
-  return rules.tagKey !== undefined && hasValidTag(text, rules.tagKey) ? type : undefined;
+  return type !== undefined && meetsRules(token as string, rules) ? type : undefined;
+}
+
+/** For a token `parseToken` accepted: whether its tag, or the format-1 rule, lets it through. */
+export function meetsRules(token: string, rules: TokenRules): boolean {
+  if (tokenFormat(token) === 1) return rules.legacyAccepted;
+  return rules.tagKey !== undefined && hasValidTag(token, rules.tagKey);
 }
 
 /** SHA-256 of a token, or HMAC-SHA-256 when a pepper is set, as hex: how caches name a key. */
