@@ -8,7 +8,7 @@ export type { ApiKeyService, PublishableKeyMatch } from "./lib/service";
 export { apiKeyAuth, type ApiKeyAuthOptions, type ErrorHandler, type NextFunction } from "./middleware/api-key-auth";
 /** A per-route scope check after apiKeyAuth, and the matching rule it applies. */
 export { requireScopes } from "./middleware/require-scopes";
-export { grants } from "./lib/scopes";
+export { checkedGrants as grants } from "./lib/scopes";
 export type {
   ApiKeyRequestProperties,
   AuthContext,
@@ -52,7 +52,7 @@ export type {
   VerifyResult,
 } from "./lib/types";
 /** How a key's scopes grant required ones (`orders:*` grants `orders:read`). */
-export { grants as scopeGrants, missingScopes } from "./lib/scopes";
+export { checkedGrants as scopeGrants, checkedMissingScopes as missingScopes } from "./lib/scopes";
 /** The storage interface, and the store this package ships for Knex (PostgreSQL, PGlite, MySQL/MariaDB, SQLite). */
 export type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord, WriteProbe } from "./lib/store";
 /** The validated filter a store receives: a condition tree, and the normalised find config. */

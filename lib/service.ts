@@ -23,6 +23,7 @@ import type {
   VerifyResult,
 } from "./types";
 import { missingScopes } from "./scopes";
+import { checkGrant, checkSelfUpdate, checkTargets } from "./delegation";
 import {
   validateCreate,
   validateId,
@@ -366,6 +367,31 @@ export class ApiKeyService {
     return condition === false ? [] : store.find(condition, ALL_ROWS, { forUpdate: true });
   }
 
+  /**
+   * The key a call acts for (`ctx.actingKey`), as it stands now, read in the call's own
+   * transaction; undefined when the call acts for nobody in particular. A key that no longer
+   * authenticates acts for nobody: the call is refused.
+   */
+  async #actingKey(store: ApiKeyStore, ctx: Context | undefined): Promise<ApiKeyRecord | undefined> {
+    const id: unknown = ctx?.actingKey;
+    if (id === undefined) return undefined;
+    if (typeof id !== "string") throw new ApiKeyError("invalid_data", "Expected an api key id for 'actingKey'");
+    validateId(id);
+    const [record] = await store.find(byId(id), { ...ALL_ROWS, withDeleted: true });
+    if (!record || record.deleted_at !== null || endedBy(record, this.#config.now()) !== undefined) {
+      throw new ApiKeyError("unauthorized", `The acting key ${id} is no longer valid: it is revoked, expired or deleted`);
+    }
+    return record;
+  }
+
+  /** Locks the targets of a change and refuses it unless the acting key, if any, may manage every one of them. */
+  async #lockManageable(store: ApiKeyStore, ctx: Context | undefined, idOrSelector: unknown): Promise<{ records: ApiKeyRecord[]; acting: ApiKeyRecord | undefined }> {
+    const acting = await this.#actingKey(store, ctx);
+    const records = await this.#lockTargets(store, idOrSelector);
+    if (acting) checkTargets(acting, records);
+    return { records, acting };
+  }
+
   createApiKeys(data: CreateApiKeyDTO, ctx?: Context): Promise<ApiKeyDTO>;
   createApiKeys(data: CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO[]>;
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
@@ -373,7 +399,15 @@ export class ApiKeyService {
     const inputs = validateList(Array.isArray(data) ? data : [data], "keys", (item) => validateCreate(item, now));
     const tagKey = await this.#tokens.tagKey();
     const created = inputs.map((input) => this.#newKey(input, now, tagKey));
-    await this.#run(ctx, (store) => store.insert(created.map(({ record }) => record)));
+    await this.#run(
+      ctx,
+      async (store) => {
+        const acting = await this.#actingKey(store, ctx);
+        if (acting) for (const input of inputs) checkGrant(acting, input.type, input.scopes);
+        await store.insert(created.map(({ record }) => record));
+      },
+      ctx?.actingKey !== undefined,
+    );
     const events = created.map(({ record: { id, type, title, created_by } }): EventBatch => ({
       name: "api_key.created",
       payload: { id, type, title, created_by },
@@ -438,10 +472,15 @@ export class ApiKeyService {
     const updated = await this.#run(
       ctx,
       async (store) => {
-        const records = await this.#lockTargets(store, idOrSelector);
+        const { records, acting } = await this.#lockManageable(store, ctx, idOrSelector);
         if (patch.scopes !== undefined && patch.scopes.length > 0) {
           const publishable = records.find((record) => record.type === "publishable");
           if (publishable) throw new ApiKeyError("invalid_data", `Field 'scopes' is only allowed on secret keys; ${publishable.id} is publishable`);
+        }
+        if (acting) {
+          if (patch.scopes !== undefined) for (const record of records) checkGrant(acting, record.type, patch.scopes);
+          const self = records.find((record) => record.id === acting.id);
+          if (self) checkSelfUpdate(self, patch as UpdateApiKeyDTO & { expires_at?: Date | null });
         }
         const now = this.#config.now();
         const write = { ...patch, updated_at: now } as Partial<ApiKeyRecord>;
@@ -470,7 +509,7 @@ export class ApiKeyService {
     const { revoked, changed } = await this.#run(
       ctx,
       async (store) => {
-        const records = await this.#lockTargets(store, idOrSelector);
+        const { records } = await this.#lockManageable(store, ctx, idOrSelector);
         if (records.length === 0) return { revoked: [], changed: new Set<string>() };
         if (!input.revoked_by) {
           throw new ApiKeyError("invalid_data", "You must provide a revoked_by field when revoking a key.");
@@ -511,7 +550,9 @@ export class ApiKeyService {
       ctx,
       async (store) => {
         const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
+        const acting = await this.#actingKey(store, ctx);
         const records = await store.find(condition, { ...ALL_ROWS, withDeleted: true }, { forUpdate: true });
+        if (acting) checkTargets(acting, records);
         const now = this.#config.now();
         // An expired key counts as revoked at its expiry.
         const live = records.filter((record) => endedBy(record, now) === undefined);
@@ -673,7 +714,9 @@ export class ApiKeyService {
       ctx,
       async (store) => {
         const condition: Condition = { kind: "in", field: "id", values: list, negated: false };
+        const acting = await this.#actingKey(store, ctx);
         const records = await store.find(condition, { ...ALL_ROWS, withDeleted: true }, { forUpdate: true });
+        if (acting) checkTargets(acting, records);
         const targets = records.filter((record) => (record.deleted_at === null) === deleted);
         const now = this.#config.now();
         const patch = { deleted_at: deleted ? now : null, updated_at: now };
@@ -707,7 +750,9 @@ export class ApiKeyService {
     const { old, successor, token } = await this.#run(
       ctx,
       async (store) => {
-        const [old] = await this.#lockTargets(store, id);
+        const {
+          records: [old],
+        } = await this.#lockManageable(store, ctx, id);
         if (old!.revoked_at !== null) {
           throw new ApiKeyError(
             "not_allowed",
@@ -742,7 +787,9 @@ export class ApiKeyService {
     const { record, linked } = await this.#run(
       ctx,
       async (store) => {
-        const [record] = await this.#lockTargets(store, id);
+        const {
+          records: [record],
+        } = await this.#lockManageable(store, ctx, id);
         if (record!.type !== "publishable") {
           throw new ApiKeyError(
             "invalid_data",

@@ -107,6 +107,14 @@ export interface FindConfig {
  */
 export interface Context {
   transaction?: unknown;
+  /**
+   * The id of the key on whose behalf the call is made (apk_...). When given, the call may do
+   * no more than that key holds: it may give only scopes the key holds, act only on keys whose
+   * scopes it holds in full, and never raise its own limits (see "Who may manage keys" in the
+   * README). The admin router and the dashboard pass the calling key. A key that no longer
+   * authenticates (revoked, expired, deleted) is refused with `unauthorized`.
+   */
+  actingKey?: string;
 }
 
 /** Ids affected by `softDeleteApiKeys` and `restoreApiKeys`, under the reference's linkable key. */

@@ -2,18 +2,18 @@
 // router. Mount it behind apiKeyAuth({ type: "secret" }), usually at /admin/api-keys.
 import type { IncomingMessage } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
-import { ApiKeyError, failConfiguration, redactSecrets } from "../lib/errors";
+import { ApiKeyError, redactSecrets } from "../lib/errors";
 import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { getDefaultService, serviceOrDefault } from "../lib/initialize";
-import { missingScopes } from "../lib/scopes";
 import type { ApiKeyService } from "../lib/service";
-import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, FilterableApiKeyProps, FindConfig } from "../lib/types";
+import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, Context, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
 import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ORDER_VALUES } from "./admin-routes";
 import { openApiDocument } from "./openapi";
 import { QueryStringError, parseQueryString } from "./query-string";
-import { checkScopes, forbidden } from "./api-key-auth";
+import { forbidden } from "./api-key-auth";
+import { type AdminScopesOption, adminScopes } from "./admin-scopes";
 import type { AuthenticatedRequest } from "./request-context";
 import { asApiKeyError } from "./respond";
 
@@ -25,10 +25,13 @@ export interface AdminRouterOptions {
   /** Returns the ids among `ids` that name no sales channel, so that linking them is refused. Default: every id is accepted. */
   findMissingSalesChannels?: (ids: string[]) => Promise<string[]>;
   /**
-   * Scopes the calling key (`req.api_key`) must have: `read` for the GET routes, `write` for
-   * every other route; a caller without them gets 403 `forbidden`. Default: none required.
+   * Scopes the calling key (`req.api_key`) must have: `read` for the GET routes, `read` and
+   * `write` for every other route (a change answers with records); a caller without them gets
+   * 403 `forbidden`. Default: `{ read: ["api_keys:read"], write: ["api_keys:write"] }` for keys
+   * with scopes, while unrestricted keys (created without scopes) may do everything. Whatever
+   * this says, a key never gives or manages more than it holds (see "Who may manage keys").
    */
-  scopes?: { read?: string[]; write?: string[] };
+  scopes?: AdminScopesOption;
 }
 
 const BODY_LIMIT = "16kb";
@@ -143,23 +146,11 @@ function listQuery(url: string, route: AdminRoute): { filters: FilterableApiKeyP
   return { filters: typedFilters, config, offset: config.skip!, limit: config.take! };
 }
 
-/** The `scopes` option, checked when the router is built, as copies a caller cannot change later. */
-function checkRouterScopes(scopes: unknown): { read: string[]; write: string[] } {
-  if (scopes === undefined) return { read: [], write: [] };
-  if (typeof scopes !== "object" || scopes === null || Array.isArray(scopes)) failConfiguration("`scopes` must be an object { read, write }.");
-  const unknown = Object.keys(scopes).filter((name) => name !== "read" && name !== "write");
-  if (unknown.length > 0) failConfiguration(`unknown key \`scopes.${unknown[0]}\`; the keys are read and write.`);
-  const { read = [], write = [] } = scopes as { read?: unknown; write?: unknown };
-  checkScopes(read, "`scopes.read`");
-  checkScopes(write, "`scopes.write`");
-  return { read: [...read], write: [...write] };
-}
-
 export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
   // Loaded here so that apps using only the middleware (say, on Connect) need no Express.
   const express = require("express") as typeof import("express");
   const { service, findMissingSalesChannels } = options;
-  const { read: readScopes, write: writeScopes } = checkRouterScopes(options.scopes);
+  const scopes = adminScopes(options.scopes);
   const actorOf = options.actor ?? ((req: IncomingMessage) => (req as AuthenticatedRequest).auth_context?.actor_id);
   const router = express.Router();
 
@@ -195,25 +186,28 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
    * anyone it cannot name (fail closed).
    */
   function guard(scope: AdminRoute["scope"]) {
-    // A caller that is not a key (a custom `actor`) has no scopes, so it is refused whenever
-    // some are required.
-    const required = scope === "read" ? readScopes : writeScopes;
     return (req: Request, res: Response, next: NextFunction): void => {
       res.setHeader("Cache-Control", "no-store");
       if (!actorOf(req)) {
         next(new ApiKeyError("unauthorized", "No authenticated actor: mount apiKeyAuth({ type: \"secret\" }) in front of the admin router, or pass `actor`"));
         return;
       }
-      if (required.length > 0) {
-        const key = (req as AuthenticatedRequest).api_key;
-        const missing = missingScopes(key?.type === "secret" ? (key.scopes ?? []) : [], required);
-        if (missing.length > 0) {
-          next(forbidden(missing));
-          return;
-        }
+      const missing = scopes.missing((req as AuthenticatedRequest).api_key, scope);
+      if (missing.length > 0) {
+        next(forbidden(missing));
+        return;
       }
       next();
     };
+  }
+
+  /**
+   * The service context of a change: made for the calling key, when a key calls, so that the
+   * service lets it give and manage only what it holds, judged on the rows it changes.
+   */
+  function actingFor(req: Request): Context | undefined {
+    const key = (req as AuthenticatedRequest).api_key;
+    return key ? { actingKey: key.id } : undefined;
   }
 
   const parseJson = express.json({ limit: BODY_LIMIT });
@@ -252,7 +246,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
       // Checked here for the reference's "Invalid request: " wording; the service checks again,
       // and turns `expires_in` into an instant by its own clock.
       validated(() => validateCreate(body));
-      const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO);
+      const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO, actingFor(req));
       res.json({ api_key: created });
     },
 
@@ -275,14 +269,14 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
         }
         return validateUpdate(body);
       });
-      const updated = await keys().updateApiKeys(id, input);
+      const updated = await keys().updateApiKeys(id, input, actingFor(req));
       res.json({ api_key: await withLinks(updated) });
     },
 
     async delete(req, res) {
       const id = idOf(req);
       await retrieve(id);
-      await keys().deleteApiKeys(id);
+      await keys().deleteApiKeys(id, actingFor(req));
       res.json({ id, object: "api_key", deleted: true });
     },
 
@@ -292,7 +286,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
       const id = idOf(req);
       validated(() => validateBody(req.body, bodyFieldsOf(route)));
       await retrieve(id);
-      await keys().softDeleteApiKeys(id);
+      await keys().softDeleteApiKeys(id, actingFor(req));
       res.json({ api_key: await withLinks(await retrieve(id, undefined, true)) });
     },
 
@@ -300,21 +294,21 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
       const id = idOf(req);
       validated(() => validateBody(req.body, bodyFieldsOf(route)));
       await retrieve(id, undefined, true);
-      await keys().restoreApiKeys(id);
+      await keys().restoreApiKeys(id, actingFor(req));
       res.json({ api_key: await withLinks(await retrieve(id)) });
     },
 
     async revoke(req, res, route) {
       const id = idOf(req);
       const body = validated(() => validateRevoke({ ...validateBody(req.body, bodyFieldsOf(route)), revoked_by: actorOf(req) }));
-      const revoked = await keys().revoke(id, body);
+      const revoked = await keys().revoke(id, body, actingFor(req));
       res.json({ api_key: await withLinks(revoked) });
     },
 
     async roll(req, res, route) {
       const id = idOf(req);
       const body = validated(() => validateRevoke({ ...validateBody(req.body, bodyFieldsOf(route)), revoked_by: actorOf(req) }));
-      const successor = await keys().roll(id, body);
+      const successor = await keys().roll(id, body, actingFor(req));
       res.json({ api_key: await withLinks(successor) });
     },
 
@@ -327,7 +321,7 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
         const missing = await findMissingSalesChannels(change.add);
         if (missing.length > 0) throw new ApiKeyError("invalid_data", `Sales channels with IDs ${missing.join(", ")} do not exist`);
       }
-      const linked = await keys().updateLinks(id, change);
+      const linked = await keys().updateLinks(id, change, actingFor(req));
       res.json({ api_key: { ...(await keys().retrieveApiKey(id)), sales_channels: linked.map((channel) => ({ id: channel })) } });
     },
   };

@@ -106,7 +106,8 @@ type ErrorStatus = number | "4XX";
 const STATUS_MEANING: Record<ErrorStatus, string> = {
   400: "The request is malformed (`invalid_data`: the message says what is wrong), or the action is not allowed on this key (`not_allowed`).",
   401: "No authenticated caller.",
-  403: "The calling key lacks a scope the router's `scopes` option requires; the message names them.",
+  403:
+    "The calling key lacks a scope the router's `scopes` option requires (by default `api_keys:read` to read, and `api_keys:write` too to change, for keys with scopes), or the change would give or manage more than the calling key holds; the message names what is missing.",
   404: "No key has this id.",
   413: "The body is larger than 16 kB (also after gzip inflation).",
   415: "The body is not `application/json`, or its charset or `Content-Encoding` is not supported.",

@@ -9,6 +9,7 @@ import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
 import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
+import { adminScopes } from "../admin-scopes";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
 import { asApiKeyError } from "../respond";
 import { loadAssets, sendAsset } from "./assets";
@@ -31,7 +32,7 @@ export interface DashboardOptions {
   sessionIdleTimeout?: number;
   /** How many sessions the process keeps at most; the least recently used end first. Default: 10000. */
   maxSessions?: number;
-  /** As the admin router's: scopes the signed-in key needs, `read` to sign in and list, `write` to change keys. Default: none. */
+  /** As the admin router's: scopes the signed-in key needs, `read` to sign in and list, `read` and `write` to change keys. Default: as the router's (`api_keys:read` / `api_keys:write` for keys with scopes; unrestricted keys may do everything). */
   scopes?: AdminRouterOptions["scopes"];
   /** As the admin router's: the ids among `ids` that name no sales channel. Default: every id is accepted. */
   findMissingSalesChannels?: AdminRouterOptions["findMissingSalesChannels"];
@@ -130,10 +131,10 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   const config = { ...DEFAULTS, ...Object.fromEntries(Object.entries(checkOptions(options)).filter(([, value]) => value !== undefined)) } as DashboardOptions &
     typeof DEFAULTS;
   const { service, signIn, actor, scopes, findMissingSalesChannels } = config;
-  const readScopes = [...(scopes?.read ?? [])];
   const keys = () => serviceOrDefault(service);
   // Built first, so that a bad `scopes` option throws here, naming the option.
   const admin = apiKeyAdminRouter({ service, scopes, findMissingSalesChannels, ...(actor ? { actor } : {}) });
+  const access = adminScopes(scopes);
   const sessions = new SessionStore({ maxAge: config.sessionMaxAge, idleTimeout: config.sessionIdleTimeout, maxSessions: config.maxSessions });
   const assets = loadAssets();
   const router = express.Router();
@@ -221,13 +222,13 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         }
         // A session's requests are not counted against the key's usage quota, so a key with one
         // could outlive it here: such keys are refused before a use is spent (cost 0 spends none).
-        const probe = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes, cost: 0 });
-        if (probe.valid && probe.api_key && probe.api_key.remaining !== null) throw new ApiKeyError("forbidden", MESSAGES.quota);
-        const result = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes });
-        if (result.code === "forbidden") {
-          const missing = result.missing_scopes ?? readScopes;
+        const probe = await keys().verifyApiKey(token.trim(), { type: "secret", cost: 0 });
+        const missing = probe.valid ? access.missing(probe.api_key, "read") : [];
+        if (missing.length > 0) {
           throw new ApiKeyError("forbidden", `This key may not use the dashboard: it lacks the scope${missing.length === 1 ? "" : "s"} ${missing.join(", ")}`);
         }
+        if (probe.valid && probe.api_key && probe.api_key.remaining !== null) throw new ApiKeyError("forbidden", MESSAGES.quota);
+        const result = await keys().verifyApiKey(token.trim(), { type: "secret" });
         if (result.code === "rate_limited" || result.code === "usage_exceeded") {
           throw new ApiKeyError(result.code, "This key has used up its rate limit or quota for now: try again later, or use another key");
         }

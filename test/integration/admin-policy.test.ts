@@ -80,14 +80,17 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
         assert.equal((await asAdmin.post(`/${target.id}/revoke`)).status, 200);
       });
 
-      it("refuses a key without scopes, and a key with only write scopes a read", async () => {
+      it("refuses a key without scopes, and a key with only write scopes a read and a change, which answers with records", async () => {
         const writer = await db.service.createApiKeys({ title: "writer", type: "secret", created_by: "u" });
         const app = appWith({ [writer.id]: ["api_keys:write"] });
         const none = await client(app, admin.token).get("/");
         assert.equal(none.status, 403);
         assert.deepEqual(none.body, { type: "forbidden", message: "Forbidden: the API key lacks the scope api_keys:read" });
         assert.equal((await client(app, writer.token).get("/")).status, 403);
-        assert.equal((await client(app, writer.token).post("/", { title: "x", type: "publishable" })).status, 200);
+        const before = await db.service.listApiKeys();
+        const create = await client(app, writer.token).post("/", { title: "x", type: "publishable" });
+        assert.deepEqual([create.status, create.body], [403, { type: "forbidden", message: "Forbidden: the API key lacks the scope api_keys:read" }]);
+        assert.deepEqual(await db.service.listApiKeys(), before, "nothing changed");
       });
 
       it("refuses a caller that is not a key when scopes are required", async () => {
@@ -96,8 +99,12 @@ for (const version of EXPRESS_VERSIONS) forEachBackend(
         const res = await request(app).get("/keys");
         assert.equal(res.status, 403);
         assert.equal(res.body.type, "forbidden");
-        // No write scopes required: writes go through.
-        assert.equal((await request(app).post("/keys").send({ title: "x", type: "secret" })).status, 200);
+        // No write scopes required, but a change answers with records: it needs the read scopes.
+        assert.equal((await request(app).post("/keys").send({ title: "x", type: "secret" })).status, 403);
+        const open = expressApp(version);
+        open.use("/keys", adminRouterOn(version, { service: db.service, actor: () => "user_1", scopes: { read: [], write: ["api_keys:write"] } }));
+        assert.equal((await request(open).get("/keys")).status, 200);
+        assert.equal((await request(open).post("/keys").send({ title: "x", type: "secret" })).status, 403);
       });
 
       it("is checked when the router is built", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { GRANTED_SCOPE, REQUIRED_SCOPE, grants, grantsOne, isScope, missingScopes } from "../../lib/scopes";
+import * as publicApi from "../../index";
+import { GRANTED_SCOPE, REQUIRED_SCOPE, checkedGrants, checkedMissingScopes, grants, grantsOne, isScope, missingScopes } from "../../lib/scopes";
 
 describe("scopes", () => {
   // [a key's scope, a required scope, granted?]
@@ -109,4 +110,31 @@ describe("scope matching", () => {
       assert.equal(isScope(value, true), withWildcards);
     });
   }
+});
+
+describe("the public scope helpers", () => {
+  it("are the checked forms", () => {
+    assert.equal(publicApi.grants, checkedGrants);
+    assert.equal(publicApi.scopeGrants, checkedGrants);
+    assert.equal(publicApi.missingScopes, checkedMissingScopes);
+  });
+
+  it("answer as the matching rule does for well-formed scopes", () => {
+    assert.equal(checkedGrants(["orders:*"], "orders:read"), true);
+    assert.equal(checkedGrants([], "orders:read"), false);
+    assert.deepEqual(checkedMissingScopes(["orders:*"], ["orders:read", "users:read"]), ["users:read"]);
+  });
+
+  it("refuse malformed scopes on either side with invalid_data, instead of a silent no", () => {
+    const invalid = { type: "invalid_data", status: 400 };
+    assert.throws(() => checkedGrants(["orders::read"], "orders:read"), invalid);
+    assert.throws(() => checkedGrants(["orders:read"], "orders::read"), invalid);
+    assert.throws(() => checkedGrants(["orders:read"], "orders:*"), invalid, "a required scope is exact");
+    assert.throws(() => checkedGrants(["Orders:read"], "orders:read"), invalid);
+    assert.throws(() => checkedGrants("orders:read" as never, "orders:read"), invalid);
+    assert.throws(() => checkedGrants([, "orders:read"] as never, "orders:read"), invalid);
+    assert.throws(() => checkedGrants(["orders:read"], 7 as never), invalid);
+    assert.throws(() => checkedMissingScopes(["*"], ["orders::read"]), invalid);
+    assert.throws(() => checkedMissingScopes(["orders::read"], []), invalid);
+  });
 });
