@@ -28,6 +28,43 @@ export default defineConfig(
       "@typescript-eslint/no-empty-object-type": ["error", { allowInterfaces: "with-single-extends" }],
     },
   },
+  // The layers, which point one way: lib/ (the domain) defines the interfaces it needs and
+  // imports no other layer; store/ implements them; middleware/ is HTTP over lib/; setup/ is the
+  // composition root that knows them all; the CLI builds on setup/ and lib/, never on HTTP.
+  {
+    files: ["lib/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [
+          { regex: "^\\.\\./(store|middleware|setup|cli)(/|$)", message: "lib/ is the domain: define the interface here and implement it in store/; setup/ wires them." },
+          { regex: "^(knex|knex-pglite|pg|ioredis|@electric-sql/pglite|mysql2|better-sqlite3)(/|$)", message: "lib/ loads no driver: that belongs in store/ or setup/." },
+        ],
+      }],
+    },
+  },
+  {
+    files: ["middleware/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [
+          { regex: "^(\\.\\./)+(store|setup|cli)(/|$)", message: "middleware/ is HTTP over lib/: it never reaches a store or the composition root." },
+          { regex: "^(knex|knex-pglite|pg|ioredis|@electric-sql/pglite|mysql2|better-sqlite3)(/|$)", message: "middleware/ loads no driver, so apiKeyAuth stays light." },
+        ],
+      }],
+    },
+  },
+  {
+    files: ["store/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ regex: "^(\\.\\./)+(middleware|setup|cli)(/|$)", message: "store/ implements lib/'s contracts; it knows nothing of HTTP or wiring." }] }],
+    },
+  },
+  {
+    files: ["cli/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ regex: "^\\.\\./middleware(/|$)", message: "The CLI builds on setup/ and lib/, never on the HTTP layer." }] }],
+    },
+  },
   {
     files: ["test/**/*.ts"],
     rules: {

@@ -1,7 +1,8 @@
 // express-api-keys: the public surface. Everything else is internal and free to change.
 
 /** Creates the service: the entry point of the package. */
-export { initialize, getDefaultService } from "./lib/initialize";
+export { initialize } from "./setup/initialize";
+export { getDefaultService } from "./lib/default-service";
 /** The service's type, for apps that pass it around. */
 export type { ApiKeyService, PublishableKeyMatch } from "./lib/service";
 /** The middleware that protects routes, and what it attaches to requests. */
@@ -25,7 +26,7 @@ export { apiKeyDashboard, type DashboardOptions } from "./middleware/dashboard";
 /** Events the service emits, for audit logs. */
 export type { ApiKeyChange, ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
 /** Options for initialize(). */
-export type { ApiKeysOptions, CacheOptions } from "./lib/options";
+export type { ApiKeysOptions, CacheOptions } from "./setup/options";
 /** The one error type, with its machine-readable `type` and HTTP `status`. */
 export { ApiKeyError, isApiKeyError, type ApiKeyErrorType } from "./lib/errors";
 /** The reference's DTOs and filter language. */

@@ -8,7 +8,7 @@ import { userInfo } from "node:os";
 import { inspect } from "node:util";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ApiKeyError, isApiKeyError } from "../lib/errors";
-import { initialize } from "../lib/initialize";
+import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";

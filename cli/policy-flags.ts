@@ -4,7 +4,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { isScope } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
-import type { RateLimitRule, RefillRule } from "../middleware/verify-types";
+import type { QuotaRefill, RateLimitRule } from "../lib/types";
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
@@ -54,10 +54,10 @@ export function remaining(value: string): number {
 }
 
 /** `amount/day` or `amount/month`, such as `1000/month`. */
-export function refill(value: string): RefillRule {
+export function refill(value: string): QuotaRefill {
   const match = /^(\d{1,15})\/(day|month)$/.exec(value);
   if (!match || Number(match[1]) < 1) throw new InvalidArgumentError("expected amount/day or amount/month, such as 1000/month.");
-  return { amount: Number(match[1]), interval: match[2] as RefillRule["interval"] };
+  return { amount: Number(match[1]), interval: match[2] as QuotaRefill["interval"] };
 }
 
 export interface PolicyFlags {
@@ -69,7 +69,7 @@ export interface PolicyFlags {
   metadata?: Record<string, unknown>;
   rateLimit?: RateLimitRule[];
   remaining?: number;
-  refill?: RefillRule;
+  refill?: QuotaRefill;
 }
 
 /** Adds the policy flags to `create`, or to `update` (which also takes --clear-expiry). */

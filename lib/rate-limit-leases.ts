@@ -5,7 +5,8 @@
 // only error is the other way, uses leased by one instance and left unspent while another is
 // refused, at most (instances - 1) x lease per window. A limit under 200, or a window under 10
 // seconds, gets leases of one use: exactly the shared counter, a request at a time.
-import type { RateLimitCounter, RateLimitDecision, RateLimitState, RateLimitWindow } from "./usage-limits";
+import type { RateLimitState } from "./types";
+import type { RateLimitCounter, RateLimitDecision, RateLimitWindow } from "./usage-limits";
 
 /** The share of a window's limit one lease takes. */
 const LEASE_SHARE = 0.01;

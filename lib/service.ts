@@ -38,8 +38,7 @@ import { LastUsedRecorder } from "./last-used";
 import { readOnlyKey } from "./read-only";
 import { type RateLimitCounter, UsageLimits } from "./usage-limits";
 import type { Logger } from "./logger";
-import type { CacheEntry, FoundEntry } from "../store/cache/entry";
-import type { KeyCache } from "../store/cache/key-cache";
+import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 
 export interface ServiceConfig {
   /** Server-side secret for HMAC-SHA-256 token hashes; plain SHA-256 without it. */
@@ -166,7 +165,7 @@ export class ApiKeyService {
   readonly #config: ServiceConfig;
   readonly #onClose: () => Promise<void>;
   readonly #lastUsed: LastUsedRecorder;
-  readonly #cache: KeyCache;
+  readonly #cache: KeyLookupCache;
   readonly #events: ApiKeyEventBus;
   readonly #usage: UsageLimits;
   readonly #tokens: TokenGate;
@@ -174,7 +173,7 @@ export class ApiKeyService {
   readonly #readOnlyKeys = new WeakMap<ApiKeyDTO, ApiKeyDTO>();
   #closing: Promise<void> | undefined;
 
-  constructor(store: ApiKeyStore, cache: KeyCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
+  constructor(store: ApiKeyStore, cache: KeyLookupCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
     this.#store = store;
     this.#cache = cache;
     this.#config = config;

@@ -1,9 +1,17 @@
 // Public data shapes, named and shaped as the reference's DTOs.
 import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule } from "./columns";
 import type { ApiKeyType } from "./tokens";
-import type { RateLimitState } from "./usage-limits";
 
 export type { ApiKeyType };
+
+/** A rate-limit window's state after a use, for the `RateLimit` headers. */
+export interface RateLimitState {
+  name: string;
+  limit: number;
+  remaining: number;
+  /** Whole seconds until the window frees (rounded up). */
+  reset: number;
+}
 
 /**
  * An API key as every read returns it, one field per column (lib/columns.ts). `token` is `""`

@@ -6,18 +6,11 @@ import { ApiKeyError } from "./errors";
 import type { EventBatch } from "./events";
 import type { QuotaRefill, RateLimitRule } from "./columns";
 import type { ApiKeyStore } from "./store";
+import type { RateLimitState } from "./types";
 
 /** One rate limit of a key: at most `limit` uses per `duration` seconds (the `rate_limits` column's items). */
 export type RateLimitWindow = RateLimitRule;
 
-/** A window's state after a use, for the `RateLimit` headers. */
-export interface RateLimitState {
-  name: string;
-  limit: number;
-  remaining: number;
-  /** Whole seconds until the window frees (rounded up). */
-  reset: number;
-}
 
 /** What a RateLimitCounter decided for one use. */
 export type RateLimitDecision =

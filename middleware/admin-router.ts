@@ -5,7 +5,7 @@ import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, redactSecrets } from "../lib/errors";
 import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
-import { getDefaultService, serviceOrDefault } from "../lib/initialize";
+import { getDefaultService, serviceOrDefault } from "../lib/default-service";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, Context, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";

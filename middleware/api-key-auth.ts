@@ -2,7 +2,7 @@
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, failConfiguration } from "../lib/errors";
-import { getDefaultService, serviceOrDefault } from "../lib/initialize";
+import { getDefaultService, serviceOrDefault } from "../lib/default-service";
 import { isScope } from "../lib/scopes";
 import { type ApiKeyService, checkVerifyOptions, verifyNow } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";

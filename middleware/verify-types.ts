@@ -2,7 +2,7 @@
 import type { ApiKeyDTO } from "../lib/types";
 
 export type { QuotaRefill as RefillRule, RateLimitRule, VerifyCode, VerifyOptions, VerifyResult } from "../lib/types";
-export type { RateLimitState } from "../lib/usage-limits";
+export type { RateLimitState } from "../lib/types";
 
 /** A key as the middleware sees it: every DTO carries the policy fields. */
 export type PolicyApiKey = ApiKeyDTO;

@@ -173,3 +173,8 @@ export function assertSchemaSupported(dialect: Dialect, schema: string | undefin
     failConfiguration(`\`schema\` is not supported on ${dialect.name}, which has no schemas; use a separate database file instead.`);
   }
 }
+
+/** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
+export function qualifiedTable(schema: string | undefined, table: string): string {
+  return schema ? `${schema}.${table}` : table;
+}

@@ -9,7 +9,7 @@ import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "..
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
-import { type Dialect, assertSchemaSupported, dialectOf } from "./dialect";
+import { type Dialect, assertSchemaSupported, dialectOf, qualifiedTable } from "./dialect";
 import { runMigrations } from "./migrations";
 import { translateStoreError } from "./store-errors";
 
@@ -19,10 +19,6 @@ function isKnexTransaction(value: unknown): value is Knex.Transaction {
   return typeof value === "function" && typeof (value as Partial<Knex.Transaction>).commit === "function" && "executionPromise" in value;
 }
 
-/** A table name for raw SQL, qualified by the schema when there is one (bound with `??`). */
-export function qualifiedTable(schema: string | undefined, table: string): string {
-  return schema ? `${schema}.${table}` : table;
-}
 
 /** An id in a list takes one binding; counting two leaves half the limit to the rest of the statement. */
 const BINDINGS_PER_LISTED_ID = 2;

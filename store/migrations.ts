@@ -2,8 +2,7 @@
 // mix with an app's `knex_migrations`. Exported for apps that run migrations in their pipeline.
 // The same migrations run on PostgreSQL (and PGlite), MySQL/MariaDB and SQLite.
 import type { Knex } from "knex";
-import { type Dialect, type DialectName, assertSchemaSupported, dialectOf } from "./dialect";
-import { qualifiedTable } from "./knex-store";
+import { type Dialect, type DialectName, assertSchemaSupported, dialectOf, qualifiedTable } from "./dialect";
 
 export interface ApiKeyMigration {
   name: string;

@@ -10,7 +10,8 @@ import { LRUCache } from "lru-cache";
 import { RLWrapperTimeouts, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { ApiKeyError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
-import type { RateLimitCounter, RateLimitDecision, RateLimitState, RateLimitWindow } from "../lib/usage-limits";
+import type { RateLimitState } from "../lib/types";
+import type { RateLimitCounter, RateLimitDecision, RateLimitWindow } from "../lib/usage-limits";
 import { FailureRun } from "./cache/failure-run";
 
 export interface RateLimitersOptions {

@@ -10,7 +10,7 @@
 // reaches the store) and a clock that moves only when the check moves it.
 import assert from "node:assert/strict";
 import { ApiKeyError, type ApiKeyErrorType } from "../lib/errors";
-import { initialize } from "../lib/initialize";
+import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
 import { generateToken, redactToken, storedTokenValue } from "../lib/tokens";

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration } from "../../lib/errors";
-import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
+import { getDefaultService, serviceOrDefault } from "../../lib/default-service";
 import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";

@@ -2,10 +2,7 @@
 // the fact that no key has that token; and the signed form in which Redis holds it.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { DATE_FIELDS } from "../../lib/columns";
-import type { ApiKeyDTO } from "../../lib/types";
-
-export type FoundEntry = { found: true; api_key: ApiKeyDTO; sales_channel_ids: string[] };
-export type CacheEntry = FoundEntry | { found: false };
+import type { CacheEntry } from "../../lib/key-lookup-cache";
 
 /** How the tiers name a key: the hex SHA-256 (or HMAC) of its token, as lib/tokens.ts hashToken makes it. */
 const CACHE_KEY = /^[0-9a-f]{64}$/;

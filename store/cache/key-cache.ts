@@ -6,7 +6,7 @@
 import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../../lib/logger";
-import type { CacheEntry, FoundEntry } from "./entry";
+import type { CacheEntry, EntryLoader, FoundEntry, KeyLookupCache } from "../../lib/key-lookup-cache";
 import type { RedisTier } from "./redis";
 
 export interface MemoryTierOptions {
@@ -27,7 +27,6 @@ export interface MemoryTierOptions {
 type Slot = FoundEntry & { storedAt: number };
 
 const NOT_FOUND: CacheEntry = Object.freeze({ found: false });
-type Loader = () => Promise<CacheEntry>;
 
 /**
  * One lookup past the memory tier, shared by every concurrent lookup of its key. An
@@ -39,7 +38,7 @@ interface Flight {
   aborted: boolean;
 }
 
-export class KeyCache {
+export class KeyCache implements KeyLookupCache {
   readonly #memory: LRUCache<string, Slot> | undefined;
   readonly #unknown: LRUCache<string, true> | undefined;
   readonly #memoryOptions: MemoryTierOptions | undefined;
@@ -92,7 +91,7 @@ export class KeyCache {
     return this.#unknown!.get(cacheKey) ? NOT_FOUND : undefined;
   }
 
-  async lookup(cacheKey: string, load: Loader): Promise<CacheEntry> {
+  async lookup(cacheKey: string, load: EntryLoader): Promise<CacheEntry> {
     if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
     const slot = this.#memory.get(cacheKey);
     if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
@@ -109,7 +108,7 @@ export class KeyCache {
     return this.#loadThroughRedis(cacheKey, load);
   }
 
-  #fly(cacheKey: string, load: Loader): Flight {
+  #fly(cacheKey: string, load: EntryLoader): Flight {
     const flight = { aborted: false } as { answer: Promise<CacheEntry>; aborted: boolean };
     const landed = () => {
       if (this.#flights.get(cacheKey) === flight) this.#flights.delete(cacheKey);
@@ -157,7 +156,7 @@ export class KeyCache {
     return slot;
   }
 
-  async #loadThroughRedis(cacheKey: string, load: Loader): Promise<CacheEntry> {
+  async #loadThroughRedis(cacheKey: string, load: EntryLoader): Promise<CacheEntry> {
     if (!this.#redis) return load();
     const cached = await this.#redis.read(cacheKey);
     if (cached?.entry) return cached.entry;

@@ -11,7 +11,8 @@
 // invalidations and after the last invalidation of its key this instance heard of.
 import type { Redis } from "ioredis";
 import type { Logger } from "../../lib/logger";
-import { type CacheEntry, type FoundEntry, openSignedEntry, signEntry } from "./entry";
+import type { CacheEntry, FoundEntry } from "../../lib/key-lookup-cache";
+import { openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
 import { invalidationMessages, parseInvalidation } from "./invalidation-message";
 

@@ -7,12 +7,12 @@
 // otherwise. `DB=postgres,sqlite` (any of postgres, pglite, mariadb, sqlite) narrows the run.
 import { createHash, randomBytes } from "node:crypto";
 import knexFactory, { type Knex } from "knex";
-import { initialize } from "../../lib/initialize";
-import type { ApiKeysOptions } from "../../lib/options";
+import { initialize } from "../../setup/initialize";
+import type { ApiKeysOptions } from "../../setup/options";
 import type { ApiKeyService } from "../../lib/service";
 import { SQLITE_MEMORY, openDatabase } from "../../store/connect";
-import { type Dialect, dialectOf } from "../../store/dialect";
-import { KnexApiKeyStore, qualifiedTable } from "../../store/knex-store";
+import { type Dialect, dialectOf, qualifiedTable } from "../../store/dialect";
+import { KnexApiKeyStore } from "../../store/knex-store";
 import type { ApiKeyType } from "../../lib/tokens";
 import { rulesRead, unissuedTokens } from "./tokens";
 import { MIGRATIONS_TABLE, runMigrations } from "../../store/migrations";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import knexFactory, { type Knex } from "knex";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import { forEachBackend } from "../helpers/backends";
 import { POSTGRES_URL } from "../helpers/services";
 import { TcpProxy } from "../helpers/tcp-proxy";

@@ -3,7 +3,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import knexFactory, { type Knex } from "knex";
 import type { Redis } from "ioredis";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import { hashToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";

@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import type { Redis } from "ioredis";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import { forEachBackend } from "../helpers/backends";
 import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
 import { POSTGRES_URL } from "../helpers/services";

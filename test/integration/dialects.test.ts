@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import knexFactory, { type Knex } from "knex";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { assertDriverInstalled } from "../../store/connect";
@@ -132,7 +132,7 @@ describe("SQLite from a sqlite:// URL", () => {
     // so a second connection in the process that holds the lock would wait for itself.
     const database = `sqlite://${path.join(directory, "keys.db")}`;
     const script = `
-      const { initialize } = require("./lib/initialize.ts");
+      const { initialize } = require("./setup/initialize.ts");
       initialize({ database: process.argv[1], redis: false }).then(async (service) => {
         const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
         await service.close();

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import knexFactory, { type Knex } from "knex";
 import { Redis } from "ioredis";
 import request from "supertest";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import { hashToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";

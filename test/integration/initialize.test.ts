@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import { generateToken } from "../../lib/tokens";
 import { rejectsWith } from "../helpers/assertions";
 import { unreachableDatabase } from "../helpers/services";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MemoryApiKeyStore } from "../../examples/memory-store";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import { TestClock, forEachBackend } from "../helpers/backends";
 

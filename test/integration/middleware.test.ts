@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Server } from "node:http";
 import request from "supertest";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyDTO } from "../../lib/types";
 import { MESSAGES } from "../../middleware/credentials";
 import { forEachBackend } from "../helpers/backends";

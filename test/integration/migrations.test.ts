@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import { DEPLOYMENT_SECRET_NAME, readDeploymentSecret } from "../../lib/deployment-secret";
 import { KnexApiKeyStore } from "../../store/knex-store";
 import { generateToken, redactToken, storedTokenValue } from "../../lib/tokens";

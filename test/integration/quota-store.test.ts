@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
 import { MemoryApiKeyStore } from "../../examples/memory-store";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { QuotaRefill } from "../../lib/quota";
 import type { ApiKeyService } from "../../lib/service";
 import type { ApiKeyStore } from "../../lib/store";

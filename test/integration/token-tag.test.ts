@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import type { Redis } from "ioredis";
 import { KEY_PURPOSES, deriveKey } from "../../lib/deployment-secret";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import type { ApiKeyRecord } from "../../lib/store";
 import { TOKEN_LENGTH, generateToken, hasValidTag, redactToken, storedTokenValue } from "../../lib/tokens";
 import type { ApiKeyType } from "../../lib/types";

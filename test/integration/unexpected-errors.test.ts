@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import request from "supertest";
 import { UNKNOWN_ERROR_MESSAGE } from "../../lib/errors";
-import { initialize } from "../../lib/initialize";
+import { initialize } from "../../setup/initialize";
 import { generateToken } from "../../lib/tokens";
 import { rejectsWith } from "../helpers/assertions";
 import { forEachBackend } from "../helpers/backends";

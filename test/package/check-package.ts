@@ -54,6 +54,8 @@ try {
       const assert = require("node:assert/strict");
       const { initialize, apiKeyAuth, ApiKeyError } = require("express-api-keys");
       const { apiKeyStoreConformance } = require("express-api-keys/testing");
+      const middleware = require("express-api-keys/middleware");
+      assert.equal(middleware.apiKeyAuth, apiKeyAuth, "the middleware entry exports the same middleware");
       assert.equal(typeof apiKeyAuth, "function");
       assert.equal(typeof apiKeyStoreConformance, "function");
       assert.equal(new ApiKeyError("not_found", "x").status, 404);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_EMBEDDED_DIRECTORY, resolveOptions } from "../../lib/options";
+import { DEFAULT_EMBEDDED_DIRECTORY, resolveOptions } from "../../setup/options";
 
 describe("initialize options", () => {
   it("prefers the option, then DATABASE_URL, then the embedded directory", () => {

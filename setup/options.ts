@@ -1,10 +1,10 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
 import type { Redis } from "ioredis";
-import { failConfiguration } from "./errors";
+import { failConfiguration } from "../lib/errors";
+import type { Logger } from "../lib/logger";
+import { type ApiKeyStore, assertApiKeyStore } from "../lib/store";
 import type { DatabaseOption } from "../store/connect";
-import { type ApiKeyStore, assertApiKeyStore } from "./store";
-import type { Logger } from "./logger";
 
 /** Cache settings; every field is optional and has the default shown. */
 export interface CacheOptions {

@@ -1,20 +1,19 @@
-// initialize(): wires options, environment and embedded defaults into a ready service.
+// initialize(): the composition root. It wires options, environment and embedded defaults into
+// a ready service, and is the one place that knows every store, cache and clock.
 import type { Redis } from "ioredis";
-import { KEY_PURPOSES, deriveKey, rootSecret } from "./deployment-secret";
-import { ApiKeyError } from "./errors";
+import { forgetDefaultService, setDefaultService } from "../lib/default-service";
+import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
+import { LeasedRateLimits } from "../lib/rate-limit-leases";
+import { ApiKeyService } from "../lib/service";
+import type { ApiKeyStore } from "../lib/store";
+import { loadTokenRules } from "../lib/token-gate";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
-import { LeasedRateLimits } from "./rate-limit-leases";
-import { ApiKeyService } from "./service";
-import { loadTokenRules } from "./token-gate";
-import type { ApiKeyStore } from "./store";
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
 import { openRedis } from "../store/cache/open-redis";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
-
-let defaultService: ApiKeyService | undefined;
 
 /**
  * Opens the store, runs migrations (unless turned off) and returns the service. The latest
@@ -33,12 +32,12 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
   const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
-    if (defaultService === service) defaultService = undefined;
+    forgetDefaultService(service);
     // A client the app passed stays open: the app made it and closes it.
     if (redis?.owned) redis.client.disconnect();
     await close();
   });
-  defaultService = service;
+  setDefaultService(service);
   return service;
 }
 
@@ -79,16 +78,4 @@ async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store:
   const keyCache = new KeyCache({ memory, redis: redisTier, now, logger });
   await keyCache.start();
   return keyCache;
-}
-
-/** The service the latest `initialize()` returned, while it is open. */
-export function getDefaultService(): ApiKeyService | undefined {
-  return defaultService;
-}
-
-/** The given service, else the default one; `unavailable` when there is neither. */
-export function serviceOrDefault(service: ApiKeyService | undefined): ApiKeyService {
-  const found = service ?? defaultService;
-  if (!found) throw new ApiKeyError("unavailable", "No API key service: await initialize() before serving requests, or pass `service`");
-  return found;
 }
