@@ -52,6 +52,8 @@ export type {
   VerifyOptions,
   VerifyResult,
 } from "./lib/types";
+/** Whether a key is in force at an instant (not soft-deleted, revoked or expired), as verification judges it. */
+export { inForce } from "./lib/key-status";
 /** How a key's scopes grant required ones (`orders:*` grants `orders:read`). */
 export { checkedGrants as scopeGrants, checkedMissingScopes as missingScopes } from "./lib/scopes";
 /** The storage interface, and the store this package ships for Knex (PostgreSQL, PGlite, MySQL/MariaDB, SQLite). */

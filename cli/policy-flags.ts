@@ -2,6 +2,7 @@
 // value the service takes, or refuses it as a usage error (exit 2) before anything is opened.
 // The service validates the values again; these checks are for the message, not the safety.
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { keyState } from "../lib/key-status";
 import { isScope } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
 import type { QuotaRefill, RateLimitRule } from "../lib/types";
@@ -116,15 +117,12 @@ function asDate(value: Date | string | null | undefined): Date | undefined {
 
 /**
  * The STATUS column: `deleted`, `revoked`, `expired`, or for a key that still works `active`,
- * or the nearer of `revokes <at>` and `expires <at>` when it is set to stop.
+ * or the nearer of `revokes <at>` and `expires <at>` when it is set to stop. Dates may come as
+ * JSON strings.
  */
 export function keyStatus(key: ApiKeyDTO, now: Date): string {
-  const revokedAt = asDate(key.revoked_at);
-  const expiresAt = asDate(key.expires_at);
-  if (key.deleted_at) return "deleted";
-  if (revokedAt && revokedAt <= now) return "revoked";
-  if (expiresAt && expiresAt <= now) return "expired";
-  if (revokedAt && (!expiresAt || revokedAt <= expiresAt)) return `revokes ${revokedAt.toISOString()}`;
-  if (expiresAt) return `expires ${expiresAt.toISOString()}`;
-  return "active";
+  const status = keyState({ deleted_at: key.deleted_at, revoked_at: asDate(key.revoked_at) ?? null, expires_at: asDate(key.expires_at) ?? null }, now);
+  if (status.state !== "active") return status.state;
+  if (!status.ends) return "active";
+  return `${status.ends.by === "revoked" ? "revokes" : "expires"} ${status.ends.at.toISOString()}`;
 }

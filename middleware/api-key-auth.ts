@@ -4,7 +4,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, failConfiguration } from "../lib/errors";
 import { getDefaultService, serviceOrDefault } from "../lib/default-service";
 import { isScope } from "../lib/scopes";
-import { type ApiKeyService, checkVerifyOptions, verifyNow } from "../lib/service";
+import { checkVerifyOptions } from "../lib/key-verifier";
+import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
@@ -135,8 +136,9 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     if (credential.kind === "invalid") return rejection(credential.message);
     const keys = serviceOrDefault(service);
     // A service without the synchronous form (a wrapper of the app's, say) is asked the public way.
-    const answer = typeof keys[verifyNow] === "function"
-      ? keys[verifyNow](credential.token, verifyOptions)
+    const verifier = keys.verifier as ApiKeyService["verifier"] | undefined;
+    const answer = typeof verifier?.verify === "function"
+      ? verifier.verify(credential.token, verifyOptions)
       : keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
     return isThenable(answer) ? answer.then((result) => conclude(result, credential.token, req, res)) : conclude(answer, credential.token, req, res);
   }

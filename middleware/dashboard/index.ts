@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration } from "../../lib/errors";
 import { getDefaultService, serviceOrDefault } from "../../lib/default-service";
-import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
+import { inForce } from "../../lib/key-status";
+import type { ApiKeyService } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
 import { adminScopes } from "../admin-scopes";
@@ -173,8 +174,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   async function keyInForce(session: Session): Promise<ApiKeyDTO | undefined> {
     try {
       const key = await keys().retrieveApiKey(session.keyId);
-      const at = new Date(now());
-      return isActive(key, at) && !isExpired(key, at) ? key : undefined;
+      return inForce(key, new Date(now())) ? key : undefined;
     } catch (error) {
       if (error instanceof ApiKeyError && error.type === "not_found") return undefined;
       throw error;

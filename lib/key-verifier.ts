@@ -1,0 +1,185 @@
+// KeyVerifier: the hot path every authentication takes. The token's format and checksum, then
+// the in-process tier, then the tag, then the cache tiers and the store; then the key's state,
+// scopes and usage limits, and its last use recorded for a later batched write.
+import { ApiKeyError } from "./errors";
+import { isPlainObject } from "./filters";
+import { endedBy } from "./key-status";
+import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
+import type { LastUsedRecorder } from "./last-used";
+import { readOnlyKey } from "./read-only";
+import { missingScopes } from "./scopes";
+import type { ApiKeyRecord, ApiKeyStore, PublishableRecord } from "./store";
+import type { TokenGate } from "./token-gate";
+import { type ApiKeyType, hashToken, parseToken, sameSecret } from "./tokens";
+import type { ApiKeyDTO, VerifyResult } from "./types";
+import type { UsageLimits } from "./usage-limits";
+import { validateRequiredScopes } from "./validate-input";
+
+/** Verification options once checked; `checkVerifyOptions` makes them. */
+export interface CheckedVerifyOptions {
+  readonly type?: ApiKeyType;
+  readonly scopes: readonly string[];
+  readonly cost: number;
+}
+
+/**
+ * The verification the middleware depends on. It answers at once when it can (a fresh entry in
+ * the memory tier and no use to count outside this process: the result itself, in the same
+ * tick) and otherwise with a promise of it, so that a warm request calls `next()` in the tick
+ * it arrived. It never throws for any token; a store failure rejects with a typed error.
+ */
+export interface KeyVerifier {
+  verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult>;
+}
+
+/** The default units a valid verification consumes. */
+const DEFAULT_COST = 1;
+
+/** Checks verification options as `verifyApiKey` does, throwing an `invalid_data` error for bad ones. */
+export function checkVerifyOptions(options: unknown): CheckedVerifyOptions {
+  if (options === undefined) return { scopes: [], cost: DEFAULT_COST };
+  if (!isPlainObject(options)) throw new ApiKeyError("invalid_data", "Expected an object for the verification options");
+  const { type, scopes, cost, ...rest } = options;
+  const unknown = Object.keys(rest).filter((key) => rest[key] !== undefined);
+  if (unknown.length > 0) throw new ApiKeyError("invalid_data", `Unrecognized verification options: ${unknown.map((key) => `'${key}'`).join(", ")}`);
+  if (type !== undefined && type !== "secret" && type !== "publishable") {
+    throw new ApiKeyError("invalid_data", "Expected: 'publishable, secret' for option 'type'");
+  }
+  if (cost !== undefined && (typeof cost !== "number" || !Number.isSafeInteger(cost) || cost < 0)) {
+    throw new ApiKeyError("invalid_data", "Expected a non-negative whole number for option 'cost'");
+  }
+  return { type, scopes: scopes === undefined ? [] : validateRequiredScopes(scopes), cost: cost ?? DEFAULT_COST };
+}
+
+/** The DTO for a record: secret keys show `token: ""` unless the plaintext is being handed out once. */
+export function toDTO(record: ApiKeyRecord, plaintext?: string): ApiKeyDTO {
+  return { ...record, token: plaintext ?? (record.type === "secret" ? "" : record.token) };
+}
+
+const NOT_FOUND: VerifyResult = Object.freeze({ valid: false, code: "not_found" });
+
+export interface CachedKeyVerifierParts {
+  cache: KeyLookupCache;
+  tokens: TokenGate;
+  usage: UsageLimits;
+  lastUsed: LastUsedRecorder;
+  pepper: string | Buffer | undefined;
+  /** Policy time: what expiry and revocation are judged by. */
+  now: () => Date;
+  /** Runs store work at the store error boundary (see ChangeUnit.run). */
+  read<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T>;
+}
+
+/** The verifier over the cache tiers and the store. */
+export class CachedKeyVerifier implements KeyVerifier {
+  readonly #parts: CachedKeyVerifierParts;
+  /** Read-only copies of cached keys, by the cached key they copy; they go when it goes. */
+  readonly #readOnlyKeys = new WeakMap<ApiKeyDTO, ApiKeyDTO>();
+
+  constructor(parts: CachedKeyVerifierParts) {
+    this.#parts = parts;
+  }
+
+  verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
+    const { type, scopes, cost } = options;
+    const { cache, tokens, pepper, now } = this.#parts;
+    // The public format and checksum first: no hash is paid for a typo.
+    const parsed = parseToken(token);
+    if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
+    const hash = hashToken(token, pepper);
+    const at = now();
+    // A fresh in-process entry for this very token was made after the token passed the gate
+    // below (nothing else writes the memory tier), so a hit needs no second tag check; reading
+    // it costs no I/O and writes nothing, so a forged token gains nothing from it.
+    const cached = cache.peek(hash, at);
+    if (cached) return this.#answer(cached, parsed, scopes, cost, at);
+    // Tag and the format-1 rule before the Redis tier, the negative tier or the store.
+    const accepted = tokens.accept(token);
+    if (accepted instanceof Promise) return accepted.then((ok) => (ok ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND }));
+    return accepted ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND };
+  }
+
+  #lookUpAndAnswer(token: string, parsed: ApiKeyType, hash: string, scopes: readonly string[], cost: number): Promise<VerifyResult> {
+    // Judged when the answer arrives, by the clock then.
+    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost, this.#parts.now()));
+  }
+
+  /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
+  #lookup(token: string, type: ApiKeyType, hash: string): Promise<CacheEntry> {
+    return this.#parts.cache.lookup(hash, () =>
+      this.#parts.read(async (store): Promise<CacheEntry> => {
+        if (type === "secret") {
+          const record = await store.findByToken(hash, "secret");
+          return record && sameSecret(record.token, hash) ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : { found: false };
+        }
+        const found = store.findPublishable ? await store.findPublishable(token) : await publishableInTwoSteps(store, token);
+        if (!found) return { found: false };
+        const { sales_channel_ids, ...record } = found;
+        return { found: true, api_key: toDTO(record), sales_channel_ids };
+      }),
+    );
+  }
+
+  /**
+   * The verdict on a looked-up key: at once, unless its use must be counted outside this
+   * process (a quota, a rate limit whose local lease cannot pay).
+   */
+  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number, now: Date): VerifyResult | Promise<VerifyResult> {
+    if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
+    // Decided on the entry itself, which no caller ever holds: they get the read-only copy.
+    const ended = endedBy(entry.api_key, now);
+    if (ended) return { valid: false, code: ended, api_key: this.#readOnly(entry) };
+    // Most routes require no scope: no arrays and no Set made for them.
+    if (scopes.length > 0) {
+      const missing = missingScopes(entry.api_key.scopes, scopes);
+      if (missing.length > 0) return { valid: false, code: "forbidden", api_key: this.#readOnly(entry), missing_scopes: missing };
+    }
+    if (cost === 0) return this.#valid(entry, parsed, now, {});
+    const local = this.#parts.usage.consumeLocal(entry.api_key, cost);
+    if (local) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
+    return this.#consume(entry, cost).then(({ refused, ...counts }) => {
+      let api_key = this.#readOnly(entry);
+      // The cached key's quota is as last read; the store's answer is the truth.
+      if (counts.remaining !== undefined) api_key = Object.freeze({ ...api_key, remaining: counts.remaining });
+      if (refused) return { valid: false, code: refused, api_key, ...counts };
+      return this.#valid(entry, parsed, now, counts, api_key);
+    });
+  }
+
+  #valid(entry: FoundEntry, parsed: ApiKeyType, now: Date, counts: Pick<VerifyResult, "rate_limit" | "remaining">, api_key = this.#readOnly(entry)): VerifyResult {
+    this.#parts.lastUsed.record(api_key.id, now);
+    const result: VerifyResult = { valid: true, code: "valid", api_key, ...counts };
+    if (parsed === "publishable") result.sales_channel_ids = [...entry.sales_channel_ids];
+    return result;
+  }
+
+  /** The read-only copy of an entry's key, made once per cached entry. */
+  #readOnly(entry: FoundEntry): ApiKeyDTO {
+    let copy = this.#readOnlyKeys.get(entry.api_key);
+    if (!copy) {
+      copy = readOnlyKey(entry.api_key);
+      this.#readOnlyKeys.set(entry.api_key, copy);
+    }
+    return copy;
+  }
+
+  /**
+   * Where a valid verification pays `cost` from the key's rate limits (rate-limiter-flexible,
+   * shared through Redis) and then its `remaining` quota (one atomic write in the store), so
+   * that the quota is exact across instances. Answers the counts for the response headers, and
+   * with `refused` the code to answer instead; a refused use pays nothing.
+   */
+  async #consume(entry: FoundEntry, cost: number): Promise<Pick<VerifyResult, "rate_limit" | "remaining"> & { refused?: "rate_limited" | "usage_exceeded" }> {
+    const decision = await this.#parts.read(() => this.#parts.usage.consume(entry.api_key, cost));
+    const counts: Pick<VerifyResult, "rate_limit" | "remaining"> = {};
+    if (decision.rate_limit) counts.rate_limit = decision.rate_limit;
+    if (decision.remaining !== undefined) counts.remaining = decision.remaining;
+    return decision.admitted ? counts : { ...counts, refused: decision.code };
+  }
+}
+
+/** For stores without `findPublishable`: the key, then its sales channels. */
+async function publishableInTwoSteps(store: ApiKeyStore, token: string): Promise<PublishableRecord | undefined> {
+  const record = await store.findByToken(token, "publishable");
+  return record && { ...record, sales_channel_ids: await store.linkedIds(record.id, "sales_channel") };
+}
