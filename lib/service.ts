@@ -14,7 +14,7 @@ import { endedBy, isActive, isExpired } from "./key-status";
 import { CachedKeyVerifier, type CheckedVerifyOptions, type KeyVerifier, checkVerifyOptions, toDTO } from "./key-verifier";
 import { LastUsedRecorder } from "./last-used";
 import type { Logger } from "./logger";
-import type { ApiKeyRecord, ApiKeyStore } from "./store";
+import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import { newKey, revocationTime } from "./new-key";
 import { type TokenRules, parseToken, storedTokenValue } from "./tokens";
@@ -79,6 +79,16 @@ function alreadyRevokedMessage(records: ApiKeyRecord[]): string {
   return `There are ${records.length} ${kind}keys that are already revoked.`;
 }
 
+/**
+ * Refuses a policy the store cannot enforce, when a key is given it, rather than with a 503 at
+ * every verification of the key afterwards.
+ */
+function checkEnforceable(capabilities: StoreCapabilities, policy: { remaining?: number | null }): void {
+  if (policy.remaining !== undefined && policy.remaining !== null && !capabilities.quotas) {
+    throw new ApiKeyError("invalid_data", "This store cannot count usage quotas (it has no consumeQuota): leave out 'remaining'");
+  }
+}
+
 function linkLabel(resourceType: string): string {
   return resourceType === "sales_channel" ? "Sales channels" : `Resources of type '${resourceType}'`;
 }
@@ -92,11 +102,13 @@ export class ApiKeyService {
   readonly #tokens: TokenGate;
   readonly #changes: ChangeUnit;
   readonly #verifier: CachedKeyVerifier;
+  readonly #capabilities: StoreCapabilities;
   #closing: Promise<void> | undefined;
 
   constructor(store: ApiKeyStore, cache: KeyLookupCache, config: ServiceConfig, onClose: () => Promise<void> = async () => {}) {
     this.#cache = cache;
     this.#config = config;
+    this.#capabilities = capabilitiesOf(store);
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
     this.#events = new ApiKeyEventBus(config.logger);
@@ -160,6 +172,7 @@ export class ApiKeyService {
   async createApiKeys(data: CreateApiKeyDTO | CreateApiKeyDTO[], ctx?: Context): Promise<ApiKeyDTO | ApiKeyDTO[]> {
     const now = this.#config.now();
     const inputs = validateList(Array.isArray(data) ? data : [data], "keys", (item) => validateCreate(item, now));
+    for (const input of inputs) checkEnforceable(this.#capabilities, input);
     const tagKey = await this.#tokens.tagKey();
     const created = inputs.map((input) => newKey(input, { now, tagKey, pepper: this.#config.pepper }));
     await this.#changes.run(
@@ -231,6 +244,7 @@ export class ApiKeyService {
     ctx?: Context,
   ): Promise<ApiKeyDTO | ApiKeyDTO[]> {
     const patch = validateUpdate(data, this.#config.now());
+    checkEnforceable(this.#capabilities, patch);
     const changed = Object.keys(patch) as (keyof UpdateApiKeyDTO)[];
     const updated = await this.#changes.run(
       ctx,

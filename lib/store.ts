@@ -175,3 +175,15 @@ export function assertApiKeyStore(value: unknown): asserts value is ApiKeyStore 
   const missing = REQUIRED_MEMBERS.find((name) => typeof (value as Record<string, unknown>)[name] !== "function");
   if (missing) failConfiguration(`\`store\` has no \`${missing}()\` method; see ApiKeyStore for what a store must implement.`);
 }
+
+/** What a store can do beyond the required members, read once, when the service is built. */
+export interface StoreCapabilities {
+  /** It counts usage quotas (`consumeQuota`): keys may have `remaining`. */
+  readonly quotas: boolean;
+  /** It takes an app's transaction (`within`): calls may pass `{ transaction }`. */
+  readonly appTransactions: boolean;
+}
+
+export function capabilitiesOf(store: ApiKeyStore): StoreCapabilities {
+  return Object.freeze({ quotas: typeof store.consumeQuota === "function", appTransactions: typeof store.within === "function" });
+}

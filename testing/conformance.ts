@@ -23,6 +23,18 @@ export interface ConformanceOptions {
   closeStore?(store: ApiKeyStore): Promise<void>;
   /** Checks to leave out, by title, each with the reason (say, an operator the store refuses). */
   skip?: Record<string, string>;
+  /**
+   * For a store with `within`: opens a transaction of the kind the store takes in
+   * `{ transaction }` (for the Knex store, `knex.transaction()`), with its commit and rollback.
+   * A store with `within` and no `appTransaction` fails the transaction check, naming this option.
+   */
+  appTransaction?: (store: ApiKeyStore) => Promise<AppTransaction>;
+}
+
+export interface AppTransaction {
+  transaction: unknown;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
 }
 
 export interface ConformanceCheck {
@@ -38,6 +50,20 @@ interface Harness {
   now: () => Date;
   /** Another service on the same store (a second app instance). */
   open: () => Promise<ApiKeyService>;
+  appTransaction: ConformanceOptions["appTransaction"];
+}
+
+const DAY_MS = 86_400_000;
+
+/** A quota's fields when the store counts quotas (it has `consumeQuota`); none otherwise, since such a store refuses them. */
+function quotaIfCounted<T extends object>(store: ApiKeyStore, quota: T): T | Record<string, never> {
+  return store.consumeQuota ? quota : {};
+}
+
+/** Verifies `token` `count` times at once, spread over `services`, and counts the valid answers and the codes of the rest. */
+async function verifyConcurrently(services: ApiKeyService[], token: string, count: number): Promise<{ valid: number; codes: Set<string> }> {
+  const results = await Promise.all(Array.from({ length: count }, (_, i) => services[i % services.length]!.verifyApiKey(token)));
+  return { valid: results.filter((result) => result.valid).length, codes: new Set(results.filter((result) => !result.valid).map((result) => result.code)) };
 }
 
 async function rejectsWith(promise: Promise<unknown>, type: ApiKeyErrorType, message?: string | RegExp): Promise<void> {
@@ -298,15 +324,14 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.equal((await service.retrieveApiKey(key.id)).title, "k");
   }],
 
-  ["stores every policy field and reads it back as given, with defaults for the rest", async ({ service, now }) => {
+  ["stores every policy field and reads it back as given, with defaults for the rest", async ({ service, store, now }) => {
     const policy = {
       expires_at: new Date(now().getTime() + 3_600_000),
       scopes: ["orders:read", "orders:*"],
       owner_id: "org_1",
       metadata: { plan: "pro", nested: { list: [1, "two", null, true, { deep: 1.5 }] }, unicode: "\u00e9\u6f22" },
       rate_limits: [{ name: "per_minute", limit: 60, duration: 60 }],
-      remaining: 0,
-      refill: { amount: 10, interval: "month" as const },
+      ...quotaIfCounted(store, { remaining: 0, refill: { amount: 10, interval: "month" as const } }),
     };
     const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", ...policy });
     const read = await service.retrieveApiKey(key.id);
@@ -324,7 +349,7 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.deepEqual((await service.retrieveApiKey(key.id)).metadata, policy.metadata);
   }],
 
-  ["updates each policy field, and clears expiry and owner with null", async ({ service, now }) => {
+  ["updates each policy field, and clears expiry and owner with null", async ({ service, store, now }) => {
     const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", owner_id: "org_1", expires_in: 60 });
     const later = new Date(now().getTime() + 7_200_000);
     const changes = {
@@ -333,8 +358,7 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
       owner_id: "org_2",
       metadata: { a: [1] },
       rate_limits: [{ name: "day", limit: 1000, duration: 86_400 }],
-      remaining: 7,
-      refill: { amount: 7, interval: "day" as const },
+      ...quotaIfCounted(store, { remaining: 7, refill: { amount: 7, interval: "day" as const } }),
     };
     for (const [field, value] of Object.entries(changes)) {
       await service.updateApiKeys(key.id, { [field]: value });
@@ -365,15 +389,14 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.deepEqual(await titles({ $or: [{ expires_at: null }, { owner_id: "org_2" }] }), ["b", "c"]);
   }],
 
-  ["rolls a key into a successor with every policy field", async ({ service, now }) => {
+  ["rolls a key into a successor with every policy field", async ({ service, store, now }) => {
     const policy = {
       expires_at: new Date(now().getTime() + 3_600_000),
       scopes: ["orders:read"],
       owner_id: "org_9",
       metadata: { k: "v" },
       rate_limits: [{ name: "burst", limit: 5, duration: 1 }],
-      remaining: 1,
-      refill: null,
+      ...quotaIfCounted(store, { remaining: 1, refill: null }),
     };
     const old = await service.createApiKeys({ title: "k", type: "secret", created_by: "u", ...policy });
     const successor = await service.roll(old.id, { revoked_by: "u" });
@@ -425,6 +448,71 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.equal((await service.verifyApiKey(`${live.token.slice(0, -1)}${live.token.endsWith("x") ? "y" : "x"}`)).code, "not_found");
   }],
 
+  ["counts a usage quota exactly under concurrency, refills it once per interval, and takes nothing for a refused use", async ({ service, store, open, advance }) => {
+    if (!store.consumeQuota) {
+      // A store that cannot count a quota refuses one when a key is given it, not at every use.
+      await rejectsWith(service.createApiKeys({ title: "q", type: "secret", created_by: "u", remaining: 5 }), "invalid_data", /consumeQuota/);
+      return;
+    }
+    const key = await service.createApiKeys({ title: "q", type: "secret", created_by: "u", remaining: 20, refill: { amount: 20, interval: "day" } });
+    assert.equal((await service.verifyApiKey(key.token, { cost: 15 })).remaining, 5);
+    const refused = await service.verifyApiKey(key.token, { cost: 6 });
+    assert.deepEqual([refused.valid, refused.code], [false, "usage_exceeded"]);
+    assert.equal((await service.retrieveApiKey(key.id)).remaining, 5, "a refused use takes nothing");
+    const other = await open();
+    const spent = await verifyConcurrently([service, other], key.token, 30);
+    assert.deepEqual([spent.valid, [...spent.codes]], [5, ["usage_exceeded"]], "exactly what was left, across two services");
+    advance(DAY_MS);
+    const refilled = await verifyConcurrently([service, other], key.token, 30);
+    assert.equal(refilled.valid, 20, "refilled once, not once per service or per use");
+    assert.equal((await service.retrieveApiKey(key.id)).remaining, 0);
+  }],
+
+  ["commits with the app's transaction, and leaves nothing after its rollback", async ({ service, store, appTransaction }) => {
+    if (!store.within) {
+      await rejectsWith(service.createApiKeys({ title: "t", type: "secret", created_by: "u" }, { transaction: {} }), "invalid_data", /transaction/);
+      return;
+    }
+    assert.ok(appTransaction, "this store takes app transactions (within): pass `appTransaction` to the conformance suite so that it can open one");
+    const before = await service.createApiKeys({ title: "before", type: "secret", created_by: "u" });
+    const kept = await appTransaction(store);
+    const inside = await service.createApiKeys({ title: "kept", type: "secret", created_by: "u" }, { transaction: kept.transaction });
+    assert.deepEqual((await service.listApiKeys({}, {}, { transaction: kept.transaction })).map((key) => key.title), ["before", "kept"]);
+    await kept.commit();
+    const dropped = await appTransaction(store);
+    const gone = await service.createApiKeys({ title: "dropped", type: "secret", created_by: "u" }, { transaction: dropped.transaction });
+    await service.revoke(before.id, { revoked_by: "u" }, { transaction: dropped.transaction });
+    await dropped.rollback();
+    if (store.settled) {
+      await store.settled(kept.transaction);
+      await store.settled(dropped.transaction);
+    }
+    assert.deepEqual((await service.listApiKeys()).map((key) => key.title), ["before", "kept"]);
+    assert.equal((await service.authenticate(inside.token) || undefined)?.id, inside.id);
+    assert.equal((await service.authenticate(before.token) || undefined)?.id, before.id, "the revocation rolled back");
+    assert.equal(await service.authenticate(gone.token), false);
+  }],
+
+  ["finds a publishable key with its links as findByToken and linkedIds together do", async ({ service, store }) => {
+    const key = await service.createApiKeys({ title: "shop", type: "publishable", created_by: "u" });
+    await service.updateLinks(key.id, { add: ["sc_b", "sc_a"] });
+    await service.updateLinks(key.id, { add: ["x_1"], resource_type: "warehouse" });
+    const bare = await service.createApiKeys({ title: "bare", type: "publishable", created_by: "u" });
+    const secret = await service.createApiKeys({ title: "s", type: "secret", created_by: "u" });
+    const twoSteps = async (token: string) => {
+      const record = await store.findByToken(token, "publishable");
+      return record && { ...record, sales_channel_ids: (await store.linkedIds(record.id, "sales_channel")).sort() };
+    };
+    for (const token of [key.token, bare.token, secret.token, generateToken("publishable")]) {
+      const expected = await twoSteps(token);
+      const found = store.findPublishable ? await store.findPublishable(token) : expected;
+      assert.deepEqual(found && { ...found, sales_channel_ids: [...found.sales_channel_ids].sort() }, expected, token.slice(0, 3));
+    }
+    assert.deepEqual((await twoSteps(key.token))?.sales_channel_ids, ["sc_a", "sc_b"]);
+    const match = await service.authenticatePublishable(key.token);
+    assert.deepEqual(match && [...match.sales_channel_ids].sort(), ["sc_a", "sc_b"]);
+  }],
+
   ["tags new tokens, keeps a key issued before tags working, and tells when no such key is left", async ({ service, store, now, advance, open }) => {
     const key = await service.createApiKeys({ title: "new", type: "secret", created_by: "u" });
     // Tagged (53 characters) when the store keeps a secret; format 1 (45) when it does not.
@@ -465,7 +553,7 @@ export function apiKeyStoreConformance(options: ConformanceOptions): Conformance
           return service;
         };
         try {
-          await body({ service: await open(), store, advance: (ms) => (time += ms), now, open });
+          await body({ service: await open(), store, advance: (ms) => (time += ms), now, open, appTransaction: options.appTransaction });
         } finally {
           await Promise.all(services.map((service) => service.close()));
           await (options.closeStore ? options.closeStore(store) : store.close?.());

@@ -3,7 +3,7 @@
 // services keep their in-process cache tier on, so cached answers are held to the same rules.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { MemoryApiKeyStore } from "../../examples/memory-store";
+import { MemoryApiKeyStore } from "../../testing/memory-store";
 import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import { TestClock, forEachBackend } from "../helpers/backends";

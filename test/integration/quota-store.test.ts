@@ -3,7 +3,7 @@
 // month (with an injected clock), and nothing taken when refused.
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
-import { MemoryApiKeyStore } from "../../examples/memory-store";
+import { MemoryApiKeyStore } from "../../testing/memory-store";
 import { initialize } from "../../setup/initialize";
 import type { QuotaRefill } from "../../lib/quota";
 import type { ApiKeyService } from "../../lib/service";

@@ -9,7 +9,7 @@ import { initialize } from "../../setup/initialize";
 import type { ApiKeyRecord } from "../../lib/store";
 import { TOKEN_LENGTH, generateToken, hasValidTag, redactToken, storedTokenValue } from "../../lib/tokens";
 import type { ApiKeyType } from "../../lib/types";
-import { MemoryApiKeyStore } from "../../examples/memory-store";
+import { MemoryApiKeyStore } from "../../testing/memory-store";
 import { KnexApiKeyStore } from "../../store/knex-store";
 import { forEachBackend } from "../helpers/backends";
 import { REDIS_URL, redisPerTest } from "../helpers/redis";
