@@ -81,9 +81,20 @@ export function unknownError(cause: unknown): ApiKeyError {
   return new ApiKeyError("unknown_error", UNKNOWN_ERROR_MESSAGE, { cause });
 }
 
-/** Misconfiguration is a programming error, not a request failure: a TypeError that names the package. */
-export function failConfiguration(message: string): never {
-  throw new TypeError(`express-api-keys: ${message}`);
+/** What kind of misconfiguration a TypeError of ours reports, in its `code`, for code that tells them apart. */
+export type ConfigurationErrorCode =
+  /** The options are not an object. */
+  | "ERR_API_KEYS_OPTIONS_TYPE"
+  /** A factory itself was mounted as the middleware (`app.use(apiKeyAuth)`). */
+  | "ERR_API_KEYS_FACTORY_MISUSE"
+  /** An option name the factory does not know (often a misspelling). */
+  | "ERR_API_KEYS_UNKNOWN_OPTION"
+  /** A known option with a value it does not take, or options that do not go together. */
+  | "ERR_API_KEYS_INVALID_OPTION";
+
+/** Misconfiguration is a programming error, not a request failure: a TypeError that names the package, with a stable `code`. */
+export function failConfiguration(message: string, code: ConfigurationErrorCode = "ERR_API_KEYS_INVALID_OPTION"): never {
+  throw Object.assign(new TypeError(`express-api-keys: ${message}`), { code });
 }
 
 export function isApiKeyError(error: unknown): error is ApiKeyError {

@@ -5,7 +5,7 @@ import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, redactSecrets } from "../lib/errors";
 import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
-import { getDefaultService, serviceOrDefault } from "../lib/default-service";
+import { serviceOrDefault } from "../lib/default-service";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, Context, FilterableApiKeyProps, FindConfig } from "../lib/types";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
@@ -13,9 +13,10 @@ import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DE
 import { openApiDocument } from "./openapi";
 import { QueryStringError, parseQueryString } from "./query-string";
 import { forbidden } from "./api-key-auth";
-import { type AdminScopesOption, adminScopes } from "./admin-scopes";
+import { type AdminScopesOption, adminScopes, adminScopesProblem } from "./admin-scopes";
+import { type FactorySpec, checkFactoryOptions, rules } from "./http/options";
 import type { AuthenticatedRequest } from "./request-context";
-import { asApiKeyError } from "./respond";
+import { jsonErrorHandler } from "./http/respond";
 
 export interface AdminRouterOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -33,6 +34,17 @@ export interface AdminRouterOptions {
    */
   scopes?: AdminScopesOption;
 }
+
+const OPTIONS: FactorySpec<AdminRouterOptions> = {
+  name: "apiKeyAdminRouter",
+  usage: 'apiKeyAdminRouter() returns the router: write app.use("/admin/api-keys", apiKeyAuth(), apiKeyAdminRouter()), not app.use(apiKeyAdminRouter).',
+  rules: {
+    service: rules.service,
+    actor: rules.function("actor"),
+    findMissingSalesChannels: rules.function("findMissingSalesChannels"),
+    scopes: adminScopesProblem,
+  },
+};
 
 const BODY_LIMIT = "16kb";
 
@@ -146,7 +158,8 @@ function listQuery(url: string, route: AdminRoute): { filters: FilterableApiKeyP
   return { filters: typedFilters, config, offset: config.skip!, limit: config.take! };
 }
 
-export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
+export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
+  const options = checkFactoryOptions(OPTIONS, givenOptions);
   // Loaded here so that apps using only the middleware (say, on Connect) need no Express.
   const express = require("express") as typeof import("express");
   const { service, findMissingSalesChannels } = options;
@@ -336,21 +349,8 @@ export function apiKeyAdminRouter(options: AdminRouterOptions = {}): Router {
     else router[route.method](route.path, guard(route.scope), run);
   }
 
-  // Every error raised in here is answered as JSON { type, message }, never with the app's
-  // (HTML) error page: ours as they are, those of Express and body-parser by their status.
-  router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) {
-      next(error);
-      return;
-    }
-    const logger = (service ?? getDefaultService())?.logger ?? console;
-    const typed = fromHttpError(error) ?? asApiKeyError(error, logger, "in the admin router");
-    const body = JSON.stringify({ type: typed.type, message: typed.message });
-    res.status(typed.status);
-    res.setHeader("Cache-Control", "no-store");
-    res.setHeader("Content-Type", "application/json; charset=utf-8");
-    res.end(body);
-  });
+  // Ours as they are, those of Express and body-parser by their status.
+  router.use(jsonErrorHandler({ service, during: "in the admin router", clientError: fromHttpError }));
 
   return router;
 }

@@ -3,7 +3,7 @@
 import { failConfiguration } from "../lib/errors";
 import { missingScopes } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
-import { checkScopes } from "./api-key-auth";
+import { scopesProblem } from "./http/options";
 
 /** The router's and the dashboard's `scopes` option. */
 export interface AdminScopesOption {
@@ -31,8 +31,10 @@ export interface AdminScopes {
  */
 export function adminScopes(option: unknown): AdminScopes {
   const given = option !== undefined;
-  const { read, write } = given ? checkOption(option) : { read: [...DEFAULT_ADMIN_SCOPES.read], write: [...DEFAULT_ADMIN_SCOPES.write] };
-  const needs: Record<AdminAccess, string[]> = { read, write: [...new Set([...read, ...write])] };
+  const problem = given ? adminScopesProblem(option) : undefined;
+  if (problem !== undefined) failConfiguration(problem);
+  const { read = [], write = [] } = given ? (option as AdminScopesOption) : DEFAULT_ADMIN_SCOPES;
+  const needs: Record<AdminAccess, string[]> = { read: [...read], write: [...new Set([...read, ...write])] };
   return {
     missing(key, access) {
       const scopes = key?.type === "secret" ? key.scopes : [];
@@ -44,12 +46,11 @@ export function adminScopes(option: unknown): AdminScopes {
   };
 }
 
-function checkOption(scopes: unknown): { read: string[]; write: string[] } {
-  if (typeof scopes !== "object" || scopes === null || Array.isArray(scopes)) failConfiguration("`scopes` must be an object { read, write }.");
+/** What is wrong with a `scopes` option, or undefined. */
+export function adminScopesProblem(scopes: unknown): string | undefined {
+  if (typeof scopes !== "object" || scopes === null || Array.isArray(scopes)) return "`scopes` must be an object { read, write }.";
   const unknown = Object.keys(scopes).filter((name) => name !== "read" && name !== "write");
-  if (unknown.length > 0) failConfiguration(`unknown key \`scopes.${unknown[0]}\`; the keys are read and write.`);
+  if (unknown.length > 0) return `unknown key \`scopes.${unknown[0]}\`; the keys are read and write.`;
   const { read = [], write = [] } = scopes as { read?: unknown; write?: unknown };
-  checkScopes(read, "`scopes.read`");
-  checkScopes(write, "`scopes.write`");
-  return { read: [...read], write: [...write] };
+  return scopesProblem(read, "`scopes.read`") ?? scopesProblem(write, "`scopes.write`");
 }

@@ -1,19 +1,19 @@
 // apiKeyAuth(): reads the credential, authenticates it and attaches the key's context to the
 // request. Typed on node:http only, so Express 4, Express 5, Connect and bare http all work.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiKeyError, failConfiguration } from "../lib/errors";
-import { getDefaultService, serviceOrDefault } from "../lib/default-service";
-import { isScope } from "../lib/scopes";
+import { ApiKeyError } from "../lib/errors";
+import { serviceOrDefault } from "../lib/default-service";
 import { checkVerifyOptions } from "../lib/key-verifier";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "./request-context";
-import { asApiKeyError, respondWithError } from "./respond";
+import { type FactorySpec, checkFactoryOptions, rules, scopesProblem } from "./http/options";
+import { type NextFunction, asApiKeyError, loggerOf, respondWithError } from "./http/respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
 
-export type NextFunction = (error?: unknown) => void;
+export type { NextFunction };
 
 export type ErrorHandler = (error: ApiKeyError, req: IncomingMessage, res: ServerResponse, next: NextFunction) => void;
 
@@ -36,38 +36,20 @@ export interface ApiKeyAuthOptions {
   onError?: ErrorHandler;
 }
 
-const OPTION_NAMES = ["type", "required", "scopes", "service", "getToken", "onError"];
-
-function checkOptions(options: unknown): ApiKeyAuthOptions {
-  if (options === undefined) return {};
-  if (typeof options !== "object" || options === null) failConfiguration("`apiKeyAuth(options)` takes an object.");
-  if ("headers" in options && "method" in options) {
-    failConfiguration('apiKeyAuth() returns the middleware: write app.use(apiKeyAuth({ type: "secret" })), not app.use(apiKeyAuth).');
-  }
-  const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
-  if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
-  const { type, required, scopes, service, getToken, onError } = options as ApiKeyAuthOptions;
-  if (type !== undefined && type !== "secret" && type !== "publishable") failConfiguration('`type` must be "secret" or "publishable".');
-  if (required !== undefined && typeof required !== "boolean") failConfiguration("`required` must be a boolean.");
-  if (scopes !== undefined) checkScopes(scopes, "`scopes`");
-  if (scopes !== undefined && scopes.length > 0 && type === "publishable") failConfiguration("`scopes` applies to secret keys only: publishable keys have none.");
-  if (service !== undefined && typeof service?.authenticate !== "function") failConfiguration("`service` must be the result of `initialize()`.");
-  if (getToken !== undefined && typeof getToken !== "function") failConfiguration("`getToken` must be a function.");
-  if (onError !== undefined && typeof onError !== "function") failConfiguration("`onError` must be a function.");
-  return options;
-}
-
-/** Scopes a route requires: exact words (a `*` there would grant nothing a key could ask for). */
-export function checkScopes(scopes: unknown, what: string): asserts scopes is string[] {
-  if (!Array.isArray(scopes)) failConfiguration(`${what} must be an array of scopes such as "orders:read".`);
-  // Array.from turns the holes of a sparse array into undefined, which the check refuses.
-  const items = Array.from(scopes as unknown[]);
-  const bad = items.findIndex((scope) => !isScope(scope, false));
-  if (bad >= 0) {
-    const shown = JSON.stringify(items[bad]) ?? String(items[bad]);
-    failConfiguration(`${what}: ${shown.slice(0, 60)} is not a scope: write [a-z0-9_.-] words joined by ":", such as "orders:read".`);
-  }
-}
+const OPTIONS: FactorySpec<ApiKeyAuthOptions> = {
+  name: "apiKeyAuth",
+  usage: 'apiKeyAuth() returns the middleware: write app.use(apiKeyAuth({ type: "secret" })), not app.use(apiKeyAuth).',
+  rules: {
+    type: (value) => (value === "secret" || value === "publishable" ? undefined : '`type` must be "secret" or "publishable".'),
+    required: rules.boolean("required"),
+    scopes: (value) => scopesProblem(value, "`scopes`"),
+    service: rules.service,
+    getToken: rules.function("getToken"),
+    onError: rules.function("onError"),
+  },
+  together: ({ type, scopes }) =>
+    scopes !== undefined && scopes.length > 0 && type === "publishable" ? "`scopes` applies to secret keys only: publishable keys have none." : undefined,
+};
 
 /** The 403 for a key without every scope a route requires. */
 export function forbidden(missing: readonly string[]): ApiKeyError {
@@ -100,7 +82,7 @@ function tokenCredential(token: string | undefined): Credential {
 }
 
 export function apiKeyAuth(options?: ApiKeyAuthOptions) {
-  const { type = "secret", required = true, scopes = [], service, getToken, onError = respondWithError } = checkOptions(options);
+  const { type = "secret", required = true, scopes = [], service, getToken, onError = respondWithError } = checkFactoryOptions(OPTIONS, options);
   // Copied, so that a caller changing its array later cannot change what the route requires.
   const requiredScopes = [...scopes];
   const secret = type === "secret";
@@ -185,8 +167,7 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
    * throwing getToken, say) is a 500 `unknown_error`, its cause logged, never shown.
    */
   function unexpected(error: unknown): ApiKeyError {
-    const logger = (service ?? getDefaultService())?.logger ?? console;
-    return asApiKeyError(error, logger, "while authenticating a request");
+    return asApiKeyError(error, loggerOf(service), "while authenticating a request");
   }
 
   return function apiKeyAuthMiddleware(req: IncomingMessage, res: ServerResponse, next: NextFunction): void {

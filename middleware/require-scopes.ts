@@ -3,10 +3,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ApiKeyError, failConfiguration } from "../lib/errors";
 import { missingScopes } from "../lib/scopes";
-import { checkScopes, forbidden, type NextFunction } from "./api-key-auth";
+import { forbidden } from "./api-key-auth";
+import { checkScopes } from "./http/options";
+import type { NextFunction } from "./http/respond";
 import { MESSAGES } from "./credentials";
 import type { AuthenticatedRequest } from "./request-context";
-import { respondWithError } from "./respond";
+import { respondWithError } from "./http/respond";
 
 /**
  * Middleware that answers 403 `forbidden`, naming the missing scopes, unless the request's

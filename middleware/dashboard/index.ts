@@ -12,7 +12,7 @@ import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
 import { adminScopes } from "../admin-scopes";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
-import { asApiKeyError } from "../respond";
+import { asApiKeyError } from "../http/respond";
 import { loadAssets, sendAsset } from "./assets";
 import { type Session, SESSION_COOKIE, SessionStore, clearedCookie, readCookie, sameSecret } from "./session";
 
