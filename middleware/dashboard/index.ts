@@ -12,7 +12,7 @@ import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
 import { asApiKeyError } from "../respond";
 import { loadAssets, sendAsset } from "./assets";
-import { type Session, SESSION_COOKIE, SessionStore, clearedCookie, readCookie, sameSecret } from "./session";
+import { type CookiePlace, type Session, SessionStore, clearedCookie, cookiePlace, readCookie, sameSecret } from "./session";
 
 export interface DashboardOptions {
   /** The service to manage keys with. Default: the one the latest `initialize()` returned. */
@@ -138,11 +138,18 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   const assets = loadAssets();
   const router = express.Router();
 
-  // Where the cookie is sent: the dashboard's own mount, whatever the app calls it.
-  const cookiePath = (req: Request) => `${req.baseUrl}/`;
   const now = () => keys().now().getTime();
 
+  // The session cookie belongs to the dashboard's own mount, whatever the app calls it. Read
+  // here, at the router's entry: under `/api` Express's `req.baseUrl` holds `/api` too.
+  const cookies = new WeakMap<IncomingMessage, CookiePlace>();
+  const cookieOf = (req: IncomingMessage) => cookies.get(req)!;
+
   router.use(securityHeaders);
+  router.use((req, _res, next) => {
+    cookies.set(req, cookiePlace(req.baseUrl, req.secure));
+    next();
+  });
 
   router.get("/", (req, res) => {
     // The page's links are relative: without the trailing slash they would resolve one level up.
@@ -165,7 +172,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
 
   /** The session a request's cookie names, still in force, or undefined. */
   function sessionOf(req: Request): Session | undefined {
-    return sessions.find(readCookie(req, SESSION_COOKIE), now());
+    return sessions.find(readCookie(req, cookieOf(req).name), now());
   }
 
   /** The key that opened a session, when it still works: not revoked, expired or deleted. */
@@ -232,23 +239,22 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
           throw new ApiKeyError(result.code, "This key has used up its rate limit or quota for now: try again later, or use another key");
         }
         if (!result.valid || !result.api_key) throw new ApiKeyError("unauthorized", MESSAGES.invalidKey);
-        const previous = readCookie(req, SESSION_COOKIE);
-        sessions.close(previous);
+        sessions.close(readCookie(req, cookieOf(req).name));
         const { id, session } = sessions.open(result.api_key.id, now());
-        res.setHeader("Set-Cookie", sessions.cookie(id, cookiePath(req), req.secure));
+        res.setHeader("Set-Cookie", sessions.cookie(id, cookieOf(req)));
         sendJson(res, 200, sessionBody(result.api_key, session));
       }),
     );
 
     router.delete("/session", (req, res) => {
-      const id = readCookie(req, SESSION_COOKIE);
+      const id = readCookie(req, cookieOf(req).name);
       const session = sessions.find(id, now());
       if (session && !sameSecret(req.headers[CSRF_HEADER], session.csrfToken)) {
         sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
         return;
       }
       sessions.close(id);
-      res.setHeader("Set-Cookie", clearedCookie(cookiePath(req), req.secure));
+      res.setHeader("Set-Cookie", clearedCookie(cookieOf(req)));
       res.statusCode = 204;
       res.setHeader("Cache-Control", "no-store");
       res.end();
@@ -268,7 +274,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       const key = await keyInForce(session);
       if (!key) {
         sessions.closeFor(session.keyId);
-        res.setHeader("Set-Cookie", clearedCookie(cookiePath(req), req.secure));
+        res.setHeader("Set-Cookie", clearedCookie(cookieOf(req)));
         sendJson(res, 401, { type: "unauthorized", message: MESSAGES.ended });
         return false;
       }

@@ -42,6 +42,46 @@ export function sameSecret(given: unknown, expected: string): boolean {
   return typeof given === "string" && sameStoredSecret(given, expected);
 }
 
+/** Where a dashboard's session cookie lives: its name, its Path, and whether it is Secure. */
+export interface CookiePlace {
+  readonly name: string;
+  readonly path: string;
+  readonly secure: boolean;
+}
+
+/**
+ * What may stand as it is in a cookie's Path: the characters a URL path carries unescaped,
+ * less `;`. RFC 6265 allows any character but controls and `;` there; anything else, taken
+ * from a request path, could end the attribute and add others (`Domain=`), so it is
+ * percent-encoded. A browser then sends the cookie back only to the path as encoded, so a
+ * mount path holding such a character keeps no session: choose mount paths without them.
+ */
+const NOT_IN_COOKIE_PATH = /[^A-Za-z0-9\-._~!$&'()*+,=:@/%]/g;
+
+function percentEncoded(char: string): string {
+  return [...Buffer.from(char)].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`).join("");
+}
+
+/**
+ * The cookie of the dashboard mounted at `mountPath` (`req.baseUrl`, as the client sent it).
+ * Over HTTP it is limited to the mount by its Path. Over HTTPS it takes the `__Host-` prefix, so
+ * that no other host (a sibling subdomain) and no plain-HTTP page can set or replace it; the
+ * browser then requires `Path=/`, and sends it to every path of the host. To keep one session
+ * per mount all the same (two dashboards on one host, or one mount per tenant such as
+ * `/t/:tenant/keys`, whose tenants share one router and its sessions), the name carries a hash
+ * of the mount path, and each mount reads back only the cookie of its own name. Domain is never
+ * sent: the cookie stays on the host that set it.
+ */
+export function cookiePlace(mountPath: string, secure: boolean): CookiePlace {
+  const path = `${mountPath}/`.replace(NOT_IN_COOKIE_PATH, percentEncoded);
+  if (!secure) return { name: SESSION_COOKIE, path, secure };
+  return { name: `__Host-${SESSION_COOKIE}-${digest(path).slice(0, 16)}`, path: "/", secure };
+}
+
+function setCookie(place: CookiePlace, value: string, maxAge: number): string {
+  return [`${place.name}=${value}`, `Path=${place.path}`, `Max-Age=${maxAge}`, "HttpOnly", "SameSite=Strict", ...(place.secure ? ["Secure"] : [])].join("; ");
+}
+
 /** The value of one cookie in a Cookie header, or undefined. */
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
@@ -99,13 +139,13 @@ export class SessionStore {
     for (const [key, session] of this.#sessions.entries()) if (session.keyId === keyId) this.#sessions.delete(key);
   }
 
-  /** The Set-Cookie value that carries a session id, limited to the dashboard's path. */
-  cookie(id: string, path: string, secure: boolean): string {
-    return [`${SESSION_COOKIE}=${id}`, `Path=${path}`, `Max-Age=${this.#limits.maxAge}`, "HttpOnly", "SameSite=Strict", ...(secure ? ["Secure"] : [])].join("; ");
+  /** The Set-Cookie value that carries a session id. */
+  cookie(id: string, place: CookiePlace): string {
+    return setCookie(place, id, this.#limits.maxAge);
   }
 }
 
 /** The Set-Cookie value that removes the session cookie. */
-export function clearedCookie(path: string, secure: boolean): string {
-  return [`${SESSION_COOKIE}=`, `Path=${path}`, "Max-Age=0", "HttpOnly", "SameSite=Strict", ...(secure ? ["Secure"] : [])].join("; ");
+export function clearedCookie(place: CookiePlace): string {
+  return setCookie(place, "", 0);
 }

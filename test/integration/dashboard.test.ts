@@ -11,11 +11,29 @@ const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-function dashboardApp(version: ExpressVersion, service: ApiKeyService, options: DashboardOptions = {}, before?: (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void): http.Server {
+interface AppSetup {
+  /** Where the dashboard is mounted. Default: `/admin/keys`. */
+  mount?: string;
+  /** The app's own middleware in front of the mount. */
+  before?: (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+  /** Express's `trust proxy` setting: X-Forwarded-Proto, -Host and -For are believed. */
+  trustProxy?: boolean;
+}
+
+function dashboardApp(version: ExpressVersion, service: ApiKeyService, options: DashboardOptions = {}, setup: AppSetup = {}): http.Server {
+  const { mount = "/admin/keys", before, trustProxy = false } = setup;
   const app = expressApp(version);
-  if (before) app.use("/admin/keys", before as never);
-  app.use("/admin/keys", withExpress(version, () => apiKeyDashboard({ service, ...options })));
+  app.set("trust proxy", trustProxy);
+  if (before) app.use(mount, before as never);
+  app.use(mount, withExpress(version, () => apiKeyDashboard({ service, ...options })));
   return http.createServer(app);
+}
+
+/** The attributes of a Set-Cookie header, after its name=value. */
+function attributesOf(res: request.Response): string[] {
+  const header = res.headers["set-cookie"] as unknown as string[] | undefined;
+  assert.equal(header?.length, 1, "one Set-Cookie header");
+  return header[0]!.split("; ").slice(1);
 }
 
 /** The session cookie (name=value) from a sign-in answer. */
@@ -185,6 +203,56 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal(csrf.length, 43);
     });
 
+    it("keeps the cookie to its mount: a crafted path segment adds no attribute, and no Domain is ever sent", async () => {
+      const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys" });
+      const crafted: [string, string][] = [
+        ["acme;Path=", "/tenants/acme%3BPath=/keys/"],
+        ["acme;Domain=evil.example;x=", "/tenants/acme%3BDomain=evil.example%3Bx=/keys/"],
+        ["acme;SameSite=None;Secure;Max-Age=99999999;x=", "/tenants/acme%3BSameSite=None%3BSecure%3BMax-Age=99999999%3Bx=/keys/"],
+        ["acme%3Bx", "/tenants/acme%3Bx/keys/"],
+      ];
+      for (const [tenant, path] of crafted) {
+        const res = await request(tenants).post(`/tenants/${tenant}/keys/session`).send({ secret_key: admin.token });
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(attributesOf(res), [`Path=${path}`, "Max-Age=28800", "HttpOnly", "SameSite=Strict"], tenant);
+      }
+      const res = await request(tenants).post("/tenants/acme/keys/session").send({ secret_key: admin.token });
+      assert.deepEqual(attributesOf(res), ["Path=/tenants/acme/keys/", "Max-Age=28800", "HttpOnly", "SameSite=Strict"]);
+      assert.equal((await request(tenants).get("/tenants/acme/keys/api/").set("Cookie", cookieOf(res))).status, 200);
+
+      // An answer from under `api/` clears the cookie on the mount, not on `api/`.
+      await db.service.revoke(admin.id, { revoked_by: "user_1" });
+      const ended = await request(tenants).get("/tenants/acme/keys/api/").set("Cookie", cookieOf(res));
+      assert.equal(ended.status, 401);
+      assert.deepEqual(attributesOf(ended), ["Path=/tenants/acme/keys/", "Max-Age=0", "HttpOnly", "SameSite=Strict"]);
+    });
+
+    it("over HTTPS, names the cookie __Host- with a hash of its mount, so each mount reads back only its own", async () => {
+      // Behind a proxy that terminates TLS: X-Forwarded-Proto makes req.secure true.
+      const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys", trustProxy: true });
+      const https = (test: request.Test) => test.set("X-Forwarded-Proto", "https");
+      const signInAt = (tenant: string) => https(request(tenants).post(`/tenants/${tenant}/keys/session`)).send({ secret_key: admin.token });
+
+      const acme = await signInAt("acme");
+      assert.equal(acme.status, 200, acme.text);
+      assert.match(cookieOf(acme), /^__Host-api_key_dashboard-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]{43}$/);
+      assert.deepEqual(attributesOf(acme), ["Path=/", "Max-Age=28800", "HttpOnly", "SameSite=Strict", "Secure"]);
+      const crafted = await signInAt("acme;Domain=evil.example;x=");
+      assert.deepEqual(attributesOf(crafted), ["Path=/", "Max-Age=28800", "HttpOnly", "SameSite=Strict", "Secure"]);
+      const globex = await signInAt("globex");
+      assert.notEqual(cookieOf(globex).split("=")[0], cookieOf(acme).split("=")[0], "one cookie name per mount");
+
+      // The browser sends every __Host- cookie of the host to every path: each mount reads its own.
+      const both = `${cookieOf(globex)}; ${cookieOf(acme)}`;
+      assert.equal((await https(request(tenants).get("/tenants/acme/keys/session")).set("Cookie", both)).body.csrf_token, acme.body.csrf_token);
+      assert.equal((await https(request(tenants).get("/tenants/globex/keys/session")).set("Cookie", both)).body.csrf_token, globex.body.csrf_token);
+      assert.equal((await https(request(tenants).get("/tenants/initech/keys/api/")).set("Cookie", both)).status, 401, "no cookie of its name");
+
+      const out = await https(request(tenants).delete("/tenants/acme/keys/session")).set("Cookie", cookieOf(acme)).set("x-csrf-token", acme.body.csrf_token);
+      assert.equal(out.status, 204);
+      assert.equal((out.headers["set-cookie"] as unknown as string[])[0], `${cookieOf(acme).split("=")[0]}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure`);
+    });
+
     it("ends a session at its maximum age and after the idle timeout, by the service's clock", async () => {
       const short = dashboardApp(version, db.service, { sessionMaxAge: 600, sessionIdleTimeout: 120 });
       const first = await signIn(short);
@@ -218,10 +286,12 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
     });
 
     it("without sign-in, acts as the app's own authenticated user, still CSRF-safe", async () => {
-      const open = dashboardApp(version, db.service, { signIn: false }, (req, _res, next) => {
-        const user = req.headers["x-test-user"];
-        if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
-        next();
+      const open = dashboardApp(version, db.service, { signIn: false }, {
+        before: (req, _res, next) => {
+          const user = req.headers["x-test-user"];
+          if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
+          next();
+        },
       });
       assert.equal((await request(open).post("/admin/keys/session").send({ secret_key: admin.token })).status, 404, "no sign-in route");
       const anonymous = await request(open).get("/admin/keys/api/");
