@@ -59,7 +59,7 @@ const MESSAGES = {
   ended: "Your session has ended: the key that opened it is revoked, expired or deleted. Sign in with another key",
   invalidKey: "That secret key is not valid: check that you pasted all of it, and that it is not revoked or expired",
   csrf: `Refused: a change must come from the dashboard's own page, with the ${CSRF_HEADER} header it sends`,
-  crossSite: "Refused: the request comes from another site",
+  crossOrigin: "Refused: the request comes from another origin (scheme, host or port) than the dashboard's",
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
   quota: "This key has a usage quota, which dashboard sessions do not count: sign in with a key without one",
 };
@@ -108,19 +108,39 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** The origin (scheme, host and port) of a URL, or undefined when it is none. */
+function originOf(url: string): string | undefined {
+  try {
+    const { origin } = new URL(url);
+    return origin === "null" ? undefined : origin;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The Host the client asked for, with its port. Behind a proxy the app trusts (`trust proxy`),
+ * the first X-Forwarded-Host, as Express 5's `req.host` reads it: Express 4's `req.host` drops
+ * the port, so it is read here for both.
+ */
+function requestedHost(req: Request): string | undefined {
+  const trustProxy = req.app.get("trust proxy fn") as (address: string | undefined, hop: number) => boolean;
+  const forwarded = req.get("X-Forwarded-Host");
+  return (forwarded && trustProxy(req.socket.remoteAddress, 0) ? forwarded.split(",")[0]!.trim() : req.get("Host")) || undefined;
+}
+
 /**
  * A browser names the page that sent a request in `Origin` (always, for a fetch that is not a
- * GET). One from another host is refused; requests without one (curl, tests) are not cross-site
- * requests from a browser. `req.hostname` follows X-Forwarded-Host when the app trusts its proxy.
+ * GET). Any other origin than the request's own is refused: another host, but also another port
+ * or scheme of this host (`http://127.0.0.1:8080` is another app than `http://127.0.0.1:3000`).
+ * Requests without one (curl, tests) are not cross-site requests from a browser.
+ * `req.protocol` follows X-Forwarded-Proto when the app trusts its proxy.
  */
-function crossSite(req: Request): boolean {
+function crossOrigin(req: Request): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return false;
-  try {
-    return new URL(origin).hostname !== req.hostname;
-  } catch {
-    return true;
-  }
+  const own = originOf(`${req.protocol}://${requestedHost(req) ?? ""}`);
+  return own === undefined || originOf(origin) !== own;
 }
 
 const changes = (req: IncomingMessage) => req.method !== "GET" && req.method !== "HEAD";
@@ -220,7 +240,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       "/session",
       express.json({ limit: "4kb" }),
       route(async (req, res) => {
-        if (crossSite(req)) throw new ApiKeyError("forbidden", MESSAGES.crossSite);
+        if (crossOrigin(req)) throw new ApiKeyError("forbidden", MESSAGES.crossOrigin);
         const body: unknown = req.body;
         const token = typeof body === "object" && body !== null ? (body as { secret_key?: unknown }).secret_key : undefined;
         if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
@@ -267,7 +287,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         sendJson(res, 401, { type: "unauthorized", message: MESSAGES.signedOut });
         return false;
       }
-      if (changes(req) && (crossSite(req) || !sameSecret(req.headers[CSRF_HEADER], session.csrfToken))) {
+      if (changes(req) && (crossOrigin(req) || !sameSecret(req.headers[CSRF_HEADER], session.csrfToken))) {
         sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
         return false;
       }
@@ -311,7 +331,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         notSignedIn(res);
         return;
       }
-      if (changes(req) && (crossSite(req) || req.headers[CSRF_HEADER] === undefined)) {
+      if (changes(req) && (crossOrigin(req) || req.headers[CSRF_HEADER] === undefined)) {
         sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
         return;
       }

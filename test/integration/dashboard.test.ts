@@ -183,6 +183,47 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal(await count(), before + 1);
     });
 
+    it("takes a change or a sign-in only from its own origin: scheme, host and port alike", async () => {
+      const { cookie, csrf } = await signIn();
+      const count = async () => (await db.service.listAndCountApiKeys({}, { take: 0 }))[1];
+      const before = await count();
+      const host = "127.0.0.1:8080";
+      const create = (origin: string) =>
+        request(app).post("/admin/keys/api/").set("Host", host).set("Origin", origin).set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "x", type: "secret" });
+      const signInFrom = (origin: string) => request(app).post("/admin/keys/session").set("Host", host).set("Origin", origin).send({ secret_key: admin.token });
+      for (const origin of ["http://127.0.0.1:1", "https://127.0.0.1:8080", "http://127.0.0.1", "http://127.0.0.1.evil.example:8080", "null", "nonsense"]) {
+        const changed = await create(origin);
+        assert.deepEqual([changed.status, changed.body.type], [403, "forbidden"], origin);
+        const signedIn = await signInFrom(origin);
+        assert.deepEqual([signedIn.status, signedIn.body.type], [403, "forbidden"], origin);
+        assert.match(signedIn.body.message, /another origin/);
+        assert.equal(signedIn.headers["set-cookie"], undefined);
+      }
+      assert.equal(await count(), before);
+      assert.equal((await create("http://127.0.0.1:8080")).status, 200, "its own origin");
+      assert.equal((await signInFrom("http://127.0.0.1:8080")).status, 200, "its own origin");
+    });
+
+    it("behind a proxy it trusts, takes its origin from X-Forwarded-Proto and X-Forwarded-Host; otherwise ignores them", async () => {
+      const proxied = (trustProxy: boolean) => dashboardApp(version, db.service, {}, { trustProxy });
+      const signInVia = (server: http.Server, origin: string) =>
+        request(server)
+          .post("/admin/keys/session")
+          .set("Host", "10.0.0.5:3000")
+          .set("X-Forwarded-Proto", "https")
+          .set("X-Forwarded-Host", "keys.example.com, proxy.internal")
+          .set("Origin", origin)
+          .send({ secret_key: admin.token });
+      const trusted = proxied(true);
+      assert.equal((await signInVia(trusted, "https://keys.example.com")).status, 200);
+      for (const origin of ["http://keys.example.com", "https://keys.example.com:8443", "http://10.0.0.5:3000"]) {
+        assert.equal((await signInVia(trusted, origin)).status, 403, origin);
+      }
+      const untrusted = proxied(false);
+      assert.equal((await signInVia(untrusted, "https://keys.example.com")).status, 403, "forwarded headers from an untrusted peer");
+      assert.equal((await signInVia(untrusted, "http://10.0.0.5:3000")).status, 200);
+    });
+
     it("ends the session when its key is revoked, and on sign-out", async () => {
       const { cookie, csrf } = await signIn();
       await db.service.revoke(admin.id, { revoked_by: "someone_else" });
