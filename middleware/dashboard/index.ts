@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration } from "../../lib/errors";
+import { missingScopes } from "../../lib/scopes";
 import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
 import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
@@ -56,12 +57,10 @@ const MAX_TOKEN_LENGTH = 200;
 
 const MESSAGES = {
   signedOut: "You are not signed in: sign in with a secret key",
-  ended: "Your session has ended: the key that opened it is revoked, expired or deleted. Sign in with another key",
   invalidKey: "That secret key is not valid: check that you pasted all of it, and that it is not revoked or expired",
   csrf: `Refused: a change must come from the dashboard's own page, with the ${CSRF_HEADER} header it sends`,
   crossOrigin: "Refused: the request comes from another origin (scheme, host or port) than the dashboard's",
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
-  quota: "This key has a usage quota, which dashboard sessions do not count: sign in with a key without one",
 };
 
 function checkCount(value: unknown, name: string, unit: string): void {
@@ -195,12 +194,33 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
     return sessions.find(readCookie(req, cookieOf(req).name), now());
   }
 
-  /** The key that opened a session, when it still works: not revoked, expired or deleted. */
-  async function keyInForce(session: Session): Promise<ApiKeyDTO | undefined> {
+  /**
+   * The dashboard's scope requirement: the scopes it requires to sign in and read that `key`
+   * lacks. Kept to this one function, which is all that decides it.
+   */
+  const missingReadScopes = (key: ApiKeyDTO): string[] => missingScopes(key.scopes, readScopes);
+
+  /**
+   * Why `key` may not use the dashboard now, as the end of a sentence about it, or undefined
+   * when it may. The one rule for signing in and for every request of a session, so that a
+   * change made to the key after sign-in applies to its sessions at their next request.
+   */
+  function refusalOf(key: ApiKeyDTO): string | undefined {
+    const at = new Date(now());
+    if (!isActive(key, at)) return "was revoked";
+    if (isExpired(key, at)) return "has expired";
+    const missing = missingReadScopes(key);
+    if (missing.length > 0) return `lacks the scope${missing.length === 1 ? "" : "s"} ${missing.join(", ")}`;
+    // A session's requests are not counted against the key's usage quota, so a key with one
+    // could outlive it here.
+    if (key.remaining !== null) return "has a usage quota, which dashboard sessions do not count";
+    return undefined;
+  }
+
+  /** The key as it is now, or undefined once it is deleted (soft-deleted too). */
+  async function currentKey(id: string): Promise<ApiKeyDTO | undefined> {
     try {
-      const key = await keys().retrieveApiKey(session.keyId);
-      const at = new Date(now());
-      return isActive(key, at) && !isExpired(key, at) ? key : undefined;
+      return await keys().retrieveApiKey(id);
     } catch (error) {
       if (error instanceof ApiKeyError && error.type === "not_found") return undefined;
       throw error;
@@ -221,18 +241,32 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       handler(req, res).catch(next);
     };
 
+  /**
+   * The request's session and its key, when the key may still use the dashboard. Otherwise the
+   * request is answered 401: when the key may not, every session it opened ends and the cookie
+   * is cleared.
+   */
+  async function liveSession(req: Request, res: Response): Promise<{ session: Session; key: ApiKeyDTO } | undefined> {
+    const session = sessionOf(req);
+    if (!session) {
+      sendJson(res, 401, { type: "unauthorized", message: MESSAGES.signedOut });
+      return undefined;
+    }
+    const key = await currentKey(session.keyId);
+    const refusal = key ? refusalOf(key) : "was deleted";
+    if (key && refusal === undefined) return { session, key };
+    sessions.closeFor(session.keyId);
+    res.setHeader("Set-Cookie", clearedCookie(cookieOf(req)));
+    sendJson(res, 401, { type: "unauthorized", message: `Your session has ended: the key that opened it ${refusal}. Sign in with another key` });
+    return undefined;
+  }
+
   if (signIn) {
     router.get(
       "/session",
       route(async (req, res) => {
-        const session = sessionOf(req);
-        const key = session && (await keyInForce(session));
-        if (!session || !key) {
-          if (session) sessions.closeFor(session.keyId);
-          sendJson(res, 401, { type: "unauthorized", message: session ? MESSAGES.ended : MESSAGES.signedOut });
-          return;
-        }
-        sendJson(res, 200, sessionBody(key, session));
+        const live = await liveSession(req, res);
+        if (live) sendJson(res, 200, sessionBody(live.key, live.session));
       }),
     );
 
@@ -246,15 +280,13 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
           throw new ApiKeyError("invalid_data", MESSAGES.body);
         }
-        // A session's requests are not counted against the key's usage quota, so a key with one
-        // could outlive it here: such keys are refused before a use is spent (cost 0 spends none).
-        const probe = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes, cost: 0 });
-        if (probe.valid && probe.api_key && probe.api_key.remaining !== null) throw new ApiKeyError("forbidden", MESSAGES.quota);
-        const result = await keys().verifyApiKey(token.trim(), { type: "secret", scopes: readScopes });
-        if (result.code === "forbidden") {
-          const missing = result.missing_scopes ?? readScopes;
-          throw new ApiKeyError("forbidden", `This key may not use the dashboard: it lacks the scope${missing.length === 1 ? "" : "s"} ${missing.join(", ")}`);
-        }
+        // First at no cost: a key the dashboard refuses spends no use of its rate limits.
+        const found = await keys().verifyApiKey(token.trim(), { type: "secret", cost: 0 });
+        if (!found.valid || !found.api_key) throw new ApiKeyError("unauthorized", MESSAGES.invalidKey);
+        const refusal = refusalOf(found.api_key);
+        if (refusal !== undefined) throw new ApiKeyError("forbidden", `This key may not use the dashboard: it ${refusal}. Sign in with another key`);
+        // Signing in counts as one use of the key.
+        const result = await keys().verifyApiKey(token.trim(), { type: "secret" });
         if (result.code === "rate_limited" || result.code === "usage_exceeded") {
           throw new ApiKeyError(result.code, "This key has used up its rate limit or quota for now: try again later, or use another key");
         }
@@ -282,22 +314,13 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
 
     /** Lets a request through to the admin router as the session's key, or answers it. */
     async function admit(req: Request, res: Response): Promise<boolean> {
-      const session = sessionOf(req);
-      if (!session) {
-        sendJson(res, 401, { type: "unauthorized", message: MESSAGES.signedOut });
-        return false;
-      }
-      if (changes(req) && (crossOrigin(req) || !sameSecret(req.headers[CSRF_HEADER], session.csrfToken))) {
+      const live = await liveSession(req, res);
+      if (!live) return false;
+      if (changes(req) && (crossOrigin(req) || !sameSecret(req.headers[CSRF_HEADER], live.session.csrfToken))) {
         sendJson(res, 403, { type: "forbidden", message: MESSAGES.csrf });
         return false;
       }
-      const key = await keyInForce(session);
-      if (!key) {
-        sessions.closeFor(session.keyId);
-        res.setHeader("Set-Cookie", clearedCookie(cookieOf(req)));
-        sendJson(res, 401, { type: "unauthorized", message: MESSAGES.ended });
-        return false;
-      }
+      const { key } = live;
       const authenticated = req as AuthenticatedRequest<Request>;
       authenticated.api_key = key;
       authenticated.auth_context = secretKeyAuthContext(key);

@@ -244,6 +244,46 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal(csrf.length, 43);
     });
 
+    it("ends every session of a key that may no longer use the dashboard at its next request, whatever changed", async () => {
+      const scoped = dashboardApp(version, db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      const changes: [string, (id: string) => Promise<unknown>, RegExp][] = [
+        ["a quota given", (id) => db.service.updateApiKeys(id, { remaining: 1 }), /has a usage quota/],
+        ["its read scope taken away", (id) => db.service.updateApiKeys(id, { scopes: ["orders:read"] }), /lacks the scope api_keys:read\./],
+        ["made to expire", async (id) => (await db.service.updateApiKeys(id, { expires_at: new Date(db.clock.now().getTime() + 60_000) }), db.clock.advance(60_000)), /has expired/],
+        ["revoked", (id) => db.service.revoke(id, { revoked_by: "user_1" }), /was revoked/],
+        ["soft-deleted", (id) => db.service.softDeleteApiKeys([id]), /was deleted/],
+      ];
+      for (const [what, change, reason] of changes) {
+        const key = await db.service.createApiKeys({ title: what, type: "secret", created_by: "user_1", scopes: ["api_keys:read", "api_keys:write"] });
+        const first = await signIn(scoped, key.token);
+        const second = await signIn(scoped, key.token);
+        assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", first.cookie)).status, 200, what);
+        await change(key.id);
+
+        const ended = await request(scoped).get("/admin/keys/api/").set("Cookie", first.cookie);
+        assert.deepEqual([ended.status, ended.body.type], [401, "unauthorized"], what);
+        assert.match(ended.body.message, /^Your session has ended: the key that opened it /, what);
+        assert.match(ended.body.message, reason, what);
+        assert.deepEqual(attributesOf(ended), ["Path=/admin/keys/", "Max-Age=0", "HttpOnly", "SameSite=Strict"], what);
+        // Every session of the key ended with the first refusal: the second has no key left to check.
+        const other = await request(scoped).get("/admin/keys/session").set("Cookie", second.cookie);
+        assert.deepEqual([other.status, other.body.message], [401, "You are not signed in: sign in with a secret key"], what);
+        if (what === "a quota given") assert.equal((await db.service.retrieveApiKey(key.id)).remaining, 1, "no use spent");
+      }
+    });
+
+    it("keeps the session of a key that may still read: without its write scope, it reads and is refused changes", async () => {
+      const scoped = dashboardApp(version, db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      const key = await db.service.createApiKeys({ title: "Narrowed", type: "secret", created_by: "user_1", scopes: ["api_keys:read", "api_keys:write"] });
+      const { cookie, csrf } = await signIn(scoped, key.token);
+      await db.service.updateApiKeys(key.id, { scopes: ["api_keys:read"] });
+      assert.equal((await request(scoped).get("/admin/keys/session").set("Cookie", cookie)).status, 200);
+      assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200);
+      const write = await request(scoped).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "x", type: "secret" });
+      assert.deepEqual([write.status, write.body.type], [403, "forbidden"]);
+      assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200, "still signed in");
+    });
+
     it("keeps the cookie to its mount: a crafted path segment adds no attribute, and no Domain is ever sent", async () => {
       const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys" });
       const crafted: [string, string][] = [
