@@ -13,6 +13,7 @@ import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
 import { asApiKeyError } from "../respond";
 import { loadAssets, sendAsset } from "./assets";
+import { type SignInLimit, SignInThrottle } from "./sign-in-throttle";
 import { type CookiePlace, type Session, SessionStore, clearedCookie, cookiePlace, readCookie, sameSecret } from "./session";
 
 export interface DashboardOptions {
@@ -32,14 +33,51 @@ export interface DashboardOptions {
   sessionIdleTimeout?: number;
   /** How many sessions the process keeps at most; the least recently used end first. Default: 10000. */
   maxSessions?: number;
+  /**
+   * How many sessions one key may hold at once; signing in once more ends that key's oldest
+   * session, and nobody else's. Default: 10.
+   */
+  maxSessionsPerKey?: number;
+  /**
+   * Sign-ins one key may make in a window: `limit` per `duration` seconds, counted in this
+   * process. One more is answered 429 `rate_limited` with `Retry-After`, opens no session and
+   * spends no use of the key. Default: `{ limit: 10, duration: 60 }`.
+   */
+  signInsPerKey?: SignInLimit;
+  /**
+   * Sign-in attempts one client address (`req.ip`: set Express's `trust proxy` behind a proxy)
+   * may make in a window, right keys or wrong, counted before any key is checked, in this
+   * process. One more is answered as `signInsPerKey`'s. Default: `{ limit: 30, duration: 60 }`.
+   */
+  signInsPerAddress?: SignInLimit;
   /** As the admin router's: scopes the signed-in key needs, `read` to sign in and list, `write` to change keys. Default: none. */
   scopes?: AdminRouterOptions["scopes"];
   /** As the admin router's: the ids among `ids` that name no sales channel. Default: every id is accepted. */
   findMissingSalesChannels?: AdminRouterOptions["findMissingSalesChannels"];
 }
 
-const OPTION_NAMES = ["service", "signIn", "actor", "sessionMaxAge", "sessionIdleTimeout", "maxSessions", "scopes", "findMissingSalesChannels"];
-const DEFAULTS = { signIn: true, sessionMaxAge: 8 * 3600, sessionIdleTimeout: 3600, maxSessions: 10_000 };
+const OPTION_NAMES = [
+  "service",
+  "signIn",
+  "actor",
+  "sessionMaxAge",
+  "sessionIdleTimeout",
+  "maxSessions",
+  "maxSessionsPerKey",
+  "signInsPerKey",
+  "signInsPerAddress",
+  "scopes",
+  "findMissingSalesChannels",
+];
+const DEFAULTS = {
+  signIn: true,
+  sessionMaxAge: 8 * 3600,
+  sessionIdleTimeout: 3600,
+  maxSessions: 10_000,
+  maxSessionsPerKey: 10,
+  signInsPerKey: { limit: 10, duration: 60 },
+  signInsPerAddress: { limit: 30, duration: 60 },
+};
 
 /**
  * No script or style but our own files, nothing from elsewhere, no framing. `img-src data:`
@@ -64,8 +102,18 @@ const MESSAGES = {
 };
 
 function checkCount(value: unknown, name: string, unit: string): void {
-  if (value !== undefined && !(typeof value === "number" && Number.isSafeInteger(value) && value > 0)) {
+  if (value !== undefined && !isCount(value)) {
     failConfiguration(`\`${name}\` must be a whole number of ${unit} greater than 0.`);
+  }
+}
+
+const isCount = (value: unknown) => typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+
+function checkSignInLimit(value: unknown, name: string): void {
+  if (value === undefined) return;
+  const { limit, duration } = (typeof value === "object" && value !== null ? value : {}) as Partial<SignInLimit>;
+  if (!isCount(limit) || !isCount(duration)) {
+    failConfiguration(`\`${name}\` must be { limit, duration }: whole numbers of sign-ins and of seconds greater than 0, such as { limit: 10, duration: 60 }.`);
   }
 }
 
@@ -77,7 +125,7 @@ function checkOptions(options: unknown): DashboardOptions {
   }
   const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name));
   if (unknown.length > 0) failConfiguration(`unknown option \`${unknown[0]}\`; the options are ${OPTION_NAMES.join(", ")}.`);
-  const { service, signIn, actor, sessionMaxAge, sessionIdleTimeout, maxSessions } = options as DashboardOptions;
+  const { service, signIn, actor, sessionMaxAge, sessionIdleTimeout, maxSessions, maxSessionsPerKey, signInsPerKey, signInsPerAddress } = options as DashboardOptions;
   if (service !== undefined && typeof service?.verifyApiKey !== "function") failConfiguration("`service` must be the result of `initialize()`.");
   if (signIn !== undefined && typeof signIn !== "boolean") failConfiguration("`signIn` must be a boolean.");
   if (actor !== undefined && typeof actor !== "function") failConfiguration("`actor` must be a function.");
@@ -85,6 +133,9 @@ function checkOptions(options: unknown): DashboardOptions {
   checkCount(sessionMaxAge, "sessionMaxAge", "seconds");
   checkCount(sessionIdleTimeout, "sessionIdleTimeout", "seconds");
   checkCount(maxSessions, "maxSessions", "sessions");
+  checkCount(maxSessionsPerKey, "maxSessionsPerKey", "sessions");
+  checkSignInLimit(signInsPerKey, "signInsPerKey");
+  checkSignInLimit(signInsPerAddress, "signInsPerAddress");
   return options;
 }
 
@@ -144,6 +195,12 @@ function crossOrigin(req: Request): boolean {
 
 const changes = (req: IncomingMessage) => req.method !== "GET" && req.method !== "HEAD";
 
+/** The error for a throttled sign-in; `Retry-After` on its answer says when to come back. */
+function throttled(res: ServerResponse, seconds: number, message: string): ApiKeyError {
+  res.setHeader("Retry-After", String(seconds));
+  return new ApiKeyError("rate_limited", `${message}: try again in ${seconds} second${seconds === 1 ? "" : "s"}`);
+}
+
 export function apiKeyDashboard(options?: DashboardOptions): Router {
   const express = require("express") as typeof import("express");
   const config = { ...DEFAULTS, ...Object.fromEntries(Object.entries(checkOptions(options)).filter(([, value]) => value !== undefined)) } as DashboardOptions &
@@ -153,7 +210,14 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   const keys = () => serviceOrDefault(service);
   // Built first, so that a bad `scopes` option throws here, naming the option.
   const admin = apiKeyAdminRouter({ service, scopes, findMissingSalesChannels, ...(actor ? { actor } : {}) });
-  const sessions = new SessionStore({ maxAge: config.sessionMaxAge, idleTimeout: config.sessionIdleTimeout, maxSessions: config.maxSessions });
+  const sessions = new SessionStore({
+    maxAge: config.sessionMaxAge,
+    idleTimeout: config.sessionIdleTimeout,
+    maxSessions: config.maxSessions,
+    maxSessionsPerKey: config.maxSessionsPerKey,
+  });
+  const signInsPerKey = new SignInThrottle(config.signInsPerKey);
+  const signInsPerAddress = new SignInThrottle(config.signInsPerAddress);
   const assets = loadAssets();
   const router = express.Router();
 
@@ -280,11 +344,16 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
           throw new ApiKeyError("invalid_data", MESSAGES.body);
         }
-        // First at no cost: a key the dashboard refuses spends no use of its rate limits.
+        // Throttled before anything is checked, so that guessing costs what signing in does.
+        const addressWait = await signInsPerAddress.take(req.ip ?? "");
+        if (addressWait > 0) throw throttled(res, addressWait, "Too many sign-ins from this address");
+        // First at no cost: a key the dashboard refuses, or throttles, spends no use.
         const found = await keys().verifyApiKey(token.trim(), { type: "secret", cost: 0 });
         if (!found.valid || !found.api_key) throw new ApiKeyError("unauthorized", MESSAGES.invalidKey);
         const refusal = refusalOf(found.api_key);
         if (refusal !== undefined) throw new ApiKeyError("forbidden", `This key may not use the dashboard: it ${refusal}. Sign in with another key`);
+        const keyWait = await signInsPerKey.take(found.api_key.id);
+        if (keyWait > 0) throw throttled(res, keyWait, "Too many sign-ins with this key");
         // Signing in counts as one use of the key.
         const result = await keys().verifyApiKey(token.trim(), { type: "secret" });
         if (result.code === "rate_limited" || result.code === "usage_exceeded") {

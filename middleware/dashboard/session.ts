@@ -27,6 +27,8 @@ export interface SessionLimits {
   idleTimeout: number;
   /** How many sessions this process keeps at most; the least recently used go first. */
   maxSessions: number;
+  /** How many sessions one key may hold at once; its oldest go first. */
+  maxSessionsPerKey: number;
 }
 
 /** The map is keyed by a hash of the session id, so the ids themselves are kept nowhere. */
@@ -96,15 +98,29 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
 export class SessionStore {
   readonly #limits: SessionLimits;
   readonly #sessions: LRUCache<string, Session>;
+  /** The digests of each key's sessions, oldest first; kept in step with the map by `dispose`. */
+  readonly #byKey = new Map<string, Set<string>>();
 
   constructor(limits: SessionLimits) {
     this.#limits = limits;
     // No TTL of its own: sessions are timed by the service's clock, checked in find().
-    this.#sessions = new LRUCache<string, Session>({ max: limits.maxSessions });
+    this.#sessions = new LRUCache<string, Session>({ max: limits.maxSessions, dispose: (session, key) => this.#forget(session.keyId, key) });
   }
 
-  /** Opens a session for a key and returns its id, for the cookie, and the session. */
+  #forget(keyId: string, key: string): void {
+    const own = this.#byKey.get(keyId);
+    own?.delete(key);
+    if (own?.size === 0) this.#byKey.delete(keyId);
+  }
+
+  /**
+   * Opens a session for a key and returns its id, for the cookie, and the session. A key at its
+   * `maxSessionsPerKey` loses its own oldest session: signing in again and again with one key
+   * ends that key's sessions, never other people's.
+   */
   open(keyId: string, now: number): { id: string; session: Session } {
+    const own = [...(this.#byKey.get(keyId) ?? [])];
+    for (const key of own.slice(0, Math.max(0, own.length - this.#limits.maxSessionsPerKey + 1))) this.#sessions.delete(key);
     const id = randomBytes(32).toString("base64url");
     const session: Session = {
       keyId,
@@ -112,7 +128,9 @@ export class SessionStore {
       expiresAt: now + this.#limits.maxAge * 1000,
       lastSeenAt: now,
     };
-    this.#sessions.set(digest(id), session);
+    const key = digest(id);
+    this.#sessions.set(key, session);
+    this.#byKey.set(keyId, (this.#byKey.get(keyId) ?? new Set()).add(key));
     return { id, session };
   }
 
@@ -134,9 +152,9 @@ export class SessionStore {
     if (id !== undefined) this.#sessions.delete(digest(id));
   }
 
-  /** Ends every session a key opened (when it is revoked, deleted or expired). */
+  /** Ends every session a key opened (when it may no longer use the dashboard). */
   closeFor(keyId: string): void {
-    for (const [key, session] of this.#sessions.entries()) if (session.keyId === keyId) this.#sessions.delete(key);
+    for (const key of [...(this.#byKey.get(keyId) ?? [])]) this.#sessions.delete(key);
   }
 
   /** The Set-Cookie value that carries a session id. */

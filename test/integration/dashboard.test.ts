@@ -284,6 +284,52 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200, "still signed in");
     });
 
+    it("caps the sessions of one key: signing in again and again ends that key's oldest, and nobody else's", async () => {
+      const plenty = { limit: 100, duration: 60 };
+      const capped = dashboardApp(version, db.service, { maxSessions: 5, maxSessionsPerKey: 2, signInsPerKey: plenty, signInsPerAddress: plenty });
+      const reader = await db.service.createApiKeys({ title: "Reader", type: "secret", created_by: "user_1" });
+      const adminSession = await signIn(capped);
+      const readerSessions = [];
+      for (let i = 0; i < 8; i++) readerSessions.push(await signIn(capped, reader.token));
+      const status = async (cookie: string) => (await request(capped).get("/admin/keys/api/").set("Cookie", cookie)).status;
+      assert.equal(await status(adminSession.cookie), 200, "another key's session is untouched");
+      assert.deepEqual(await Promise.all(readerSessions.map((session) => status(session.cookie))), [401, 401, 401, 401, 401, 401, 200, 200], "the key's two newest live on");
+    });
+
+    it("throttles sign-ins per key: 429 rate_limited with Retry-After, no session, and no use of the key spent", async () => {
+      const throttledApp = dashboardApp(version, db.service, { signInsPerKey: { limit: 2, duration: 600 } });
+      const limited = await db.service.createApiKeys({ title: "Limited", type: "secret", created_by: "user_1", rate_limits: [{ name: "api", limit: 3, duration: 3600 }] });
+      await signIn(throttledApp, limited.token);
+      await signIn(throttledApp, limited.token);
+      const refused = await request(throttledApp).post("/admin/keys/session").send({ secret_key: limited.token });
+      assert.deepEqual([refused.status, refused.body.type], [429, "rate_limited"], refused.text);
+      assert.match(refused.body.message, /^Too many sign-ins with this key: try again in \d+ seconds?$/);
+      assert.ok(Number(refused.headers["retry-after"]) >= 1 && Number(refused.headers["retry-after"]) <= 600, refused.headers["retry-after"]);
+      assert.equal(refused.headers["set-cookie"], undefined);
+      assert.ok(!refused.text.includes(limited.token));
+      await signIn(throttledApp, admin.token);
+
+      // Two sign-ins spent two of the key's three uses: the throttled one spent none.
+      assert.equal((await db.service.verifyApiKey(limited.token)).code, "valid");
+      assert.equal((await db.service.verifyApiKey(limited.token)).code, "rate_limited");
+    });
+
+    it("throttles sign-in attempts per client address, right keys or wrong, before any key is checked", async () => {
+      const behindProxy = dashboardApp(version, db.service, { signInsPerAddress: { limit: 2, duration: 600 } }, { trustProxy: true });
+      const limited = await db.service.createApiKeys({ title: "One use an hour", type: "secret", created_by: "user_1", rate_limits: [{ name: "api", limit: 1, duration: 3600 }] });
+      const attempt = (address: string, token: string) => request(behindProxy).post("/admin/keys/session").set("X-Forwarded-For", address).send({ secret_key: token });
+      const wrong = `${admin.token.slice(0, -1)}${admin.token.endsWith("a") ? "b" : "a"}`;
+      assert.equal((await attempt("203.0.113.7", wrong)).status, 401);
+      assert.equal((await attempt("203.0.113.7", wrong)).status, 401);
+      const refused = await attempt("203.0.113.7", limited.token);
+      assert.deepEqual([refused.status, refused.body.type], [429, "rate_limited"], refused.text);
+      assert.match(refused.body.message, /^Too many sign-ins from this address: try again in \d+ seconds?$/);
+      assert.ok(Number(refused.headers["retry-after"]) >= 1, refused.headers["retry-after"]);
+      assert.equal(refused.headers["set-cookie"], undefined);
+      // Another address signs in, with the key's one use an hour: the throttled attempt spent none.
+      assert.equal((await attempt("203.0.113.8", limited.token)).status, 200);
+    });
+
     it("keeps the cookie to its mount: a crafted path segment adds no attribute, and no Domain is ever sent", async () => {
       const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys" });
       const crafted: [string, string][] = [
@@ -417,6 +463,11 @@ describe("apiKeyDashboard options", () => {
       [{ sessionMaxAge: 0 }, /`sessionMaxAge` must be a whole number/],
       [{ sessionIdleTimeout: 1.5 }, /`sessionIdleTimeout`/],
       [{ maxSessions: -1 }, /`maxSessions`/],
+      [{ maxSessionsPerKey: 0 }, /`maxSessionsPerKey` must be a whole number of sessions/],
+      [{ signInsPerKey: 10 }, /`signInsPerKey` must be \{ limit, duration \}/],
+      [{ signInsPerKey: { limit: 0, duration: 60 } }, /`signInsPerKey`/],
+      [{ signInsPerAddress: { limit: 10 } }, /`signInsPerAddress` must be \{ limit, duration \}/],
+      [{ signInsPerAddress: null }, /`signInsPerAddress`/],
       [{ actor: () => "u" }, /`actor` applies with `signIn: false` only/],
       [{ scopes: { read: ["*"] } }, /`scopes.read`/],
       [{ service: {} }, /`service` must be/],
