@@ -248,6 +248,33 @@ forEachBackend(
       assert.equal((await db.service.retrieveApiKey(storefront.id)).title, "Web shop (EU)");
     });
 
+    it("rolls the key it is signed in with, without a grace period: shows the new token, then signs in with it", async () => {
+      await signIn();
+      await row("Ops admin").getByRole("button", { name: "Roll" }).click();
+      const roll = page.getByRole("dialog", { name: "Roll Ops admin" });
+      await roll.getByLabel("Grace period").selectOption({ label: "None: the old key stops now" });
+      await roll.getByRole("button", { name: "Roll" }).click();
+
+      // The old key is revoked now, so the session ends behind the dialog; the dialog stays up.
+      const reveal = page.getByRole("dialog", { name: "Key rolled: Ops admin" });
+      const successor = await reveal.getByLabel("Token").inputValue();
+      assert.match(successor, /^sk_/);
+      await page.getByLabel("Secret key").waitFor({ state: "attached" });
+      await reveal.getByText("This was the key you signed in with, so you are signed out now").waitFor();
+      await reveal.getByRole("button", { name: "Copy" }).click();
+      await reveal.getByText("Copied to the clipboard.").waitFor();
+      assert.equal(await page.evaluate("navigator.clipboard.readText()"), successor);
+      await reveal.getByRole("button", { name: "Done" }).click();
+      await reveal.waitFor({ state: "detached" });
+      await page.getByRole("alert").filter({ hasText: "Your session has ended: the key that opened it was revoked" }).waitFor();
+      assert.equal(await db.service.authenticate(admin.token), false, "the old key is revoked");
+
+      await page.getByLabel("Secret key").fill(successor);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByText("Signed in as Ops admin").waitFor();
+      await row("Ops admin").getByText("Active", { exact: true }).waitFor();
+    });
+
     it("pages through many keys, and shows markup in a title as text", async () => {
       await db.service.createApiKeys(Array.from({ length: 23 }, (_, i) => ({ title: `Batch key ${i + 1}`, type: "publishable" as const, created_by: "user_ops" })));
       const markup = '<img src=x onerror="window.injected=1">';
