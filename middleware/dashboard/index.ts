@@ -5,8 +5,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { NextFunction, Request, Response, Router } from "express";
 import { ApiKeyError, failConfiguration } from "../../lib/errors";
-import { missingScopes } from "../../lib/scopes";
 import { getDefaultService, serviceOrDefault } from "../../lib/initialize";
+import { missingScopes } from "../../lib/scopes";
 import { type ApiKeyService, isActive, isExpired } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import { type AdminRouterOptions, apiKeyAdminRouter } from "../admin-router";
@@ -101,13 +101,13 @@ const MESSAGES = {
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
 };
 
+const isCount = (value: unknown) => typeof value === "number" && Number.isSafeInteger(value) && value > 0;
+
 function checkCount(value: unknown, name: string, unit: string): void {
   if (value !== undefined && !isCount(value)) {
     failConfiguration(`\`${name}\` must be a whole number of ${unit} greater than 0.`);
   }
 }
-
-const isCount = (value: unknown) => typeof value === "number" && Number.isSafeInteger(value) && value > 0;
 
 function checkSignInLimit(value: unknown, name: string): void {
   if (value === undefined) return;
@@ -206,7 +206,6 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   const config = { ...DEFAULTS, ...Object.fromEntries(Object.entries(checkOptions(options)).filter(([, value]) => value !== undefined)) } as DashboardOptions &
     typeof DEFAULTS;
   const { service, signIn, actor, scopes, findMissingSalesChannels } = config;
-  const readScopes = [...(scopes?.read ?? [])];
   const keys = () => serviceOrDefault(service);
   // Built first, so that a bad `scopes` option throws here, naming the option.
   const admin = apiKeyAdminRouter({ service, scopes, findMissingSalesChannels, ...(actor ? { actor } : {}) });
@@ -259,10 +258,10 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
   }
 
   /**
-   * The dashboard's scope requirement: the scopes it requires to sign in and read that `key`
-   * lacks. Kept to this one function, which is all that decides it.
+   * The dashboard's scope requirement, all of it in this one function: the scopes needed to
+   * sign in and read that `key` lacks.
    */
-  const missingReadScopes = (key: ApiKeyDTO): string[] => missingScopes(key.scopes, readScopes);
+  const missingReadScopes = (key: ApiKeyDTO): string[] => missingScopes(key.scopes, scopes?.read ?? []);
 
   /**
    * Why `key` may not use the dashboard now, as the end of a sentence about it, or undefined
@@ -344,7 +343,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
         if (!req.is("application/json") || typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
           throw new ApiKeyError("invalid_data", MESSAGES.body);
         }
-        // Throttled before anything is checked, so that guessing costs what signing in does.
+        // Counted before the key is checked: a wrong key counts as a right one does.
         const addressWait = await signInsPerAddress.take(req.ip ?? "");
         if (addressWait > 0) throw throttled(res, addressWait, "Too many sign-ins from this address");
         // First at no cost: a key the dashboard refuses, or throttles, spends no use.
@@ -417,7 +416,7 @@ export function apiKeyDashboard(options?: DashboardOptions): Router {
       sendJson(res, 200, { sign_in: false, key: null, actor: who, csrf_token: APP_CSRF_TOKEN });
     });
     // The app's authentication is likely a cookie too: a custom header, which no other site can
-    // send without a CORS preflight, and a same-site Origin stand guard over every change.
+    // send without a CORS preflight, and a same-origin Origin stand guard over every change.
     router.use("/api", (req, res, next) => {
       if (!actorOf(req)) {
         notSignedIn(res);
