@@ -27,6 +27,8 @@ export interface SessionLimits {
   idleTimeout: number;
   /** How many sessions this process keeps at most; the least recently used go first. */
   maxSessions: number;
+  /** How many sessions one key may hold at once; its oldest go first. */
+  maxSessionsPerKey: number;
 }
 
 /** The map is keyed by a hash of the session id, so the ids themselves are kept nowhere. */
@@ -40,6 +42,46 @@ function digest(sessionId: string): string {
  */
 export function sameSecret(given: unknown, expected: string): boolean {
   return typeof given === "string" && sameStoredSecret(given, expected);
+}
+
+/** Where a dashboard's session cookie lives: its name, its Path, and whether it is Secure. */
+export interface CookiePlace {
+  readonly name: string;
+  readonly path: string;
+  readonly secure: boolean;
+}
+
+/**
+ * What may stand as it is in a cookie's Path: the characters a URL path carries unescaped,
+ * less `;`. RFC 6265 allows any character but controls and `;` there; anything else, taken
+ * from a request path, could end the attribute and add others (`Domain=`), so it is
+ * percent-encoded. A browser then sends the cookie back only to the path as encoded, so a
+ * mount path holding such a character keeps no session: choose mount paths without them.
+ */
+const NOT_IN_COOKIE_PATH = /[^A-Za-z0-9\-._~!$&'()*+,=:@/%]/g;
+
+function percentEncoded(char: string): string {
+  return [...Buffer.from(char)].map((byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`).join("");
+}
+
+/**
+ * The cookie of the dashboard mounted at `mountPath` (`req.baseUrl`, as the client sent it).
+ * Over HTTP it is limited to the mount by its Path. Over HTTPS it takes the `__Host-` prefix, so
+ * that no other host (a sibling subdomain) and no plain-HTTP page can set or replace it; the
+ * browser then requires `Path=/`, and sends it to every path of the host. To keep one session
+ * per mount all the same (two dashboards on one host, or one mount per tenant such as
+ * `/t/:tenant/keys`, whose tenants share one router and its sessions), the name carries a hash
+ * of the mount path, and each mount reads back only the cookie of its own name. Domain is never
+ * sent: the cookie stays on the host that set it.
+ */
+export function cookiePlace(mountPath: string, secure: boolean): CookiePlace {
+  const path = `${mountPath}/`.replace(NOT_IN_COOKIE_PATH, percentEncoded);
+  if (!secure) return { name: SESSION_COOKIE, path, secure };
+  return { name: `__Host-${SESSION_COOKIE}-${digest(path).slice(0, 16)}`, path: "/", secure };
+}
+
+function setCookie(place: CookiePlace, value: string, maxAge: number): string {
+  return [`${place.name}=${value}`, `Path=${place.path}`, `Max-Age=${maxAge}`, "HttpOnly", "SameSite=Strict", ...(place.secure ? ["Secure"] : [])].join("; ");
 }
 
 /** The value of one cookie in a Cookie header, or undefined. */
@@ -56,15 +98,29 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
 export class SessionStore {
   readonly #limits: SessionLimits;
   readonly #sessions: LRUCache<string, Session>;
+  /** The digests of each key's sessions, oldest first; kept in step with the map by `dispose`. */
+  readonly #byKey = new Map<string, Set<string>>();
 
   constructor(limits: SessionLimits) {
     this.#limits = limits;
     // No TTL of its own: sessions are timed by the service's clock, checked in find().
-    this.#sessions = new LRUCache<string, Session>({ max: limits.maxSessions });
+    this.#sessions = new LRUCache<string, Session>({ max: limits.maxSessions, dispose: (session, key) => this.#forget(session.keyId, key) });
   }
 
-  /** Opens a session for a key and returns its id, for the cookie, and the session. */
+  #forget(keyId: string, key: string): void {
+    const own = this.#byKey.get(keyId);
+    own?.delete(key);
+    if (own?.size === 0) this.#byKey.delete(keyId);
+  }
+
+  /**
+   * Opens a session for a key and returns its id, for the cookie, and the session. A key at its
+   * `maxSessionsPerKey` loses its own oldest session: signing in again and again with one key
+   * ends that key's sessions, never other people's.
+   */
   open(keyId: string, now: number): { id: string; session: Session } {
+    const own = [...(this.#byKey.get(keyId) ?? [])];
+    for (const key of own.slice(0, Math.max(0, own.length - this.#limits.maxSessionsPerKey + 1))) this.#sessions.delete(key);
     const id = randomBytes(32).toString("base64url");
     const session: Session = {
       keyId,
@@ -72,7 +128,9 @@ export class SessionStore {
       expiresAt: now + this.#limits.maxAge * 1000,
       lastSeenAt: now,
     };
-    this.#sessions.set(digest(id), session);
+    const key = digest(id);
+    this.#sessions.set(key, session);
+    this.#byKey.set(keyId, (this.#byKey.get(keyId) ?? new Set()).add(key));
     return { id, session };
   }
 
@@ -94,18 +152,18 @@ export class SessionStore {
     if (id !== undefined) this.#sessions.delete(digest(id));
   }
 
-  /** Ends every session a key opened (when it is revoked, deleted or expired). */
+  /** Ends every session a key opened (when it may no longer use the dashboard). */
   closeFor(keyId: string): void {
-    for (const [key, session] of this.#sessions.entries()) if (session.keyId === keyId) this.#sessions.delete(key);
+    for (const key of [...(this.#byKey.get(keyId) ?? [])]) this.#sessions.delete(key);
   }
 
-  /** The Set-Cookie value that carries a session id, limited to the dashboard's path. */
-  cookie(id: string, path: string, secure: boolean): string {
-    return [`${SESSION_COOKIE}=${id}`, `Path=${path}`, `Max-Age=${this.#limits.maxAge}`, "HttpOnly", "SameSite=Strict", ...(secure ? ["Secure"] : [])].join("; ");
+  /** The Set-Cookie value that carries a session id. */
+  cookie(id: string, place: CookiePlace): string {
+    return setCookie(place, id, this.#limits.maxAge);
   }
 }
 
 /** The Set-Cookie value that removes the session cookie. */
-export function clearedCookie(path: string, secure: boolean): string {
-  return [`${SESSION_COOKIE}=`, `Path=${path}`, "Max-Age=0", "HttpOnly", "SameSite=Strict", ...(secure ? ["Secure"] : [])].join("; ");
+export function clearedCookie(place: CookiePlace): string {
+  return setCookie(place, "", 0);
 }

@@ -42,11 +42,14 @@ forEachBackend(
       browser = await chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
-        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        // Names under example.test reach this machine, for tests of what one host's cookie reaches.
+        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
       });
       const app = express();
       // The service changes per test; the dashboard asks for it on every request.
       app.use("/admin/keys", (req, res, next) => dashboard(req, res, next));
+      // One mount per tenant, as an app with tenants in its paths would have.
+      app.use("/tenants/:tenant/keys", (req, res, next) => dashboard(req, res, next));
       // An app with its own authentication (here, a header the test sets) in front of the mount.
       app.use("/app/keys", (req, _res, next) => {
         const user = req.headers["x-test-user"];
@@ -245,6 +248,33 @@ forEachBackend(
       assert.equal((await db.service.retrieveApiKey(storefront.id)).title, "Web shop (EU)");
     });
 
+    it("rolls the key it is signed in with, without a grace period: shows the new token, then signs in with it", async () => {
+      await signIn();
+      await row("Ops admin").getByRole("button", { name: "Roll" }).click();
+      const roll = page.getByRole("dialog", { name: "Roll Ops admin" });
+      await roll.getByLabel("Grace period").selectOption({ label: "None: the old key stops now" });
+      await roll.getByRole("button", { name: "Roll" }).click();
+
+      // The old key is revoked now, so the session ends behind the dialog; the dialog stays up.
+      const reveal = page.getByRole("dialog", { name: "Key rolled: Ops admin" });
+      const successor = await reveal.getByLabel("Token").inputValue();
+      assert.match(successor, /^sk_/);
+      await page.getByLabel("Secret key").waitFor({ state: "attached" });
+      await reveal.getByText("This was the key you signed in with, so you are signed out now").waitFor();
+      await reveal.getByRole("button", { name: "Copy" }).click();
+      await reveal.getByText("Copied to the clipboard.").waitFor();
+      assert.equal(await page.evaluate("navigator.clipboard.readText()"), successor);
+      await reveal.getByRole("button", { name: "Done" }).click();
+      await reveal.waitFor({ state: "detached" });
+      await page.getByRole("alert").filter({ hasText: "Your session has ended: the key that opened it was revoked" }).waitFor();
+      assert.equal(await db.service.authenticate(admin.token), false, "the old key is revoked");
+
+      await page.getByLabel("Secret key").fill(successor);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByText("Signed in as Ops admin").waitFor();
+      await row("Ops admin").getByText("Active", { exact: true }).waitFor();
+    });
+
     it("pages through many keys, and shows markup in a title as text", async () => {
       await db.service.createApiKeys(Array.from({ length: 23 }, (_, i) => ({ title: `Batch key ${i + 1}`, type: "publishable" as const, created_by: "user_ops" })));
       const markup = '<img src=x onerror="window.injected=1">';
@@ -268,6 +298,24 @@ forEachBackend(
       await page.getByLabel("Search").fill("anything");
       await page.getByRole("alert").filter({ hasText: "Your session has ended" }).waitFor();
       await page.getByLabel("Secret key").waitFor();
+    });
+
+    it("keeps the session cookie on its host and mount, whatever a crafted link puts in the path", async () => {
+      // A link to the tenant "acme;Domain=example.test;x=": before, the cookie's Path attribute
+      // ended at the ";" and Chromium took the Domain that followed, sending the cookie to
+      // sibling hosts.
+      const port = new URL(base).port;
+      await page.goto(`http://app.example.test:${port}/tenants/acme;Domain=example.test;x=/keys/`);
+      await page.getByLabel("Secret key").fill(admin.token);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      // The cookie's Path is the mount percent-encoded, which this crafted path does not match:
+      // the session is not sent back, and the page asks to sign in again.
+      await page.getByRole("alert").filter({ hasText: "You are not signed in" }).waitFor();
+      const cookies = await context.cookies();
+      assert.equal(cookies.length, 1, "the sign-in set a cookie");
+      const { domain, path, httpOnly, sameSite } = cookies[0]!;
+      assert.deepEqual({ domain, path, httpOnly, sameSite }, { domain: "app.example.test", path: "/tenants/acme%3BDomain=example.test%3Bx=/keys/", httpOnly: true, sameSite: "Strict" });
+      assert.deepEqual(await context.cookies(`http://other.example.test:${port}/tenants/acme/keys/`), [], "no cookie for a sibling host");
     });
 
     it("with signIn: false, acts as the app's user, and says so when there is none", async () => {

@@ -11,11 +11,29 @@ const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-function dashboardApp(version: ExpressVersion, service: ApiKeyService, options: DashboardOptions = {}, before?: (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void): http.Server {
+interface AppSetup {
+  /** Where the dashboard is mounted. Default: `/admin/keys`. */
+  mount?: string;
+  /** The app's own middleware in front of the mount. */
+  before?: (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+  /** Express's `trust proxy` setting: X-Forwarded-Proto, -Host and -For are believed. */
+  trustProxy?: boolean;
+}
+
+function dashboardApp(version: ExpressVersion, service: ApiKeyService, options: DashboardOptions = {}, setup: AppSetup = {}): http.Server {
+  const { mount = "/admin/keys", before, trustProxy = false } = setup;
   const app = expressApp(version);
-  if (before) app.use("/admin/keys", before as never);
-  app.use("/admin/keys", withExpress(version, () => apiKeyDashboard({ service, ...options })));
+  app.set("trust proxy", trustProxy);
+  if (before) app.use(mount, before as never);
+  app.use(mount, withExpress(version, () => apiKeyDashboard({ service, ...options })));
   return http.createServer(app);
+}
+
+/** The attributes of a Set-Cookie header, after its name=value. */
+function attributesOf(res: request.Response): string[] {
+  const header = res.headers["set-cookie"] as unknown as string[] | undefined;
+  assert.equal(header?.length, 1, "one Set-Cookie header");
+  return header[0]!.split("; ").slice(1);
 }
 
 /** The session cookie (name=value) from a sign-in answer. */
@@ -165,6 +183,47 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal(await count(), before + 1);
     });
 
+    it("takes a change or a sign-in only from its own origin: scheme, host and port alike", async () => {
+      const { cookie, csrf } = await signIn();
+      const count = async () => (await db.service.listAndCountApiKeys({}, { take: 0 }))[1];
+      const before = await count();
+      const host = "127.0.0.1:8080";
+      const create = (origin: string) =>
+        request(app).post("/admin/keys/api/").set("Host", host).set("Origin", origin).set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "x", type: "secret" });
+      const signInFrom = (origin: string) => request(app).post("/admin/keys/session").set("Host", host).set("Origin", origin).send({ secret_key: admin.token });
+      for (const origin of ["http://127.0.0.1:1", "https://127.0.0.1:8080", "http://127.0.0.1", "http://127.0.0.1.evil.example:8080", "null", "nonsense"]) {
+        const changed = await create(origin);
+        assert.deepEqual([changed.status, changed.body.type], [403, "forbidden"], origin);
+        const signedIn = await signInFrom(origin);
+        assert.deepEqual([signedIn.status, signedIn.body.type], [403, "forbidden"], origin);
+        assert.match(signedIn.body.message, /another origin/);
+        assert.equal(signedIn.headers["set-cookie"], undefined);
+      }
+      assert.equal(await count(), before);
+      assert.equal((await create("http://127.0.0.1:8080")).status, 200, "its own origin");
+      assert.equal((await signInFrom("http://127.0.0.1:8080")).status, 200, "its own origin");
+    });
+
+    it("behind a proxy it trusts, takes its origin from X-Forwarded-Proto and X-Forwarded-Host; otherwise ignores them", async () => {
+      const proxied = (trustProxy: boolean) => dashboardApp(version, db.service, {}, { trustProxy });
+      const signInVia = (server: http.Server, origin: string) =>
+        request(server)
+          .post("/admin/keys/session")
+          .set("Host", "10.0.0.5:3000")
+          .set("X-Forwarded-Proto", "https")
+          .set("X-Forwarded-Host", "keys.example.com, proxy.internal")
+          .set("Origin", origin)
+          .send({ secret_key: admin.token });
+      const trusted = proxied(true);
+      assert.equal((await signInVia(trusted, "https://keys.example.com")).status, 200);
+      for (const origin of ["http://keys.example.com", "https://keys.example.com:8443", "http://10.0.0.5:3000"]) {
+        assert.equal((await signInVia(trusted, origin)).status, 403, origin);
+      }
+      const untrusted = proxied(false);
+      assert.equal((await signInVia(untrusted, "https://keys.example.com")).status, 403, "forwarded headers from an untrusted peer");
+      assert.equal((await signInVia(untrusted, "http://10.0.0.5:3000")).status, 200);
+    });
+
     it("ends the session when its key is revoked, and on sign-out", async () => {
       const { cookie, csrf } = await signIn();
       await db.service.revoke(admin.id, { revoked_by: "someone_else" });
@@ -183,6 +242,142 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal(after.status, 401);
       assert.equal(after.body.message, "You are not signed in: sign in with a secret key");
       assert.equal(csrf.length, 43);
+    });
+
+    it("ends every session of a key that may no longer use the dashboard at its next request, whatever changed", async () => {
+      const scoped = dashboardApp(version, db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      const changes: [string, (id: string) => Promise<unknown>, RegExp][] = [
+        ["a quota given", (id) => db.service.updateApiKeys(id, { remaining: 1 }), /has a usage quota/],
+        ["its read scope taken away", (id) => db.service.updateApiKeys(id, { scopes: ["orders:read"] }), /lacks the scope api_keys:read\./],
+        ["made to expire", async (id) => (await db.service.updateApiKeys(id, { expires_at: new Date(db.clock.now().getTime() + 60_000) }), db.clock.advance(60_000)), /has expired/],
+        ["revoked", (id) => db.service.revoke(id, { revoked_by: "user_1" }), /was revoked/],
+        ["soft-deleted", (id) => db.service.softDeleteApiKeys([id]), /was deleted/],
+      ];
+      for (const [what, change, reason] of changes) {
+        const key = await db.service.createApiKeys({ title: what, type: "secret", created_by: "user_1", scopes: ["api_keys:read", "api_keys:write"] });
+        const first = await signIn(scoped, key.token);
+        const second = await signIn(scoped, key.token);
+        assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", first.cookie)).status, 200, what);
+        await change(key.id);
+
+        const ended = await request(scoped).get("/admin/keys/api/").set("Cookie", first.cookie);
+        assert.deepEqual([ended.status, ended.body.type], [401, "unauthorized"], what);
+        assert.match(ended.body.message, /^Your session has ended: the key that opened it /, what);
+        assert.match(ended.body.message, reason, what);
+        assert.deepEqual(attributesOf(ended), ["Path=/admin/keys/", "Max-Age=0", "HttpOnly", "SameSite=Strict"], what);
+        // Every session of the key ended with the first refusal: the second has no key left to check.
+        const other = await request(scoped).get("/admin/keys/session").set("Cookie", second.cookie);
+        assert.deepEqual([other.status, other.body.message], [401, "You are not signed in: sign in with a secret key"], what);
+        if (what === "a quota given") assert.equal((await db.service.retrieveApiKey(key.id)).remaining, 1, "no use spent");
+      }
+    });
+
+    it("keeps the session of a key that may still read: without its write scope, it reads and is refused changes", async () => {
+      const scoped = dashboardApp(version, db.service, { scopes: { read: ["api_keys:read"], write: ["api_keys:write"] } });
+      const key = await db.service.createApiKeys({ title: "Narrowed", type: "secret", created_by: "user_1", scopes: ["api_keys:read", "api_keys:write"] });
+      const { cookie, csrf } = await signIn(scoped, key.token);
+      await db.service.updateApiKeys(key.id, { scopes: ["api_keys:read"] });
+      assert.equal((await request(scoped).get("/admin/keys/session").set("Cookie", cookie)).status, 200);
+      assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200);
+      const write = await request(scoped).post("/admin/keys/api/").set("Cookie", cookie).set("x-csrf-token", csrf).send({ title: "x", type: "secret" });
+      assert.deepEqual([write.status, write.body.type], [403, "forbidden"]);
+      assert.equal((await request(scoped).get("/admin/keys/api/").set("Cookie", cookie)).status, 200, "still signed in");
+    });
+
+    it("caps the sessions of one key: signing in again and again ends that key's oldest, and nobody else's", async () => {
+      const plenty = { limit: 100, duration: 60 };
+      const capped = dashboardApp(version, db.service, { maxSessions: 5, maxSessionsPerKey: 2, signInsPerKey: plenty, signInsPerAddress: plenty });
+      const reader = await db.service.createApiKeys({ title: "Reader", type: "secret", created_by: "user_1" });
+      const adminSession = await signIn(capped);
+      const readerSessions = [];
+      for (let i = 0; i < 8; i++) readerSessions.push(await signIn(capped, reader.token));
+      const status = async (cookie: string) => (await request(capped).get("/admin/keys/api/").set("Cookie", cookie)).status;
+      assert.equal(await status(adminSession.cookie), 200, "another key's session is untouched");
+      assert.deepEqual(await Promise.all(readerSessions.map((session) => status(session.cookie))), [401, 401, 401, 401, 401, 401, 200, 200], "the key's two newest live on");
+    });
+
+    it("throttles sign-ins per key: 429 rate_limited with Retry-After, no session, and no use of the key spent", async () => {
+      const throttledApp = dashboardApp(version, db.service, { signInsPerKey: { limit: 2, duration: 600 } });
+      const limited = await db.service.createApiKeys({ title: "Limited", type: "secret", created_by: "user_1", rate_limits: [{ name: "api", limit: 3, duration: 3600 }] });
+      await signIn(throttledApp, limited.token);
+      await signIn(throttledApp, limited.token);
+      const refused = await request(throttledApp).post("/admin/keys/session").send({ secret_key: limited.token });
+      assert.deepEqual([refused.status, refused.body.type], [429, "rate_limited"], refused.text);
+      assert.match(refused.body.message, /^Too many sign-ins with this key: try again in \d+ seconds?$/);
+      assert.ok(Number(refused.headers["retry-after"]) >= 1 && Number(refused.headers["retry-after"]) <= 600, refused.headers["retry-after"]);
+      assert.equal(refused.headers["set-cookie"], undefined);
+      assert.ok(!refused.text.includes(limited.token));
+      await signIn(throttledApp, admin.token);
+
+      // Two sign-ins spent two of the key's three uses: the throttled one spent none.
+      assert.equal((await db.service.verifyApiKey(limited.token)).code, "valid");
+      assert.equal((await db.service.verifyApiKey(limited.token)).code, "rate_limited");
+    });
+
+    it("throttles sign-in attempts per client address, right keys or wrong, before any key is checked", async () => {
+      const behindProxy = dashboardApp(version, db.service, { signInsPerAddress: { limit: 2, duration: 600 } }, { trustProxy: true });
+      const limited = await db.service.createApiKeys({ title: "One use an hour", type: "secret", created_by: "user_1", rate_limits: [{ name: "api", limit: 1, duration: 3600 }] });
+      const attempt = (address: string, token: string) => request(behindProxy).post("/admin/keys/session").set("X-Forwarded-For", address).send({ secret_key: token });
+      const wrong = `${admin.token.slice(0, -1)}${admin.token.endsWith("a") ? "b" : "a"}`;
+      assert.equal((await attempt("203.0.113.7", wrong)).status, 401);
+      assert.equal((await attempt("203.0.113.7", wrong)).status, 401);
+      const refused = await attempt("203.0.113.7", limited.token);
+      assert.deepEqual([refused.status, refused.body.type], [429, "rate_limited"], refused.text);
+      assert.match(refused.body.message, /^Too many sign-ins from this address: try again in \d+ seconds?$/);
+      assert.ok(Number(refused.headers["retry-after"]) >= 1, refused.headers["retry-after"]);
+      assert.equal(refused.headers["set-cookie"], undefined);
+      // Another address signs in, with the key's one use an hour: the throttled attempt spent none.
+      assert.equal((await attempt("203.0.113.8", limited.token)).status, 200);
+    });
+
+    it("keeps the cookie to its mount: a crafted path segment adds no attribute, and no Domain is ever sent", async () => {
+      const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys" });
+      const crafted: [string, string][] = [
+        ["acme;Path=", "/tenants/acme%3BPath=/keys/"],
+        ["acme;Domain=evil.example;x=", "/tenants/acme%3BDomain=evil.example%3Bx=/keys/"],
+        ["acme;SameSite=None;Secure;Max-Age=99999999;x=", "/tenants/acme%3BSameSite=None%3BSecure%3BMax-Age=99999999%3Bx=/keys/"],
+        ["acme%3Bx", "/tenants/acme%3Bx/keys/"],
+      ];
+      for (const [tenant, path] of crafted) {
+        const res = await request(tenants).post(`/tenants/${tenant}/keys/session`).send({ secret_key: admin.token });
+        assert.equal(res.status, 200, res.text);
+        assert.deepEqual(attributesOf(res), [`Path=${path}`, "Max-Age=28800", "HttpOnly", "SameSite=Strict"], tenant);
+      }
+      const res = await request(tenants).post("/tenants/acme/keys/session").send({ secret_key: admin.token });
+      assert.deepEqual(attributesOf(res), ["Path=/tenants/acme/keys/", "Max-Age=28800", "HttpOnly", "SameSite=Strict"]);
+      assert.equal((await request(tenants).get("/tenants/acme/keys/api/").set("Cookie", cookieOf(res))).status, 200);
+
+      // An answer from under `api/` clears the cookie on the mount, not on `api/`.
+      await db.service.revoke(admin.id, { revoked_by: "user_1" });
+      const ended = await request(tenants).get("/tenants/acme/keys/api/").set("Cookie", cookieOf(res));
+      assert.equal(ended.status, 401);
+      assert.deepEqual(attributesOf(ended), ["Path=/tenants/acme/keys/", "Max-Age=0", "HttpOnly", "SameSite=Strict"]);
+    });
+
+    it("over HTTPS, names the cookie __Host- with a hash of its mount, so each mount reads back only its own", async () => {
+      // Behind a proxy that terminates TLS: X-Forwarded-Proto makes req.secure true.
+      const tenants = dashboardApp(version, db.service, {}, { mount: "/tenants/:tenant/keys", trustProxy: true });
+      const https = (test: request.Test) => test.set("X-Forwarded-Proto", "https");
+      const signInAt = (tenant: string) => https(request(tenants).post(`/tenants/${tenant}/keys/session`)).send({ secret_key: admin.token });
+
+      const acme = await signInAt("acme");
+      assert.equal(acme.status, 200, acme.text);
+      assert.match(cookieOf(acme), /^__Host-api_key_dashboard-[A-Za-z0-9_-]{16}=[A-Za-z0-9_-]{43}$/);
+      assert.deepEqual(attributesOf(acme), ["Path=/", "Max-Age=28800", "HttpOnly", "SameSite=Strict", "Secure"]);
+      const crafted = await signInAt("acme;Domain=evil.example;x=");
+      assert.deepEqual(attributesOf(crafted), ["Path=/", "Max-Age=28800", "HttpOnly", "SameSite=Strict", "Secure"]);
+      const globex = await signInAt("globex");
+      assert.notEqual(cookieOf(globex).split("=")[0], cookieOf(acme).split("=")[0], "one cookie name per mount");
+
+      // The browser sends every __Host- cookie of the host to every path: each mount reads its own.
+      const both = `${cookieOf(globex)}; ${cookieOf(acme)}`;
+      assert.equal((await https(request(tenants).get("/tenants/acme/keys/session")).set("Cookie", both)).body.csrf_token, acme.body.csrf_token);
+      assert.equal((await https(request(tenants).get("/tenants/globex/keys/session")).set("Cookie", both)).body.csrf_token, globex.body.csrf_token);
+      assert.equal((await https(request(tenants).get("/tenants/initech/keys/api/")).set("Cookie", both)).status, 401, "no cookie of its name");
+
+      const out = await https(request(tenants).delete("/tenants/acme/keys/session")).set("Cookie", cookieOf(acme)).set("x-csrf-token", acme.body.csrf_token);
+      assert.equal(out.status, 204);
+      assert.equal((out.headers["set-cookie"] as unknown as string[])[0], `${cookieOf(acme).split("=")[0]}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure`);
     });
 
     it("ends a session at its maximum age and after the idle timeout, by the service's clock", async () => {
@@ -218,10 +413,12 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
     });
 
     it("without sign-in, acts as the app's own authenticated user, still CSRF-safe", async () => {
-      const open = dashboardApp(version, db.service, { signIn: false }, (req, _res, next) => {
-        const user = req.headers["x-test-user"];
-        if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
-        next();
+      const open = dashboardApp(version, db.service, { signIn: false }, {
+        before: (req, _res, next) => {
+          const user = req.headers["x-test-user"];
+          if (typeof user === "string") Object.assign(req, { auth_context: { actor_id: user } });
+          next();
+        },
       });
       assert.equal((await request(open).post("/admin/keys/session").send({ secret_key: admin.token })).status, 404, "no sign-in route");
       const anonymous = await request(open).get("/admin/keys/api/");
@@ -266,6 +463,11 @@ describe("apiKeyDashboard options", () => {
       [{ sessionMaxAge: 0 }, /`sessionMaxAge` must be a whole number/],
       [{ sessionIdleTimeout: 1.5 }, /`sessionIdleTimeout`/],
       [{ maxSessions: -1 }, /`maxSessions`/],
+      [{ maxSessionsPerKey: 0 }, /`maxSessionsPerKey` must be a whole number of sessions/],
+      [{ signInsPerKey: 10 }, /`signInsPerKey` must be \{ limit, duration \}/],
+      [{ signInsPerKey: { limit: 0, duration: 60 } }, /`signInsPerKey`/],
+      [{ signInsPerAddress: { limit: 10 } }, /`signInsPerAddress` must be \{ limit, duration \}/],
+      [{ signInsPerAddress: null }, /`signInsPerAddress`/],
       [{ actor: () => "u" }, /`actor` applies with `signIn: false` only/],
       [{ scopes: { read: ["*"] } }, /`scopes.read`/],
       [{ service: {} }, /`service` must be/],

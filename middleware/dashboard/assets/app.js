@@ -172,7 +172,10 @@ class FormDialog extends Component {
   }
 }
 
-/** A token shown this once, with a Copy button. */
+/**
+ * A token shown this once, with a Copy button, and a `note` when there is more to say. The page
+ * keeps it above everything else, so that it stays up even when the session ends behind it.
+ */
 class TokenReveal extends Component {
   state = { copied: "" };
   input = createRef();
@@ -185,9 +188,10 @@ class TokenReveal extends Component {
       this.setState({ copied: "Select the token and copy it yourself: the browser did not allow copying." });
     }
   };
-  render({ title, token, onClose }, { copied }) {
+  render({ title, token, note, onClose }, { copied }) {
     return html`<${Modal} title=${title} onClose=${onClose}>
       <p>Copy this token now: it is not shown again.</p>
+      ${note ? html`<p><strong>${note}</strong></p>` : null}
       <div class="token-row">
         <input ref=${this.input} readonly value=${token} aria-label="Token" class="token" />
         <button type="button" class="primary" onClick=${this.copy}>Copy</button>
@@ -300,7 +304,7 @@ function RollDialog({ apiKey, onClose, onRolled }) {
   const submit = async (form) => {
     const grace = Number(form.get("grace"));
     const { api_key } = await call("POST", `api/${apiKey.id}/roll`, grace > 0 ? { revoke_in: grace } : {});
-    onRolled(api_key);
+    onRolled(api_key, grace);
   };
   return html`<${FormDialog} title=${`Roll ${apiKey.title}`} submitLabel="Roll" onClose=${onClose} onSubmit=${submit}>
     <p>A new key replaces ${apiKey.redacted}, with the same title, type, policy and sales channels.</p>
@@ -394,7 +398,7 @@ class KeyDetails extends Component {
 // The list of keys
 
 class KeysPage extends Component {
-  state = { q: "", type: "", status: "", offset: 0, data: null, error: "", loading: true, dialog: null, reveal: null, notice: "", open: null };
+  state = { q: "", type: "", status: "", offset: 0, data: null, error: "", loading: true, dialog: null, notice: "", open: null };
   searchTimer = 0;
   // Answers can arrive out of order (typing in the search box); only the latest is shown.
   latest = 0;
@@ -428,13 +432,19 @@ class KeysPage extends Component {
     this.load();
   };
   created = (apiKey) => {
-    this.setState({ dialog: null, reveal: { title: `Key created: ${apiKey.title}`, token: apiKey.token }, notice: `Created ${apiKey.title}.` });
-    this.load();
+    this.props.onReveal({ title: `Key created: ${apiKey.title}`, token: apiKey.token });
+    this.done(`Created ${apiKey.title}.`);
   };
-  rolled = (apiKey) => {
-    this.setState({ dialog: null, reveal: { title: `Key rolled: ${apiKey.title}`, token: apiKey.token }, notice: `Rolled ${apiKey.title}.` });
-    this.load();
-  };
+  /**
+   * Rolling the key this session was opened with, without a grace period, revokes it now: the
+   * next request ends the session. The new token is shown all the same, above the sign-in form.
+   */
+  rolled(previous, successor, grace) {
+    const endsSession = previous.id === this.props.signedInKeyId && grace === 0;
+    const note = endsSession ? "This was the key you signed in with, so you are signed out now: copy the new token, then sign in with it." : "";
+    this.props.onReveal({ title: `Key rolled: ${successor.title}`, token: successor.token, note });
+    this.done(`Rolled ${successor.title}.`);
+  }
   dialog() {
     const { dialog } = this.state;
     if (!dialog) return null;
@@ -447,7 +457,7 @@ class KeysPage extends Component {
       case "revoke":
         return html`<${RevokeDialog} ...${common} />`;
       case "roll":
-        return html`<${RollDialog} ...${common} onRolled=${this.rolled} />`;
+        return html`<${RollDialog} ...${common} onRolled=${(successor, grace) => this.rolled(dialog.key, successor, grace)} />`;
       case "delete":
         return html`<${DeleteDialog} ...${common} />`;
       default:
@@ -505,7 +515,7 @@ class KeysPage extends Component {
       </nav>
     </div>`;
   }
-  render(_props, { q, type, status, error, reveal, notice }) {
+  render(_props, { q, type, status, error, notice }) {
     return html`<main>
       <div class="toolbar">
         <div class="field"><label for="f-search">Search</label><input id="f-search" type="search" value=${q} placeholder="Title or key" onInput=${(e) => this.filter({ q: e.currentTarget.value }, 250)} /></div>
@@ -521,7 +531,6 @@ class KeysPage extends Component {
       ${error ? html`<div class="error" role="alert">${error} <button type="button" class="small" onClick=${() => this.load()}>Try again</button></div>` : null}
       ${this.body()}
       ${this.dialog()}
-      ${reveal ? html`<${TokenReveal} ...${reveal} onClose=${() => this.setState({ reveal: null })} />` : null}
     </main>`;
   }
 }
@@ -556,7 +565,7 @@ class SignIn extends Component {
 }
 
 class App extends Component {
-  state = { phase: "loading", who: null, canSignOut: false, notice: "", error: "" };
+  state = { phase: "loading", who: null, keyId: null, canSignOut: false, notice: "", error: "", reveal: null };
   componentDidMount() {
     onSessionEnded = (message) => this.signedOut(message);
     this.check();
@@ -572,11 +581,11 @@ class App extends Component {
   signedIn = (session) => {
     csrfToken = session.csrf_token;
     const who = session.sign_in ? `${session.key.title} (${session.key.redacted})` : session.actor;
-    this.setState({ phase: "ready", who, canSignOut: session.sign_in, notice: "", error: "" });
+    this.setState({ phase: "ready", who, keyId: session.key?.id ?? null, canSignOut: session.sign_in, notice: "", error: "" });
   };
   signedOut(notice = "") {
     csrfToken = "";
-    this.setState({ phase: "sign-in", who: null, notice });
+    this.setState({ phase: "sign-in", who: null, keyId: null, notice });
   }
   signOut = async () => {
     try {
@@ -586,7 +595,7 @@ class App extends Component {
       this.setState({ error: error.message });
     }
   };
-  render(_props, { phase, who, canSignOut, notice, error }) {
+  render(_props, { phase, who, keyId, canSignOut, notice, error, reveal }) {
     return html`<header>
         <h1>API keys</h1>
         ${phase === "ready"
@@ -596,7 +605,8 @@ class App extends Component {
       </header>
       ${error ? html`<div class="error page-error" role="alert">${error} <button type="button" class="small" onClick=${() => this.check()}>Try again</button></div>` : null}
       ${phase === "sign-in" ? html`<${SignIn} notice=${notice} onSignedIn=${this.signedIn} />` : null}
-      ${phase === "ready" ? html`<${KeysPage} />` : null}`;
+      ${phase === "ready" ? html`<${KeysPage} signedInKeyId=${keyId} onReveal=${(shown) => this.setState({ reveal: shown })} />` : null}
+      ${reveal ? html`<${TokenReveal} ...${reveal} onClose=${() => this.setState({ reveal: null })} />` : null}`;
   }
 }
 
