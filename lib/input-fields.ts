@@ -26,6 +26,11 @@ export const MAX_METADATA_BYTES = 4096;
  * delete call. Bounds the bind parameters of the statements they become.
  */
 export const MAX_IDS = 1000;
+/** Most rate limits on one key, and most characters in a rate limit's name. */
+export const MAX_RATE_LIMITS = 10;
+export const MAX_RATE_LIMIT_NAME_LENGTH = 64;
+/** The longest rate-limit window, in seconds: 366 days, counted exactly with Redis, without it and during an outage. */
+export const MAX_RATE_LIMIT_DURATION = 366 * 86_400;
 
 const wholeNumber = (minimum: number): JsonSchema => ({ type: "integer", minimum, maximum: Number.MAX_SAFE_INTEGER });
 
@@ -71,12 +76,17 @@ export const INPUT_FIELDS = {
     example: { team: "mobile" },
   },
   rate_limits: {
-    description: "At most `limit` requests per `duration` seconds, per key, across every app instance; `name` unique per key.",
+    description: `At most \`limit\` requests per \`duration\` seconds, per key, across every app instance; \`name\` unique per key. At most ${MAX_RATE_LIMITS} limits per key.`,
     schema: {
       type: "array",
+      maxItems: MAX_RATE_LIMITS,
       items: {
         type: "object",
-        properties: { name: { type: "string", minLength: 1 }, limit: wholeNumber(1), duration: { ...wholeNumber(1), description: "Seconds." } },
+        properties: {
+          name: { type: "string", minLength: 1, maxLength: MAX_RATE_LIMIT_NAME_LENGTH },
+          limit: wholeNumber(1),
+          duration: { type: "integer", minimum: 1, maximum: MAX_RATE_LIMIT_DURATION, description: "Seconds, at most 366 days." },
+        },
         required: ["name", "limit", "duration"],
       },
     },

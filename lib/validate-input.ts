@@ -2,7 +2,18 @@
 // the admin router can show them as they are.
 import { ApiKeyError, redactSecrets } from "./errors";
 import { ISO_DATE, MAX_YEAR, isPlainObject } from "./filters";
-import { CREATE_INPUTS, LINK_INPUTS, MAX_IDS, MAX_METADATA_BYTES, MAX_OWNER_ID_LENGTH, REVOKE_INPUTS, UPDATE_INPUTS } from "./input-fields";
+import {
+  CREATE_INPUTS,
+  LINK_INPUTS,
+  MAX_IDS,
+  MAX_METADATA_BYTES,
+  MAX_OWNER_ID_LENGTH,
+  MAX_RATE_LIMITS,
+  MAX_RATE_LIMIT_DURATION,
+  MAX_RATE_LIMIT_NAME_LENGTH,
+  REVOKE_INPUTS,
+  UPDATE_INPUTS,
+} from "./input-fields";
 import { GRANTED_SCOPE, MAX_SCOPES, MAX_SCOPE_LENGTH, REQUIRED_SCOPE } from "./scopes";
 import type { CreateApiKeyDTO, KeyMetadata, QuotaRefill, RateLimitRule, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
@@ -255,10 +266,21 @@ function quotaFields(body: Body, result: { rate_limits?: RateLimitRule[]; remain
     const ok =
       Array.isArray(rules) &&
       Array.from(rules as unknown[]).every(
-        (rule) => isPlainObject(rule) && typeof rule.name === "string" && rule.name.length > 0 && isCount(rule.limit, 1) && isCount(rule.duration, 1),
+        (rule) =>
+          isPlainObject(rule) &&
+          typeof rule.name === "string" &&
+          rule.name.length > 0 &&
+          rule.name.length <= MAX_RATE_LIMIT_NAME_LENGTH &&
+          isCount(rule.limit, 1) &&
+          isCount(rule.duration, 1) &&
+          rule.duration <= MAX_RATE_LIMIT_DURATION,
       );
     if (!ok) {
-      issues.push(`Expected type: 'array' of { name, limit, duration } (a name, and positive whole numbers) for field 'rate_limits', got: '${shown(rules)}'`);
+      issues.push(
+        `Expected type: 'array' of { name, limit, duration } (a name of at most ${MAX_RATE_LIMIT_NAME_LENGTH} characters, a positive whole number, and a duration of 1 to ${MAX_RATE_LIMIT_DURATION} seconds) for field 'rate_limits', got: '${shown(rules)}'`,
+      );
+    } else if ((rules as unknown[]).length > MAX_RATE_LIMITS) {
+      issues.push(`Field 'rate_limits' holds ${(rules as unknown[]).length} limits: at most ${MAX_RATE_LIMITS} are allowed`);
     } else {
       const list = (rules as Body[]).map((rule) => ({ name: rule.name as string, limit: rule.limit as number, duration: rule.duration as number }));
       if (new Set(list.map((rule) => rule.name)).size !== list.length) issues.push("Field 'rate_limits' holds two limits of the same name");

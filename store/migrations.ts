@@ -210,7 +210,27 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         });
       },
     },
+    {
+      // A usage quota holds any whole number up to 2^53 - 1, as the API takes it: a 32-bit
+      // `remaining` refused larger ones with a 500, and a refill of more set every later use
+      // failing. SQLite's INTEGER already holds 64 bits, so only the others change.
+      name: "20261220000000_widen_remaining",
+      async up(knex) {
+        await setRemainingType(knex, schema, "bigint");
+      },
+      async down(knex) {
+        await setRemainingType(knex, schema, "integer");
+      },
+    },
   ];
+}
+
+/** Changes the type of `remaining` in one statement (Knex's `alter()` would send three on PostgreSQL). */
+async function setRemainingType(knex: Knex, schema: string | undefined, type: "bigint" | "integer"): Promise<void> {
+  const table = qualifiedTable(schema, "api_key");
+  const dialect = dialectOf(knex).name;
+  if (dialect === "postgres") await knex.raw(`alter table ?? alter column ?? type ${type}`, [table, "remaining"]);
+  if (dialect === "mysql") await knex.raw(`alter table ?? modify ?? ${type} null`, [table, "remaining"]);
 }
 
 /** A Knex MigrationSource for our tables, created in `schema` when one is given. */

@@ -41,6 +41,9 @@ const TOKEN_FORMAT_POSTGRES_DDL = [
   'create index "IDX_api_key_token_format" on "S"."api_key" ("token_format")',
 ];
 
+/** What widening the quota does, on PostgreSQL: one change of type, to 64 bits. */
+const WIDEN_REMAINING_POSTGRES_DDL = ['alter table "S"."api_key" alter column "remaining" type bigint'];
+
 forEachBackend(
   "migrations",
   (db) => {
@@ -91,6 +94,7 @@ forEachBackend(
         "20261201000000_create_api_key_secret",
         "20261202000000_add_key_policy",
         "20261210000000_add_token_format",
+        "20261220000000_widen_remaining",
       ]);
     });
 
@@ -158,7 +162,7 @@ forEachBackend(
     }
 
     if (db.name === "postgres" || db.name === "pglite") {
-      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy and the token format in place", async () => {
+      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy and the token format in place and widens the quota", async () => {
         await withScratch(async ({ knex, schema }) => {
           const statements: string[] = [];
           const listener = (query: { sql: string }) => statements.push(query.sql);
@@ -171,7 +175,7 @@ forEachBackend(
           const ddl = statements
             .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
-          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL]);
+          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL, ...WIDEN_REMAINING_POSTGRES_DDL]);
         });
       });
     }
