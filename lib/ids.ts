@@ -27,7 +27,7 @@ function increment(digits: number[]): number[] | undefined {
   return undefined;
 }
 
-export function generateApiKeyId(now: number = Date.now()): string {
+export function generateApiKeyId(now: number): string {
   const time = Math.max(now, lastTime);
   const incremented = time === lastTime ? increment(lastRandom) : undefined;
   lastRandom = incremented ?? randomDigits();

@@ -27,6 +27,12 @@ interface Lease {
   shared: number;
 }
 
+/** What a use took from one window: units of its lease, and the lease itself when the use had to take one. */
+interface Spent {
+  lease: Lease;
+  taken?: { units: number; refund(units: number): Promise<void> };
+}
+
 function leaseSize(window: RateLimitWindow, cost: number): number {
   if (window.duration < MIN_LEASED_DURATION_S) return cost;
   return Math.max(cost, Math.floor(window.limit * LEASE_SHARE));
@@ -59,7 +65,8 @@ export class LeasedRateLimits implements RateLimitCounter {
   readonly #taking = new Map<string, Promise<void>>();
   readonly #now: () => number;
 
-  constructor(shared: RateLimitCounter, now: () => number = Date.now) {
+  /** `now`: counter time, in epoch ms, as the shared counter's windows run. */
+  constructor(shared: RateLimitCounter, now: () => number) {
     this.#shared = shared;
     this.#now = now;
   }
@@ -84,24 +91,38 @@ export class LeasedRateLimits implements RateLimitCounter {
   }
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
-    const spent: { window: RateLimitWindow; lease: Lease }[] = [];
+    const spent: ({ window: RateLimitWindow } & Spent)[] = [];
     for (const window of distinct(windows)) {
       const taken = await this.#spend(id, window, cost);
       if (!("lease" in taken)) {
-        // What this use took locally goes back; leases taken stay, for the uses to come.
-        for (const entry of spent) entry.lease.units += cost;
+        await this.#giveBack(spent, cost);
         return taken;
       }
-      spent.push({ window, lease: taken.lease });
+      spent.push({ window, ...taken });
     }
     const tightest = spent[this.#tightest(spent.map((entry) => entry.lease))]!;
     return {
       admitted: true,
       rate_limit: this.#state(tightest.window, tightest.lease, this.#now()),
-      refund: async () => {
-        for (const entry of spent) entry.lease.units += cost;
-      },
+      // A use the quota refuses takes nothing either.
+      refund: () => this.#giveBack(spent, cost),
     };
+  }
+
+  /**
+   * Undoes what a refused use took from the windows before the one that refused: the units it
+   * spent go back to their leases, and the leases taken for it go back to the shared counter
+   * (as much of them as no other use has spent meanwhile), so that a refused use takes nothing
+   * from any window, on any instance.
+   */
+  async #giveBack(spent: Spent[], cost: number): Promise<void> {
+    for (const entry of spent) {
+      entry.lease.units += cost;
+      if (!entry.taken) continue;
+      const units = Math.min(entry.lease.units, entry.taken.units);
+      entry.lease.units -= units;
+      await entry.taken.refund(units);
+    }
   }
 
   /** Which of the leases has the fewest uses left (the first of those): the window to report. */
@@ -116,7 +137,7 @@ export class LeasedRateLimits implements RateLimitCounter {
    * lease is taken at a time per key and window: concurrent uses wait for it rather than each
    * taking its own, which would leave most of them unspent.
    */
-  async #spend(id: string, window: RateLimitWindow, cost: number): Promise<{ lease: Lease } | RateLimitDecision> {
+  async #spend(id: string, window: RateLimitWindow, cost: number): Promise<Spent | RateLimitDecision> {
     const name = leaseName(id, window);
     for (;;) {
       const now = this.#now();
@@ -145,7 +166,7 @@ export class LeasedRateLimits implements RateLimitCounter {
       const until = now + (decision.rate_limit.reset - 1) * 1000;
       const kept = this.#keep(name, { units: decision.units, until, shared: decision.rate_limit.remaining }, now);
       kept.units -= cost;
-      return { lease: kept };
+      return { lease: kept, taken: { units: decision.units, refund: (units) => decision.refund(units) } };
     }
   }
 

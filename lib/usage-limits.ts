@@ -14,7 +14,12 @@ export type RateLimitWindow = RateLimitRule;
 
 /** What a RateLimitCounter decided for one use. */
 export type RateLimitDecision =
-  | { admitted: true; rate_limit: RateLimitState; /** Gives back what this use took from every window. */ refund(): Promise<void> }
+  | {
+      admitted: true;
+      rate_limit: RateLimitState;
+      /** Gives back `units` (default: all this use took) to every window it was counted in. */
+      refund: (units?: number) => Promise<void>;
+    }
   | { admitted: false; rate_limit: RateLimitState };
 
 /**

@@ -66,7 +66,7 @@ export function validateBody(data: unknown, allowed: readonly string[]): Body {
  * A create input, checked and normalised: `expires_in` turned into `expires_at` (a Date),
  * scopes without repeats, metadata copied. `now` is the clock expiry is judged by.
  */
-export function validateCreate(data: unknown, now: Date = new Date()): CreateApiKeyDTO {
+export function validateCreate(data: unknown, now: Date): CreateApiKeyDTO {
   const body = objectBody(data, "api key data");
   const issues: string[] = [];
   unrecognized(body, CREATE_INPUTS, issues);
@@ -101,7 +101,7 @@ export function validateCreate(data: unknown, now: Date = new Date()): CreateApi
  * result, so an empty update changes nothing but `updated_at`. `expires_at: null` and
  * `owner_id: null` clear them. Whether scopes suit the key's type is checked by the service.
  */
-export function validateUpdate(data: unknown, now: Date = new Date()): UpdateApiKeyDTO {
+export function validateUpdate(data: unknown, now: Date): UpdateApiKeyDTO {
   const body = objectBody(data, "the update");
   const issues: string[] = [];
   unrecognized(body, UPDATE_INPUTS, issues);

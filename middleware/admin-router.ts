@@ -258,7 +258,7 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
       const body = { ...validated(() => validateBody(req.body, bodyFieldsOf(route))), created_by: actorOf(req) };
       // Checked here for the reference's "Invalid request: " wording; the service checks again,
       // and turns `expires_in` into an instant by its own clock.
-      validated(() => validateCreate(body));
+      validated(() => validateCreate(body, keys().now()));
       const created = await keys().createApiKeys(body as unknown as CreateApiKeyDTO, actingFor(req));
       res.json({ api_key: created });
     },
@@ -280,7 +280,7 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
         if (Object.values(body).every((value) => value === undefined)) {
           throw new ApiKeyError("invalid_data", `Give at least one field to update: ${fields.join(", ")}`);
         }
-        return validateUpdate(body);
+        return validateUpdate(body, keys().now());
       });
       const updated = await keys().updateApiKeys(id, input, actingFor(req));
       res.json({ api_key: await withLinks(updated) });

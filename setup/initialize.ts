@@ -1,6 +1,7 @@
 // initialize(): the composition root. It wires options, environment and embedded defaults into
 // a ready service, and is the one place that knows every store, cache and clock.
 import type { Redis } from "ioredis";
+import type { Clocks } from "../lib/clocks";
 import { forgetDefaultService, setDefaultService } from "../lib/default-service";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
 import { LeasedRateLimits } from "../lib/rate-limit-leases";
@@ -26,7 +27,11 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
   const cache = await openCache(resolved, store, redis?.client);
-  const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
+  const clocks: Clocks = { policy: now, counter: Date.now };
+  const rateLimits = new LeasedRateLimits(
+    new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger, now: clocks.counter }),
+    clocks.counter,
+  );
   // Read before the first request, and before an app's transaction could hold the only
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);

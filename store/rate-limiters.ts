@@ -1,18 +1,26 @@
-// Rate limit windows counted by rate-limiter-flexible. With Redis, every instance counts in the
-// same Redis keys (RateLimiterRedis, one Lua script per use); without it, each instance counts
-// in its own memory (RateLimiterMemory). The algorithm is the library's fixed window per key
-// and window: it starts at the key's first use and lasts `duration` seconds, so up to twice
-// `limit` uses can fall within `duration` seconds across a window boundary. While Redis is
-// unreachable (or slower than `timeout`), an in-memory insurance limiter counts per instance,
-// so N instances admit up to N x limit; the switch and the way back are logged once per outage.
+// Rate limit windows. With Redis, every instance counts in the same Redis keys through
+// rate-limiter-flexible (RateLimiterRedis, one Lua script per use); without it, each instance
+// counts in its own memory (memory-windows.ts). The algorithm is a fixed window per key and
+// window: it starts at the key's first use and lasts `duration` seconds, so up to twice `limit`
+// uses can fall within `duration` seconds across a window boundary.
+//
+// While Redis is unreachable (or slower than `timeout`), each instance counts in its memory,
+// and admits at most its fair share of each limit: the limit divided by the instances it last
+// saw in Redis (each instance says it is alive there every 10 seconds), rounded up. So within
+// a window that an outage covers, the instances together admit at most limit + instances - 1;
+// a window that spans the outage's start or end may also count, in Redis, up to `limit` uses
+// made while Redis was up: at most 2 x limit + instances - 1 in all (it was (instances + 1) x
+// limit, each instance starting its own count at 0). The switch and the way back are logged once.
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
-import { RLWrapperTimeouts, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { ApiKeyError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import type { RateLimitState } from "../lib/types";
 import type { RateLimitCounter, RateLimitDecision, RateLimitWindow } from "../lib/usage-limits";
 import { FailureRun } from "./cache/failure-run";
+import { MemoryWindows } from "./memory-windows";
 
 export interface RateLimitersOptions {
   /** Shared counting across instances; without it, each instance counts alone. */
@@ -21,13 +29,13 @@ export interface RateLimitersOptions {
   prefix?: string;
   /** How long a Redis call may take before this use is counted in memory instead. Default: 250 ms. */
   timeout?: number;
-  /**
-   * How many distinct (limit, duration) limiters are kept, least recently used dropped first.
-   * Without Redis a dropped limiter forgets its counts. Default: 1000.
-   */
-  maxLimiters?: number;
   logger: Logger;
+  /** Counter time, in epoch ms (see lib/clocks.ts): windows in memory must agree with Redis TTLs. */
+  now: () => number;
+  /** How often this instance says in Redis that it is alive, in ms; it counts as alive for three times that. Default: 10000. */
+  heartbeatInterval?: number;
 }
+
 
 /**
  * The library's Lua script (set the window if new, add, read the TTL), changed in two ways so
@@ -51,42 +59,21 @@ end
 return {consumed, ttl}
 `;
 
-/** Marks a call's options object when the insurance limiter, not Redis, answered it. */
-interface CallMarker {
-  insured?: boolean;
-}
-
-type Options = Record<string, unknown>;
-
-/** The in-memory limiter rate-limiter-flexible falls back to when a Redis call fails. */
-class InsuranceLimiter extends RateLimiterMemory {
-  override consume(key: string | number, points?: number, options: Options = {}): Promise<RateLimiterRes> {
-    (options as CallMarker).insured = true;
-    return super.consume(key, points, options);
-  }
-
-  override reward(key: string | number, points?: number, options: Options = {}): Promise<RateLimiterRes> {
-    (options as CallMarker).insured = true;
-    return super.reward(key, points, options);
-  }
-}
-
-type Limiter = RateLimiterMemory | RLWrapperTimeouts;
-
+/** What one window did with one use. */
 interface Outcome {
   window: RateLimitWindow;
-  limiter: Limiter;
-  /**
-   * The window took the cost: when it admitted, or when memory refused it (RateLimiterMemory
-   * counts refused uses too; our Redis script does not).
-   */
+  /** Counted: the use was admitted there, in Redis or in memory. */
   taken: boolean;
-  res?: RateLimiterRes;
+  consumed: number;
+  msBeforeNext: number;
+  /** Whether memory, not Redis, counted it (Redis failed or was too slow). */
+  inMemory: boolean;
+  /** A failure of memory itself (a bug): the use cannot be decided. */
   error?: unknown;
 }
 
-function state(window: RateLimitWindow, res: RateLimiterRes, remaining: number): RateLimitState {
-  return { name: window.name, limit: window.limit, remaining, reset: Math.max(0, Math.ceil(res.msBeforeNext / 1000)) };
+function state(window: RateLimitWindow, msBeforeNext: number, remaining: number): RateLimitState {
+  return { name: window.name, limit: window.limit, remaining, reset: Math.max(0, Math.ceil(msBeforeNext / 1000)) };
 }
 
 function assertWindow(window: RateLimitWindow): void {
@@ -95,94 +82,150 @@ function assertWindow(window: RateLimitWindow): void {
   }
 }
 
+/** The name of a window's count for one key, in memory and (after the prefix) in Redis. */
+const windowName = (id: string, { limit, duration }: RateLimitWindow) => `${limit}:${duration}:${id}`;
+
+/** Rejects after `ms`, so that a slow Redis costs a use no more than that. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export class RateLimiters implements RateLimitCounter {
   readonly #redis: Redis | undefined;
   readonly #prefix: string;
   readonly #timeout: number;
-  readonly #limiters: LRUCache<string, Limiter>;
+  /** The Redis limiters, one per (limit, duration); they hold no counts, so forgetting one loses nothing. */
+  readonly #limiters = new LRUCache<string, RateLimiterRedis>({ max: 1000 });
+  readonly #memory: MemoryWindows;
   readonly #outage: FailureRun;
   readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #instanceId = randomUUID();
+  /** The instances last seen alive in Redis, this one included: what a fair share divides by. */
+  #instances = 1;
+  #lastHeartbeat = -Infinity;
+  readonly #heartbeatInterval: number;
 
   constructor(options: RateLimitersOptions) {
     this.#redis = options.redis;
     this.#prefix = options.prefix ?? "apikey:";
     this.#timeout = options.timeout ?? 250;
-    this.#limiters = new LRUCache({ max: options.maxLimiters ?? 1000 });
     this.#logger = options.logger;
-    // Real time, as the library's windows use: the service's clock may be a test's.
-    this.#outage = new FailureRun(options.logger, () => new Date(), 0, {
-      start: "express-api-keys: Redis is unavailable; counting rate limits per instance until it is back",
+    this.#now = options.now;
+    this.#heartbeatInterval = options.heartbeatInterval ?? 10_000;
+    this.#memory = new MemoryWindows(this.#now);
+    this.#outage = new FailureRun(options.logger, () => new Date(this.#now()), 0, {
+      start: "express-api-keys: Redis is unavailable; counting rate limits per instance, each at its share of the limit, until it is back",
       end: "express-api-keys: Redis is back; counting rate limits across instances again",
     });
   }
 
-  /** The limiter of one (limit, duration) pair, shared by every key with that window. */
-  #limiter({ limit, duration }: RateLimitWindow): Limiter {
+  /** How many instances this one last saw alive in Redis. */
+  get instances(): number {
+    return this.#instances;
+  }
+
+  #limiter({ limit, duration }: RateLimitWindow, redis: Redis): RateLimiterRedis {
     const id = `${limit}:${duration}`;
     let limiter = this.#limiters.get(id);
-    if (limiter) return limiter;
-    if (this.#redis) {
-      const keyPrefix = `${this.#prefix}rl:${id}`;
-      const insuranceLimiter = new InsuranceLimiter({ points: limit, duration, keyPrefix });
-      limiter = new RLWrapperTimeouts({
-        // rejectIfRedisNotReady: while ioredis reconnects, count in memory at once rather than queue.
-        limiter: new RateLimiterRedis({ storeClient: this.#redis, points: limit, duration, keyPrefix, rejectIfRedisNotReady: true, insuranceLimiter, customIncrTtlLuaScript: COUNT_SCRIPT }),
-        timeoutMs: this.#timeout,
-        insuranceLimiter,
-      });
-    } else {
-      limiter = new RateLimiterMemory({ points: limit, duration });
+    if (!limiter) {
+      // rejectIfRedisNotReady: while ioredis reconnects, count in memory at once rather than queue.
+      limiter = new RateLimiterRedis({ storeClient: redis, points: limit, duration, keyPrefix: `${this.#prefix}rl:${id}`, rejectIfRedisNotReady: true, customIncrTtlLuaScript: COUNT_SCRIPT });
+      this.#limiters.set(id, limiter);
     }
-    this.#limiters.set(id, limiter);
     return limiter;
+  }
+
+  /** Counts a use in memory: the whole limit without Redis, this instance's share of it while Redis is down. */
+  #countInMemory(id: string, window: RateLimitWindow, cost: number, share: boolean): Outcome {
+    const limit = share ? Math.max(1, Math.ceil(window.limit / this.#instances)) : window.limit;
+    const count = this.#memory.consume(windowName(id, window), cost, limit, window.duration * 1000);
+    return { window, taken: count.admitted, consumed: count.admitted ? count.consumed : Math.max(count.consumed, window.limit + cost), msBeforeNext: count.msBeforeNext, inMemory: true };
+  }
+
+  async #count(id: string, window: RateLimitWindow, cost: number): Promise<Outcome> {
+    const redis = this.#redis;
+    if (!redis) return this.#countInMemory(id, window, cost, false);
+    try {
+      const res = await withTimeout(this.#limiter(window, redis).consume(id, cost), this.#timeout);
+      return { window, taken: true, consumed: res.consumedPoints, msBeforeNext: res.msBeforeNext, inMemory: false };
+    } catch (error) {
+      if (error instanceof RateLimiterRes) return { window, taken: false, consumed: error.consumedPoints, msBeforeNext: error.msBeforeNext, inMemory: false };
+      return this.#countInMemory(id, window, cost, true);
+    }
+  }
+
+  /** Gives back `units` of one window's count, where it was counted. */
+  async #giveBack(id: string, outcome: Outcome, units: number): Promise<void> {
+    if (outcome.inMemory || !this.#redis) {
+      this.#memory.refund(windowName(id, outcome.window), units);
+      return;
+    }
+    await this.#limiter(outcome.window, this.#redis)
+      .reward(id, units)
+      .then(
+        () => undefined,
+        (error: unknown) => this.#logger.warn("express-api-keys: could not refund a rate limit", error),
+      );
+  }
+
+  /**
+   * Says in Redis that this instance is alive, and learns how many are, at most once per
+   * heartbeat interval and never on the request's path (not awaited). A failure changes
+   * nothing: the last count stands.
+   */
+  #heartbeat(): void {
+    const redis = this.#redis;
+    const now = this.#now();
+    if (!redis || now - this.#lastHeartbeat < this.#heartbeatInterval) return;
+    this.#lastHeartbeat = now;
+    const key = `${this.#prefix}rl:instances`;
+    const aliveMs = 3 * this.#heartbeatInterval;
+    redis
+      .multi()
+      .zadd(key, now, this.#instanceId)
+      .zremrangebyscore(key, 0, now - aliveMs)
+      .pexpire(key, aliveMs)
+      .zcard(key)
+      .exec()
+      .then(
+        (replies) => {
+          const alive = replies?.[3]?.[1];
+          if (typeof alive === "number" && alive >= 1) this.#instances = alive;
+        },
+        () => undefined,
+      );
   }
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
     for (const window of windows) assertWindow(window);
     // Two windows with the same limit and duration decide alike: count them once.
     const distinct = [...new Map(windows.map((window) => [`${window.limit}:${window.duration}`, window])).values()];
-    const markers: CallMarker[] = [];
-    const outcomes: Outcome[] = await Promise.all(
-      distinct.map((window) => {
-        const limiter = this.#limiter(window);
-        const marker: CallMarker = {};
-        markers.push(marker);
-        const inMemory = () => !this.#redis || marker.insured === true;
-        return limiter.consume(id, cost, marker as Options).then(
-          (res): Outcome => ({ window, limiter, taken: true, res }),
-          (error: unknown): Outcome =>
-            error instanceof RateLimiterRes ? { window, limiter, taken: inMemory(), res: error } : { window, limiter, taken: false, error },
-        );
-      }),
-    );
-    if (markers.some((marker) => marker.insured)) this.#outage.failed();
-    else this.#outage.succeeded();
-
-    const refund = async () => {
-      await Promise.all(
-        outcomes
-          .filter((outcome) => outcome.taken)
-          .map((outcome) =>
-            outcome.limiter.reward(id, cost, {}).catch((error: unknown) => this.#logger.warn("express-api-keys: could not refund a rate limit", error)),
-          ),
-      );
-    };
-    const failed = outcomes.find((outcome) => outcome.error !== undefined);
-    if (failed) {
-      await refund();
-      throw new ApiKeyError("unavailable", "Rate limits could not be counted", { cause: failed.error });
+    const outcomes = await Promise.all(distinct.map((window) => this.#count(id, window, cost)));
+    if (this.#redis) {
+      if (outcomes.some((outcome) => outcome.inMemory)) this.#outage.failed();
+      else {
+        this.#outage.succeeded();
+        this.#heartbeat();
+      }
     }
-    const refused = outcomes.filter((outcome) => outcome.res!.consumedPoints > outcome.window.limit);
+    const refund = async (units = cost) => {
+      await Promise.all(outcomes.filter((outcome) => outcome.taken).map((outcome) => this.#giveBack(id, outcome, units)));
+    };
+    const refused = outcomes.filter((outcome) => !outcome.taken);
     if (refused.length > 0) {
       await refund();
       // The refusal that lasts longest decides when to retry.
-      const decisive = refused.reduce((a, b) => (b.res!.msBeforeNext > a.res!.msBeforeNext ? b : a));
-      const left = Math.max(0, decisive.window.limit - (decisive.res!.consumedPoints - cost));
-      return { admitted: false, rate_limit: state(decisive.window, decisive.res!, left) };
+      const decisive = refused.reduce((a, b) => (b.msBeforeNext > a.msBeforeNext ? b : a));
+      const left = Math.max(0, decisive.window.limit - (decisive.consumed - cost));
+      return { admitted: false, rate_limit: state(decisive.window, decisive.msBeforeNext, left) };
     }
-    const tightest = outcomes.reduce((a, b) =>
-      b.res!.remainingPoints < a.res!.remainingPoints || (b.res!.remainingPoints === a.res!.remainingPoints && b.res!.msBeforeNext > a.res!.msBeforeNext) ? b : a,
-    );
-    return { admitted: true, rate_limit: state(tightest.window, tightest.res!, tightest.res!.remainingPoints), refund };
+    const remaining = (outcome: Outcome) => Math.max(0, outcome.window.limit - outcome.consumed);
+    const tightest = outcomes.reduce((a, b) => (remaining(b) < remaining(a) || (remaining(b) === remaining(a) && b.msBeforeNext > a.msBeforeNext) ? b : a));
+    return { admitted: true, rate_limit: state(tightest.window, tightest.msBeforeNext, remaining(tightest)), refund };
   }
 }

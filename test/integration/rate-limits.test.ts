@@ -25,7 +25,7 @@ describe("rate limits on a shared Redis, two instances", function () {
   let clients: Redis[];
   let engines: [RateLimiters, RateLimiters];
   // A generous timeout: a loaded test machine must not look like a Redis outage.
-  const open = (client: Redis, logger: Logger = recordingLogger()) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger });
+  const open = (client: Redis, logger: Logger = recordingLogger()) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger, now: Date.now });
 
   before(async function () {
     shared = (await connectRedis(this))!;
@@ -124,7 +124,7 @@ describe("rate limits on a shared Redis, two instances", function () {
 describe("rate limits without Redis", () => {
   it("count per instance, in memory", async () => {
     const windows = [{ name: "minute", limit: 10, duration: 60 }];
-    const engines = [new RateLimiters({ logger: recordingLogger() }), new RateLimiters({ logger: recordingLogger() })];
+    const engines = [new RateLimiters({ logger: recordingLogger(), now: Date.now }), new RateLimiters({ logger: recordingLogger(), now: Date.now })];
     for (const engine of engines) {
       assert.equal(await admitted(Array.from({ length: 15 }, () => engine.consume("apk_m", windows, 1))), 10);
     }
@@ -145,22 +145,29 @@ describe("rate limits when Redis goes down and comes back", function () {
     await redis.stop();
   });
 
-  it("falls back to per-instance limits, logs once per outage, and shares counts again after", async () => {
+  it("falls back to a fair share per instance, logs once per outage, and shares counts again after", async () => {
     const windows = [{ name: "minute", limit: 10, duration: 60 }];
     clients = [serviceClient(redis.url), serviceClient(redis.url)];
     await until(() => clients.every((client) => client.status === "ready"), "Redis");
     const loggers = [recordingLogger(), recordingLogger()];
-    const engines = clients.map((client, i) => new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: loggers[i]! }));
+    const engines = clients.map((client, i) => new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: loggers[i]!, now: Date.now, heartbeatInterval: 20 }));
     const use = (i: number) => engines[i]!.consume("apk_k", windows, 1);
 
     assert.equal(await admitted([use(0), use(1), use(0), use(1)]), 4);
+    // Each has said in Redis that it is alive, and seen the other.
+    const tick = () => Promise.all(engines.map((engine) => engine.consume("apk_tick", [{ name: "tick", limit: 1_000_000, duration: 60 }], 1)));
+    for (let i = 0; i < 200 && !engines.every((engine) => engine.instances === 2); i++) {
+      await tick();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.deepEqual(engines.map((engine) => engine.instances), [2, 2]);
 
     await redis.stop();
     await until(() => clients.every((client) => client.status !== "ready"), "the clients to notice");
-    // Each instance now counts alone: up to 10 each (the documented N x limit).
-    for (const i of [0, 1]) assert.equal(await admitted(Array.from({ length: 15 }, () => use(i))), 10);
+    // Each instance now counts alone, at its share of the limit: 5 each, 10 together (it was 10 each).
+    for (const i of [0, 1]) assert.equal(await admitted(Array.from({ length: 15 }, () => use(i))), 5);
     for (const logger of loggers) {
-      assert.deepEqual(logger.lines, ["express-api-keys: Redis is unavailable; counting rate limits per instance until it is back"]);
+      assert.deepEqual(logger.lines, ["express-api-keys: Redis is unavailable; counting rate limits per instance, each at its share of the limit, until it is back"]);
     }
 
     await redis.start();
@@ -188,7 +195,7 @@ describe("rate limit leases on a shared Redis, two instances", function () {
     prefix = testPrefix();
     clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
     await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
-    const open = (client: Redis) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger() }));
+    const open = (client: Redis) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger(), now: Date.now }), Date.now);
     leased = [open(clients[0]!), open(clients[1]!)];
   });
   afterEach(async () => {
@@ -267,5 +274,88 @@ describe("rate limit leases on a shared Redis, two instances", function () {
     const left = await leased[0].consume("apk_r", [windows[0]!], 1);
     assert.ok(left.admitted);
     assert.equal(left.rate_limit.remaining, 998, "the refused use took nothing from the wide window");
+  });
+});
+
+describe("rate limit windows in memory (no Redis, or Redis down)", () => {
+  const THIRTY_DAYS = 30 * 86_400;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  let warnings: Error[];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  beforeEach(() => {
+    warnings = [];
+    process.on("warning", onWarning);
+  });
+  afterEach(() => {
+    process.off("warning", onWarning);
+  });
+
+  /** Three uses a little apart (so that any timer armed by the first has fired) of a 2-use window. */
+  async function threeUses(engine: RateLimiters, window: RateLimitWindow): Promise<boolean[]> {
+    const results: boolean[] = [];
+    for (let i = 0; i < 3; i++) {
+      results.push((await engine.consume("apk_long", [window], 1)).admitted);
+      await sleep(20);
+    }
+    return results;
+  }
+
+  it("counts a window longer than 2^31 ms exactly without Redis, with no TimeoutOverflowWarning", async () => {
+    const engine = new RateLimiters({ logger: recordingLogger(), now: Date.now });
+    assert.deepEqual(await threeUses(engine, { name: "month", limit: 2, duration: THIRTY_DAYS }), [true, true, false]);
+    assert.deepEqual(await threeUses(engine, { name: "year", limit: 2, duration: 366 * 86_400 }), [true, true, false]);
+    assert.deepEqual(warnings.map((warning) => warning.name), []);
+  });
+
+  it("counts a window longer than 2^31 ms exactly while Redis is down", async () => {
+    // Nothing listens on a free port: every Redis call fails at once, as in an outage.
+    const client = serviceClient(`redis://127.0.0.1:${await freePort()}`);
+    try {
+      const engine = new RateLimiters({ redis: client, prefix: testPrefix(), timeout: 200, logger: recordingLogger(), now: Date.now });
+      assert.deepEqual(await threeUses(engine, { name: "month", limit: 2, duration: THIRTY_DAYS }), [true, true, false]);
+      assert.deepEqual(warnings.map((warning) => warning.name), []);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("never resets one key's count because other keys use many other windows", async () => {
+    const engine = new RateLimiters({ logger: recordingLogger(), now: Date.now });
+    const window = { name: "minute", limit: 3, duration: 60 };
+    assert.equal(await admitted([engine.consume("apk_a", [window], 1), engine.consume("apk_a", [window], 1)]), 2);
+    // 1,500 distinct windows of another key: more than any cache of limiters would keep.
+    for (let limit = 1; limit <= 1500; limit++) await engine.consume("apk_b", [{ name: "w", limit, duration: 60 + limit }], 1);
+    assert.equal(await admitted([engine.consume("apk_a", [window], 1), engine.consume("apk_a", [window], 1)]), 1, "apk_a's two earlier uses still count");
+  });
+});
+
+describe("several windows on a shared Redis: a refused use takes nothing from any of them", function () {
+  let shared: Redis;
+  let prefix: string;
+  let clients: Redis[];
+
+  before(async function () {
+    shared = (await connectRedis(this))!;
+  });
+  after(() => shared?.disconnect());
+  beforeEach(async () => {
+    prefix = testPrefix();
+    clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
+    await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
+  });
+  afterEach(async () => {
+    for (const client of clients) client.disconnect();
+    await deletePrefix(shared, prefix);
+  });
+
+  it("gives back to the shared counter what an earlier window took for a use a later window refused", async () => {
+    const [one, two] = clients.map((client) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger(), now: Date.now }), Date.now));
+    const windows = [{ name: "a", limit: 2, duration: 60 }, { name: "b", limit: 1, duration: 1 }];
+    assert.equal((await one!.consume("apk_k", windows, 1)).admitted, true);
+    assert.equal((await one!.consume("apk_k", windows, 1)).admitted, false, "b refuses the second use");
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // b's window has ended; a has had one use only, so another instance gets the second.
+    assert.equal((await two!.consume("apk_k", windows, 1)).admitted, true);
+    assert.equal((await one!.consume("apk_k", windows, 1)).admitted, false, "a is spent now");
   });
 });

@@ -25,7 +25,7 @@ forEachBackend("usage limits, two instances on one Redis", (db) => {
   const engine = (store: ApiKeyStore, client: Redis) =>
     new UsageLimits({
       store,
-      rateLimits: new RateLimiters({ redis: client, prefix, timeout: 5000, logger: quiet }),
+      rateLimits: new RateLimiters({ redis: client, prefix, timeout: 5000, logger: quiet, now: Date.now }),
       now: db.clock.now,
       emit: (event) => void events.push(event),
     });
@@ -94,7 +94,7 @@ describe("usage limits: keys without limits", () => {
     try {
       const limits = new UsageLimits({
         store: new KnexApiKeyStore(database),
-        rateLimits: new RateLimiters({ redis: client, logger: quiet }),
+        rateLimits: new RateLimiters({ redis: client, logger: quiet, now: Date.now }),
         now: () => new Date(),
         emit: () => assert.fail("no event"),
       });
@@ -125,7 +125,7 @@ forEachBackend("usage limits across a Redis restart", (db) => {
     await until(() => client!.status === "ready", "Redis");
     const limits = new UsageLimits({
       store: new KnexApiKeyStore(db.knex, db.schema),
-      rateLimits: new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: quiet }),
+      rateLimits: new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: quiet, now: Date.now }),
       now: db.clock.now,
       emit: () => {},
     });

@@ -18,7 +18,7 @@ describe("ApiKeyError", () => {
     const token = generateToken("secret");
     const errors: unknown[] = [];
     for (const attempt of [
-      () => validateCreate({ title: "t", type: token, created_by: "u" }),
+      () => validateCreate({ title: "t", type: token, created_by: "u" }, new Date()),
       () => normalizeFilters({ [token]: 1 }, (t) => t),
       () => normalizeFilters({ created_at: token }, (t) => t),
     ]) {
@@ -104,8 +104,8 @@ describe("redaction of secret tokens in messages", () => {
     const values = [token, `${"a".repeat(30)}${token}`, `${"a".repeat(27)}${token}`, `note=${token}`];
     for (const value of values) {
       for (const attempt of [
-        () => validateCreate({ title: "t", type: value, created_by: "u" }),
-        () => validateCreate({ title: "t", type: "secret", created_by: "u", [value]: 1 }),
+        () => validateCreate({ title: "t", type: value, created_by: "u" }, new Date()),
+        () => validateCreate({ title: "t", type: "secret", created_by: "u", [value]: 1 }, new Date()),
         () => validateLinks({ add: value }),
         () => validateId(value.length > 0 ? 5 : value),
       ]) {
