@@ -2,6 +2,7 @@
 // value the service takes, or refuses it as a usage error (exit 2) before anything is opened.
 // The service validates the values again; these checks are for the message, not the safety.
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { POLICY_FIELDS, type PolicyField } from "../lib/columns";
 import { keyState } from "../lib/key-status";
 import { isScope } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
@@ -73,41 +74,80 @@ export interface PolicyFlags {
   refill?: QuotaRefill;
 }
 
+/** How one policy field is set from the command line: its flags, and the field's value from them. */
+interface FieldFlags {
+  /** The flags; `update` adds `forUpdate` ones too. */
+  options: () => Option[];
+  forUpdate?: () => Option[];
+  /** The field's value from the parsed flags, or undefined when none was given. */
+  value(flags: PolicyFlags, forUpdate: boolean, now: Date): unknown;
+}
+
+/**
+ * Each policy field's flags: one entry per policy field of lib/columns.ts, so that a new field
+ * fails type-check until the CLI can set it.
+ */
+const POLICY_FLAGS: { [F in PolicyField]: FieldFlags } = {
+  expires_at: {
+    options: () => [
+      new Option("--expires-in <seconds>", "the key stops working this long from now (90, 15m, 12h, 30d)").argParser(duration).conflicts("expiresAt"),
+      new Option("--expires-at <iso>", "the key stops working at this instant (ISO 8601)").argParser(isoDate),
+    ],
+    forUpdate: () => [new Option("--clear-expiry", "remove the key's expiry").conflicts(["expiresAt", "expiresIn"])],
+    // On update, `--expires-in` becomes an `expires_at` (the update takes only that) from `now`;
+    // create takes `expires_in` itself (see policyFields).
+    value: (flags, forUpdate, now) => {
+      if (flags.clearExpiry) return null;
+      if (flags.expiresIn !== undefined && forUpdate) return new Date(now.getTime() + flags.expiresIn * 1000).toISOString();
+      return flags.expiresAt;
+    },
+  },
+  owner_id: {
+    options: () => [new Option("--owner <id>", "the account, organisation or tenant the key belongs to")],
+    value: (flags) => flags.owner,
+  },
+  scopes: {
+    options: () => [new Option("--scope <scope>", "a scope of a secret key, such as orders:read or orders:* (repeatable)").argParser(scope)],
+    value: (flags) => flags.scope,
+  },
+  metadata: {
+    options: () => [new Option("--metadata <json>", "the app's own data, as a JSON object").argParser(metadata)],
+    value: (flags) => flags.metadata,
+  },
+  rate_limits: {
+    options: () => [new Option("--rate-limit <name:limit/duration>", "at most limit requests per duration, such as per_minute:100/60 (repeatable)").argParser(rateLimit)],
+    value: (flags) => flags.rateLimit,
+  },
+  remaining: {
+    options: () => [new Option("--remaining <n>", "a usage quota: at most this many successful uses").argParser(remaining)],
+    value: (flags) => flags.remaining,
+  },
+  refill: {
+    options: () => [new Option("--refill <amount/day|month>", "refill the quota to amount each day or month, such as 1000/month").argParser(refill)],
+    value: (flags) => flags.refill,
+  },
+};
+
 /** Adds the policy flags to `create`, or to `update` (which also takes --clear-expiry). */
 export function addPolicyOptions(command: Command, forUpdate: boolean): Command {
-  command
-    .addOption(new Option("--expires-in <seconds>", "the key stops working this long from now (90, 15m, 12h, 30d)").argParser(duration).conflicts("expiresAt"))
-    .addOption(new Option("--expires-at <iso>", "the key stops working at this instant (ISO 8601)").argParser(isoDate))
-    .option("--scope <scope>", "a scope of a secret key, such as orders:read or orders:* (repeatable)", scope)
-    .option("--owner <id>", "the account, organisation or tenant the key belongs to")
-    .option("--metadata <json>", "the app's own data, as a JSON object", metadata)
-    .option("--rate-limit <name:limit/duration>", "at most limit requests per duration, such as per_minute:100/60 (repeatable)", rateLimit)
-    .option("--remaining <n>", "a usage quota: at most this many successful uses", remaining)
-    .option("--refill <amount/day|month>", "refill the quota to amount each day or month, such as 1000/month", refill);
-  if (forUpdate) {
-    command.addOption(new Option("--clear-expiry", "remove the key's expiry").conflicts(["expiresAt", "expiresIn"]));
+  for (const field of POLICY_FIELDS) {
+    const { options, forUpdate: updateOnly } = POLICY_FLAGS[field];
+    for (const option of [...options(), ...(forUpdate && updateOnly ? updateOnly() : [])]) command.addOption(option);
   }
   return command;
 }
 
 /**
- * The service fields the flags set; flags left out are left out. On update, `--expires-in` is
- * turned into an `expires_at` (the update takes only that) from `now`.
+ * The service fields the flags set; flags left out are left out. On create, `--expires-in` is
+ * the service's `expires_in`.
  */
 export function policyFields(flags: PolicyFlags, forUpdate: boolean, now: Date): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  if (flags.expiresIn !== undefined) {
-    if (forUpdate) fields.expires_at = new Date(now.getTime() + flags.expiresIn * 1000).toISOString();
-    else fields.expires_in = flags.expiresIn;
+  if (!forUpdate && flags.expiresIn !== undefined) fields.expires_in = flags.expiresIn;
+  for (const field of POLICY_FIELDS) {
+    const value = POLICY_FLAGS[field].value(flags, forUpdate, now);
+    if (value !== undefined) fields[field] = value;
   }
-  if (flags.expiresAt !== undefined) fields.expires_at = flags.expiresAt;
-  if (flags.clearExpiry) fields.expires_at = null;
-  if (flags.scope !== undefined) fields.scopes = flags.scope;
-  if (flags.owner !== undefined) fields.owner_id = flags.owner;
-  if (flags.metadata !== undefined) fields.metadata = flags.metadata;
-  if (flags.rateLimit !== undefined) fields.rate_limits = flags.rateLimit;
-  if (flags.remaining !== undefined) fields.remaining = flags.remaining;
-  if (flags.refill !== undefined) fields.refill = flags.refill;
   return fields;
 }
 

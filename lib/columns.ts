@@ -146,7 +146,9 @@ export function fallbackOf(field: ApiKeyField): unknown {
 /** The key-policy fields: `roll` copies them from a key to its successor. */
 export const POLICY_FIELDS = ["expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill"] as const;
 
-export type PolicyValues = Pick<ApiKeyColumnValues, (typeof POLICY_FIELDS)[number]>;
+export type PolicyField = (typeof POLICY_FIELDS)[number];
+
+export type PolicyValues = Pick<ApiKeyColumnValues, PolicyField>;
 
 /** The policy fields with no restriction (each one's fallback): what a key created without them holds. */
 export function policyDefaults(): PolicyValues {

@@ -1,5 +1,6 @@
 // Public data shapes, named and shaped as the reference's DTOs.
-import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule } from "./columns";
+import type { ApiKeyColumnValues, ApiKeyField, ApiKeyFilterValues, FilterableField, KeyMetadata, PolicyField, QuotaRefill, RateLimitRule } from "./columns";
+import type { INPUT_FIELDS } from "./input-fields";
 import type { ApiKeyType } from "./tokens";
 
 export type { ApiKeyType };
@@ -21,23 +22,22 @@ export interface ApiKeyDTO extends ApiKeyColumnValues {}
 
 export type { ApiKeyField, FilterableField, KeyMetadata, QuotaRefill, RateLimitRule };
 
-/** A key's policy as create takes it; each field omitted means no restriction. */
-export interface ApiKeyPolicyInput {
-  /** The instant from which the key never authenticates again, as if revoked then; in the future. */
-  expires_at?: Date | string;
+/** Policy fields an update clears with `null`: those lib/input-fields.ts marks clearable. */
+type ClearablePolicyField = { [F in PolicyField]: (typeof INPUT_FIELDS)[F] extends { clearable: true } ? F : never }[PolicyField];
+
+/** What a policy field takes as input: what the DTO holds (lib/columns.ts), `expires_at` also as an ISO string. */
+type PolicyInputValue<F extends PolicyField> = F extends "expires_at" ? ApiKeyColumnValues[F] | string : ApiKeyColumnValues[F];
+
+/**
+ * A key's policy as create takes it; each field omitted means no restriction (see the DTO's
+ * fields). Derived from the policy fields of lib/columns.ts, so a new field appears here.
+ */
+export type ApiKeyPolicyInput = {
+  [F in PolicyField]?: F extends ClearablePolicyField ? Exclude<PolicyInputValue<F>, null> : PolicyInputValue<F>;
+} & {
   /** Seconds from now, instead of `expires_at` (not both). */
   expires_in?: number;
-  /** Secret keys only: `resource:action` words; a `*` segment grants every value there. */
-  scopes?: string[];
-  /** The account, organisation or tenant the key belongs to. */
-  owner_id?: string;
-  /** The app's own JSON data, at most 4 KiB serialised. */
-  metadata?: KeyMetadata;
-  rate_limits?: RateLimitRule[];
-  /** Successful uses left; omitted or null is unlimited. */
-  remaining?: number | null;
-  refill?: QuotaRefill | null;
-}
+};
 
 export interface CreateApiKeyDTO extends ApiKeyPolicyInput {
   title: string;
@@ -45,17 +45,8 @@ export interface CreateApiKeyDTO extends ApiKeyPolicyInput {
   created_by: string;
 }
 
-/** Each field given is changed; `expires_at: null` clears the expiry. */
-export interface UpdateApiKeyDTO {
-  title?: string;
-  expires_at?: Date | string | null;
-  scopes?: string[];
-  owner_id?: string | null;
-  metadata?: KeyMetadata;
-  rate_limits?: RateLimitRule[];
-  remaining?: number | null;
-  refill?: QuotaRefill | null;
-}
+/** Each field given is changed; `null` clears `expires_at` and `owner_id`. Derived as ApiKeyPolicyInput is. */
+export type UpdateApiKeyDTO = { title?: string } & { [F in PolicyField]?: PolicyInputValue<F> };
 
 export interface RevokeApiKeyDTO {
   revoked_by: string;

@@ -2,8 +2,11 @@
 // the admin router can show them as they are.
 import { ApiKeyError, redactSecrets } from "./errors";
 import { ISO_DATE, MAX_YEAR, isPlainObject } from "./filters";
+import { type ApiKeyColumnValues, POLICY_FIELDS, type PolicyField } from "./columns";
 import {
   CREATE_INPUTS,
+  INPUT_FIELDS,
+  type InputField,
   LINK_INPUTS,
   MAX_IDS,
   MAX_METADATA_BYTES,
@@ -82,16 +85,9 @@ export function validateCreate(data: unknown, now: Date): CreateApiKeyDTO {
   } else if (body.expires_in !== undefined) {
     const at = expiryIn(body.expires_in, now, issues);
     if (at) result.expires_at = at;
-  } else if (body.expires_at !== undefined) {
-    const at = expiryAt(body.expires_at, now, issues);
-    if (at) result.expires_at = at;
   }
-  if (body.scopes !== undefined) {
-    const scopes = scopeList(body.scopes, issues);
-    if (scopes && scopes.length > 0 && body.type === "publishable") issues.push("Field 'scopes' is only allowed on secret keys");
-    if (scopes) result.scopes = scopes;
-  }
-  ownerMetadataAndQuota(body, result, issues, false);
+  Object.assign(result, policyFields(body, issues, now, false));
+  if (result.scopes && result.scopes.length > 0 && body.type === "publishable") issues.push("Field 'scopes' is only allowed on secret keys");
   fail(issues);
   return result;
 }
@@ -110,32 +106,42 @@ export function validateUpdate(data: unknown, now: Date): UpdateApiKeyDTO {
     typed(body, "title", "string", issues);
     result.title = body.title as string;
   }
-  if (body.expires_at === null) result.expires_at = null;
-  else if (body.expires_at !== undefined) {
-    const at = expiryAt(body.expires_at, now, issues);
-    if (at) result.expires_at = at;
-  }
-  if (body.scopes !== undefined) {
-    const scopes = scopeList(body.scopes, issues);
-    if (scopes) result.scopes = scopes;
-  }
-  ownerMetadataAndQuota(body, result, issues, true);
+  Object.assign(result, policyFields(body, issues, now, true));
   fail(issues);
   return result;
 }
 
-/** The fields create and update check alike; on an update (`clearable`), `owner_id: null` clears the owner. */
-function ownerMetadataAndQuota(body: Body, result: { owner_id?: string | null; metadata?: KeyMetadata } & Parameters<typeof quotaFields>[1], issues: string[], clearable: boolean): void {
-  if (clearable && body.owner_id === null) result.owner_id = null;
-  else if (body.owner_id !== undefined) {
-    const owner = ownerId(body.owner_id, issues);
-    if (owner !== undefined) result.owner_id = owner;
+/**
+ * How each policy field is checked: its value as stored, or undefined with an issue. One entry
+ * per policy field of lib/columns.ts, so a new field fails type-check until it has a check.
+ */
+const POLICY_CHECKS: { [F in PolicyField]: (value: unknown, issues: string[], now: Date) => ApiKeyColumnValues[F] | undefined } = {
+  expires_at: (value, issues, now) => expiryAt(value, now, issues),
+  owner_id: (value, issues) => ownerId(value, issues),
+  scopes: (value, issues) => scopeList(value, issues),
+  metadata: (value, issues) => metadataObject(value, issues),
+  rate_limits: (value, issues) => rateLimits(value, issues),
+  remaining: (value, issues) => remainingUses(value, issues),
+  refill: (value, issues) => refillRule(value, issues),
+};
+
+/**
+ * The policy fields of a create or an update, each checked by its entry in POLICY_CHECKS; on an
+ * update, `null` clears a field whose input is clearable (lib/input-fields.ts).
+ */
+function policyFields(body: Body, issues: string[], now: Date, update: boolean): Partial<ApiKeyColumnValues> {
+  const fields: Partial<Record<PolicyField, unknown>> = {};
+  for (const field of POLICY_FIELDS) {
+    const value = body[field];
+    if (value === undefined) continue;
+    if (value === null && update && (INPUT_FIELDS[field] as InputField).clearable === true) {
+      fields[field] = null;
+      continue;
+    }
+    const checked = POLICY_CHECKS[field](value, issues, now);
+    if (checked !== undefined) fields[field] = checked;
   }
-  if (body.metadata !== undefined) {
-    const metadata = metadataObject(body.metadata, issues);
-    if (metadata) result.metadata = metadata;
-  }
-  quotaFields(body, result, issues);
+  return fields as Partial<ApiKeyColumnValues>;
 }
 
 /** An instant as a Date, from a Date or an ISO 8601 string; undefined (with an issue) otherwise. */
@@ -256,51 +262,53 @@ function isCount(value: unknown, least: number): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= least;
 }
 
-/**
- * `rate_limits`, `remaining` and `refill`: their shapes only, for now (the quota module
- * checks what they mean).
- */
-function quotaFields(body: Body, result: { rate_limits?: RateLimitRule[]; remaining?: number | null; refill?: QuotaRefill | null }, issues: string[]): void {
-  if (body.rate_limits !== undefined) {
-    const rules = body.rate_limits;
-    const ok =
-      Array.isArray(rules) &&
-      Array.from(rules as unknown[]).every(
-        (rule) =>
-          isPlainObject(rule) &&
-          typeof rule.name === "string" &&
-          rule.name.length > 0 &&
-          rule.name.length <= MAX_RATE_LIMIT_NAME_LENGTH &&
-          isCount(rule.limit, 1) &&
-          isCount(rule.duration, 1) &&
-          rule.duration <= MAX_RATE_LIMIT_DURATION,
-      );
-    if (!ok) {
-      issues.push(
-        `Expected type: 'array' of { name, limit, duration } (a name of at most ${MAX_RATE_LIMIT_NAME_LENGTH} characters, a positive whole number, and a duration of 1 to ${MAX_RATE_LIMIT_DURATION} seconds) for field 'rate_limits', got: '${shown(rules)}'`,
-      );
-    } else if ((rules as unknown[]).length > MAX_RATE_LIMITS) {
-      issues.push(`Field 'rate_limits' holds ${(rules as unknown[]).length} limits: at most ${MAX_RATE_LIMITS} are allowed`);
-    } else {
-      const list = (rules as Body[]).map((rule) => ({ name: rule.name as string, limit: rule.limit as number, duration: rule.duration as number }));
-      if (new Set(list.map((rule) => rule.name)).size !== list.length) issues.push("Field 'rate_limits' holds two limits of the same name");
-      else result.rate_limits = list;
-    }
+/** A key's rate limits: at most MAX_RATE_LIMITS, each named once, in bounds. */
+function rateLimits(rules: unknown, issues: string[]): RateLimitRule[] | undefined {
+  const ok =
+    Array.isArray(rules) &&
+    Array.from(rules as unknown[]).every(
+      (rule) =>
+        isPlainObject(rule) &&
+        typeof rule.name === "string" &&
+        rule.name.length > 0 &&
+        rule.name.length <= MAX_RATE_LIMIT_NAME_LENGTH &&
+        isCount(rule.limit, 1) &&
+        isCount(rule.duration, 1) &&
+        rule.duration <= MAX_RATE_LIMIT_DURATION,
+    );
+  if (!ok) {
+    issues.push(
+      `Expected type: 'array' of { name, limit, duration } (a name of at most ${MAX_RATE_LIMIT_NAME_LENGTH} characters, a positive whole number, and a duration of 1 to ${MAX_RATE_LIMIT_DURATION} seconds) for field 'rate_limits', got: '${shown(rules)}'`,
+    );
+    return undefined;
   }
-  if (body.remaining !== undefined) {
-    if (body.remaining !== null && !isCount(body.remaining, 0)) {
-      issues.push(`Expected a non-negative whole number or null for field 'remaining', got: '${shown(body.remaining)}'`);
-    } else result.remaining = body.remaining;
+  if ((rules as unknown[]).length > MAX_RATE_LIMITS) {
+    issues.push(`Field 'rate_limits' holds ${(rules as unknown[]).length} limits: at most ${MAX_RATE_LIMITS} are allowed`);
+    return undefined;
   }
-  if (body.refill !== undefined) {
-    const refill = body.refill;
-    if (refill === null) result.refill = null;
-    else if (isPlainObject(refill) && isCount(refill.amount, 1) && (refill.interval === "day" || refill.interval === "month")) {
-      result.refill = { amount: refill.amount, interval: refill.interval };
-    } else {
-      issues.push(`Expected { amount, interval: 'day' | 'month' } or null for field 'refill', got: '${shown(refill)}'`);
-    }
+  const list = (rules as Body[]).map((rule) => ({ name: rule.name as string, limit: rule.limit as number, duration: rule.duration as number }));
+  if (new Set(list.map((rule) => rule.name)).size !== list.length) {
+    issues.push("Field 'rate_limits' holds two limits of the same name");
+    return undefined;
   }
+  return list;
+}
+
+/** A usage quota: uses left (up to 2^53 - 1), or null for none. */
+function remainingUses(value: unknown, issues: string[]): number | null | undefined {
+  if (value === null || isCount(value, 0)) return value;
+  issues.push(`Expected a non-negative whole number or null for field 'remaining', got: '${shown(value)}'`);
+  return undefined;
+}
+
+/** How a quota is topped up, or null for never. */
+function refillRule(refill: unknown, issues: string[]): QuotaRefill | null | undefined {
+  if (refill === null) return null;
+  if (isPlainObject(refill) && isCount(refill.amount, 1) && (refill.interval === "day" || refill.interval === "month")) {
+    return { amount: refill.amount, interval: refill.interval };
+  }
+  issues.push(`Expected { amount, interval: 'day' | 'month' } or null for field 'refill', got: '${shown(refill)}'`);
+  return undefined;
 }
 
 /** Types only: a missing `revoked_by` is reported later, in the reference's order and words. */
