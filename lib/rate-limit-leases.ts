@@ -6,7 +6,7 @@
 // refused, at most (instances - 1) x lease per window. A limit under 200, or a window under 10
 // seconds, gets leases of one use: exactly the shared counter, a request at a time.
 import type { RateLimitState } from "./types";
-import type { RateLimitCounter, RateLimitDecision, RateLimitWindow } from "./usage-limits";
+import { type RateLimitCounter, type RateLimitDecision, type RateLimitWindow, distinctWindows, windowId } from "./usage-limits";
 
 /** The share of a window's limit one lease takes. */
 const LEASE_SHARE = 0.01;
@@ -40,22 +40,7 @@ function leaseSize(window: RateLimitWindow, cost: number): number {
 
 /** Leases are kept per key and window, as the shared counter counts. */
 function leaseName(id: string, window: RateLimitWindow): string {
-  return `${id}\n${window.limit}\n${window.duration}`;
-}
-
-/**
- * The windows with a lease of their own. Two rules of one limit and duration share a lease, as
- * they share the shared counter's count: a use pays it once, not once per rule, which would
- * admit half the limit (or, with leases of one use, a single use).
- */
-function distinct(windows: readonly RateLimitWindow[]): readonly RateLimitWindow[] {
-  if (windows.length < 2) return windows;
-  const byLease = new Map<string, RateLimitWindow>();
-  for (const window of windows) {
-    const name = `${window.limit}\n${window.duration}`;
-    if (!byLease.has(name)) byLease.set(name, window);
-  }
-  return byLease.size === windows.length ? windows : [...byLease.values()];
+  return `${id}\n${windowId(window)}`;
 }
 
 export class LeasedRateLimits implements RateLimitCounter {
@@ -77,7 +62,7 @@ export class LeasedRateLimits implements RateLimitCounter {
    */
   consumeLocal(id: string, rules: readonly RateLimitWindow[], cost: number): RateLimitState | undefined {
     const now = this.#now();
-    const windows = distinct(rules);
+    const windows = distinctWindows(rules);
     // Checked for every window before any is spent, so that a partial answer spends nothing.
     const leases: Lease[] = [];
     for (const window of windows) {
@@ -92,7 +77,7 @@ export class LeasedRateLimits implements RateLimitCounter {
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
     const spent: ({ window: RateLimitWindow } & Spent)[] = [];
-    for (const window of distinct(windows)) {
+    for (const window of distinctWindows(windows)) {
       const taken = await this.#spend(id, window, cost);
       if (!("lease" in taken)) {
         await this.#giveBack(spent, cost);

@@ -11,6 +11,22 @@ import type { RateLimitState } from "./types";
 /** One rate limit of a key: at most `limit` uses per `duration` seconds (the `rate_limits` column's items). */
 export type RateLimitWindow = RateLimitRule;
 
+/**
+ * What identifies a window's count: its limit and duration, not its name. Two rules of one
+ * limit and duration count alike, so they share one count (a use pays it once).
+ */
+export function windowId({ limit, duration }: RateLimitWindow): string {
+  return `${limit}:${duration}`;
+}
+
+/** The windows with a count of their own: the first of each limit and duration. */
+export function distinctWindows(windows: readonly RateLimitWindow[]): readonly RateLimitWindow[] {
+  if (windows.length < 2) return windows;
+  const byId = new Map<string, RateLimitWindow>();
+  for (const window of windows) if (!byId.has(windowId(window))) byId.set(windowId(window), window);
+  return byId.size === windows.length ? windows : [...byId.values()];
+}
+
 
 /** What a RateLimitCounter decided for one use. */
 export type RateLimitDecision =

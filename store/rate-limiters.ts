@@ -18,7 +18,7 @@ import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { ApiKeyError } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import type { RateLimitState } from "../lib/types";
-import type { RateLimitCounter, RateLimitDecision, RateLimitWindow } from "../lib/usage-limits";
+import { type RateLimitCounter, type RateLimitDecision, type RateLimitWindow, distinctWindows, windowId } from "../lib/usage-limits";
 import { FailureRun } from "./cache/failure-run";
 import { MemoryWindows } from "./memory-windows";
 
@@ -83,7 +83,7 @@ function assertWindow(window: RateLimitWindow): void {
 }
 
 /** The name of a window's count for one key, in memory and (after the prefix) in Redis. */
-const windowName = (id: string, { limit, duration }: RateLimitWindow) => `${limit}:${duration}:${id}`;
+const windowName = (id: string, window: RateLimitWindow) => `${windowId(window)}:${id}`;
 
 /** Rejects after `ms`, so that a slow Redis costs a use no more than that. */
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -129,8 +129,9 @@ export class RateLimiters implements RateLimitCounter {
     return this.#instances;
   }
 
-  #limiter({ limit, duration }: RateLimitWindow, redis: Redis): RateLimiterRedis {
-    const id = `${limit}:${duration}`;
+  #limiter(window: RateLimitWindow, redis: Redis): RateLimiterRedis {
+    const { limit, duration } = window;
+    const id = windowId(window);
     let limiter = this.#limiters.get(id);
     if (!limiter) {
       // rejectIfRedisNotReady: while ioredis reconnects, count in memory at once rather than queue.
@@ -203,9 +204,7 @@ export class RateLimiters implements RateLimitCounter {
 
   async consume(id: string, windows: readonly RateLimitWindow[], cost: number): Promise<RateLimitDecision> {
     for (const window of windows) assertWindow(window);
-    // Two windows with the same limit and duration decide alike: count them once.
-    const distinct = [...new Map(windows.map((window) => [`${window.limit}:${window.duration}`, window])).values()];
-    const outcomes = await Promise.all(distinct.map((window) => this.#count(id, window, cost)));
+    const outcomes = await Promise.all(distinctWindows(windows).map((window) => this.#count(id, window, cost)));
     if (this.#redis) {
       if (outcomes.some((outcome) => outcome.inMemory)) this.#outage.failed();
       else {
