@@ -11,6 +11,7 @@ import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type 
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
 import { openRedis } from "../store/cache/open-redis";
+import type { RedisClient } from "../store/cache/redis-client";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
@@ -26,7 +27,10 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
   const cache = await openCache(resolved, store, redis?.client);
-  const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
+  // rate-limiter-flexible takes a Cluster as it takes a Redis (each count is one key); only the
+  // type of RateLimiters' option names the one.
+  const rateLimitRedis = redis?.client as Redis | undefined;
+  const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: rateLimitRedis, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
   // Read before the first request, and before an app's transaction could hold the only
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
@@ -65,7 +69,7 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
   return { store, close: () => database.close() };
 }
 
-async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: Redis | undefined): Promise<KeyCache> {
+async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined): Promise<KeyCache> {
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {
