@@ -272,7 +272,10 @@ export class RedisTier {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.#options.timeout} ms`)), this.#options.timeout);
       });
-      return await Promise.race([command(this.#client), timeout]);
+      const answer = await Promise.race([command(this.#client), timeout]);
+      // A Cluster says "ready" once, not after each failover or timeout: an answer says it is back.
+      if (this.#warned) this.#onReady();
+      return answer;
     } catch (error) {
       this.#down(error);
       return undefined;

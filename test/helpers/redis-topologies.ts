@@ -212,6 +212,11 @@ export class PrivateCluster {
     return counts.reduce((sum: number, [, count]) => sum + Number(count), 0);
   }
 
+  /** Every node stops answering clients for `ms` (CLIENT PAUSE), as an overloaded cluster would. */
+  async pause(ms: number): Promise<void> {
+    await Promise.all(this.servers.map((server) => onServer(server.port, (client) => client.call("CLIENT", "PAUSE", ms, "ALL"))));
+  }
+
   /** Closes every subscribed connection on every node, as a node that restarts would. */
   async dropSubscribers(): Promise<void> {
     await Promise.all(this.servers.map((server) => onServer(server.port, (client) => client.call("CLIENT", "KILL", "TYPE", "pubsub"))));

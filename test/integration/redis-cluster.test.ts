@@ -128,6 +128,23 @@ forEachBackend(
       await withinBound(async () => (await b.authenticate(key.token)) === false, "revocation after the drop");
     });
 
+    it("while the cluster does not answer, authenticates from the database, saying so once when it starts and once when it ends", async () => {
+      const a = await open({ cache: { memory: false } });
+      await sleep(2);
+      const key = await a.createApiKeys({ title: "k", type: "secret", created_by: "u" });
+      assert.ok(await a.authenticate(key.token));
+      await cluster.pause(600);
+      const started = performance.now();
+      while (performance.now() - started < 500) assert.ok(await a.authenticate(key.token), "a valid key while Redis is silent");
+      await sleep(200);
+      // The pause is over: the next answer from Redis ends the run.
+      assert.ok(await a.authenticate(key.token));
+      assert.deepEqual(
+        logged.map((line) => line.replace(/;.*/s, "")),
+        ["express-api-keys: Redis is unavailable", "express-api-keys: Redis is back"],
+      );
+    });
+
     it("takes an app's own Cluster client, leaves it open on close(), and refuses a prefix that would split slots", async () => {
       const appCluster = new Cluster(cluster.startupNodes);
       try {
