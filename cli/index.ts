@@ -2,7 +2,8 @@
 // The express-api-keys command line: manage keys from a terminal (including the very first
 // secret key) with the same configuration as initialize(): each flag is the explicit option, and
 // without it the same environment variables and defaults apply (DATABASE_URL, else the embedded
-// database in ./.express-api-keys; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
+// database in ./.express-api-keys; REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS with
+// REDIS_SENTINEL_NAME; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { inspect } from "node:util";
@@ -12,6 +13,7 @@ import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";
+import type { ApiKeysOptions } from "../setup/options";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
 import { type PolicyFlags, addPolicyOptions, keyStatus, policyFields } from "./policy-flags";
 
@@ -106,12 +108,24 @@ function reportAffected(verb: string, ids: string[], affected: Set<string>, othe
   }
 }
 
+/** The flags that say where Redis is, of which at most one may be given: those but `flag`. */
+function otherRedisFlags(flag: string): string[] {
+  return ["redis", "redisClusterNodes", "redisSentinels"].filter((name) => name !== flag);
+}
+
 export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
     .option("--database <url>", "postgres://, mysql://, mariadb://, sqlite:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
     .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
-    .option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)")
+    .addOption(new Option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)").conflicts(otherRedisFlags("redis")))
+    .addOption(
+      new Option("--redis-cluster-nodes <host:port,...>", "instead of --redis: some nodes of the apps' Redis Cluster (default: REDIS_CLUSTER_NODES)").conflicts(otherRedisFlags("redisClusterNodes")),
+    )
+    .addOption(
+      new Option("--redis-sentinels <host:port,...>", "instead of --redis: the Sentinels of the apps' Redis (default: REDIS_SENTINELS)").conflicts(otherRedisFlags("redisSentinels")),
+    )
+    .option("--redis-sentinel-name <name>", "with --redis-sentinels: the master's name (default: REDIS_SENTINEL_NAME)")
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
     .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
     .showHelpAfterError()
@@ -260,17 +274,31 @@ interface GlobalOptions {
   database?: string;
   schema?: string;
   redis?: string;
+  redisClusterNodes?: string;
+  redisSentinels?: string;
+  redisSentinelName?: string;
   redisPrefix?: string;
   pepperFile?: Buffer;
+}
+
+/** The `redis` option the Redis flags make; initialize() checks the addresses as it checks the environment's. */
+function redisOption({ redis, redisClusterNodes, redisSentinels, redisSentinelName }: GlobalOptions): ApiKeysOptions["redis"] {
+  if (redisClusterNodes !== undefined) return { clusterNodes: redisClusterNodes.split(",") };
+  if (redisSentinels !== undefined) return { sentinels: redisSentinels.split(","), sentinelName: redisSentinelName };
+  return redis;
 }
 
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
-    const { database, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
+    const flags = program.opts<GlobalOptions>();
+    const { database, schema, redisPrefix, pepperFile } = flags;
+    if (flags.redisSentinelName !== undefined && flags.redisSentinels === undefined) {
+      program.error("error: --redis-sentinel-name goes with --redis-sentinels.", { exitCode: EXIT_USAGE });
+    }
     // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
     const cache = redisPrefix === undefined ? undefined : { redisPrefix };
-    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile, logger: cliLogger });
+    const service = await initialize({ database, schema, redis: redisOption(flags), cache, pepper: pepperFile, logger: cliLogger });
     try {
       await work(service);
     } finally {

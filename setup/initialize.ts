@@ -1,6 +1,5 @@
 // initialize(): the composition root. It wires options, environment and embedded defaults into
 // a ready service, and is the one place that knows every store, cache and clock.
-import type { Redis } from "ioredis";
 import type { Clocks } from "../lib/clocks";
 import { forgetDefaultService, setDefaultService } from "../lib/default-service";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
@@ -12,6 +11,7 @@ import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type 
 import { openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
 import { openRedis } from "../store/cache/open-redis";
+import type { RedisClient } from "../store/cache/redis-client";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
@@ -70,7 +70,7 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
   return { store, close: () => database.close() };
 }
 
-async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: Redis | undefined): Promise<KeyCache> {
+async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined): Promise<KeyCache> {
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {

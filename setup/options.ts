@@ -1,10 +1,12 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
-import type { Redis } from "ioredis";
 import { failConfiguration } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { type ApiKeyStore, assertApiKeyStore } from "../lib/store";
 import type { DatabaseOption } from "../store/connect";
+import type { RedisAddress, RedisTopology } from "../store/cache/open-redis";
+import { type RedisClient, isCluster, isRedisClient } from "../store/cache/redis-client";
+import { prefixFitsCluster } from "../store/cache/redis-names";
 
 /** Cache settings; every field is optional and has the default shown. */
 export interface CacheOptions {
@@ -59,6 +61,22 @@ const CACHE_DEFAULTS: ResolvedCacheOptions = {
   redisTimeout: DEFAULT_REDIS_TIMEOUT,
 };
 
+/**
+ * Redis named by its nodes, each `host:port` (`[::1]:6379` for IPv6), as `REDIS_CLUSTER_NODES`,
+ * `REDIS_SENTINELS` and the CLI name them. For credentials or TLS, pass a client of your own.
+ */
+export type RedisNodes =
+  | {
+      /** Some nodes of a Redis Cluster; the others are discovered. */
+      clusterNodes: string[];
+    }
+  | {
+      /** Sentinels that watch the master. */
+      sentinels: string[];
+      /** The master's name in the Sentinels' configuration. Default: `REDIS_SENTINEL_NAME`. */
+      sentinelName?: string;
+    };
+
 export interface ApiKeysOptions {
   /**
    * A Knex instance the app owns (pg, PGlite, mysql2 or better-sqlite3), a `postgres://` URL,
@@ -73,11 +91,13 @@ export interface ApiKeysOptions {
    */
   store?: ApiKeyStore;
   /**
-   * An ioredis client the app owns, or a `redis://` URL: the shared cache tier, which also carries
-   * invalidations to every instance. `false` turns Redis off even when `REDIS_URL` is set.
-   * Default: `REDIS_URL` when set, else no Redis.
+   * The shared cache tier, which also carries invalidations to every instance: an ioredis client
+   * the app owns (a `Redis`, perhaps found through Sentinel, or a `Cluster`), a `redis://` URL,
+   * or `{ clusterNodes }` / `{ sentinels, sentinelName }`. `false` turns Redis off even when the
+   * environment names one. Default: `REDIS_URL`, `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS`
+   * (with `REDIS_SENTINEL_NAME`), whichever is set, else no Redis.
    */
-  redis?: Redis | string | false;
+  redis?: RedisClient | string | RedisNodes | false;
   /** Cache settings, or `false` for no cache at all (every authentication asks the database). */
   cache?: CacheOptions | false;
   /**
@@ -108,7 +128,7 @@ export interface ApiKeysOptions {
 export interface ResolvedOptions {
   database: DatabaseOption;
   store: ApiKeyStore | undefined;
-  redis: Redis | string | undefined;
+  redis: RedisClient | string | RedisTopology | undefined;
   cache: ResolvedCacheOptions | false;
   schema: string | undefined;
   runMigrations: boolean;
@@ -144,8 +164,63 @@ function resolveCache(cache: CacheOptions | false | undefined): ResolvedCacheOpt
   return resolved;
 }
 
-function isRedisClient(value: unknown): value is Redis {
-  return typeof value === "object" && value !== null && typeof (value as Redis).duplicate === "function";
+const REDIS_VARIABLES = ["REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS"];
+/** `host:port`, the host a name or IPv4 address, or an IPv6 address in brackets. */
+const ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+/** `host:port` entries (spaces around each ignored), or a configuration error naming `name`. */
+function addresses(entries: unknown, name: string): RedisAddress[] {
+  const parsed = Array.isArray(entries) ? entries.map((entry) => (typeof entry === "string" ? ADDRESS.exec(entry.trim()) : null)) : [];
+  const valid = parsed.length > 0 && parsed.every((match) => match !== null && Number(match[3]) >= 1 && Number(match[3]) <= 65535);
+  if (!valid) failConfiguration(`\`${name}\` must list host:port addresses, such as \`10.0.0.1:6379,10.0.0.2:6379\`.`);
+  return parsed.map((match) => ({ host: match![1] ?? match![2]!, port: Number(match![3]) }));
+}
+
+function sentinelTopology(sentinels: RedisAddress[], name: unknown, env: NodeJS.ProcessEnv): RedisTopology {
+  const master = name ?? env.REDIS_SENTINEL_NAME;
+  if (typeof master !== "string" || master.length === 0) {
+    failConfiguration("the Sentinels need the master's name: set `redis.sentinelName` or `REDIS_SENTINEL_NAME`.");
+  }
+  return { sentinels, name: master };
+}
+
+/** `{ clusterNodes }` or `{ sentinels, sentinelName }` given as the option, checked (keys set to undefined count as left out). */
+function topologyOption(redis: unknown, env: NodeJS.ProcessEnv): RedisTopology {
+  const given = typeof redis === "object" && redis !== null ? Object.entries(redis).filter(([, value]) => value !== undefined) : [];
+  const names = given.map(([name]) => name).sort().join(",");
+  if (names === "clusterNodes") return { cluster: addresses((redis as { clusterNodes: unknown }).clusterNodes, "redis.clusterNodes") };
+  if (names === "sentinels" || names === "sentinelName,sentinels") {
+    const { sentinels, sentinelName } = redis as { sentinels: unknown; sentinelName?: unknown };
+    return sentinelTopology(addresses(sentinels, "redis.sentinels"), sentinelName, env);
+  }
+  return failConfiguration(
+    "`redis` must be an ioredis client (Redis or Cluster), a redis:// URL, `{ clusterNodes }`, `{ sentinels, sentinelName }` or false.",
+  );
+}
+
+/** At most one of the variables that name Redis, as the option would. */
+function redisFromEnvironment(env: NodeJS.ProcessEnv): string | RedisTopology | undefined {
+  const set = REDIS_VARIABLES.filter((name) => env[name]);
+  if (set.length > 1) failConfiguration(`set one of \`${REDIS_VARIABLES.join("`, `")}\`, not ${set.map((name) => `\`${name}\``).join(" and ")}.`);
+  if (env.REDIS_CLUSTER_NODES) return { cluster: addresses(env.REDIS_CLUSTER_NODES.split(","), "REDIS_CLUSTER_NODES") };
+  if (env.REDIS_SENTINELS) return sentinelTopology(addresses(env.REDIS_SENTINELS.split(","), "REDIS_SENTINELS"), undefined, env);
+  return env.REDIS_URL;
+}
+
+function resolveRedis(redis: ApiKeysOptions["redis"], env: NodeJS.ProcessEnv): ResolvedOptions["redis"] {
+  if (redis === false) return undefined;
+  if (redis === undefined) return redisFromEnvironment(env);
+  if (typeof redis === "string" || isRedisClient(redis)) return redis;
+  return topologyOption(redis, env);
+}
+
+/** On a Cluster, a prefix must keep each token's entry and version in one slot. */
+function checkClusterPrefix(redis: ResolvedOptions["redis"], cache: ResolvedCacheOptions | false): void {
+  // A client has a `cluster` method too (the CLUSTER command): only a topology is a plain object.
+  const cluster = isCluster(redis) || (typeof redis === "object" && !isRedisClient(redis) && "cluster" in redis);
+  if (cluster && cache && !prefixFitsCluster(cache.redisPrefix)) {
+    failConfiguration("on a Redis Cluster, `cache.redisPrefix` may hold braces only as a whole hash tag such as `{apikey}:`; a stray `{` or an empty `{}` would split a key's entries across slots.");
+  }
 }
 
 /** An environment variable's value, undefined when unset; a set but malformed one fails like a bad option. */
@@ -179,9 +254,6 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     options.schema ?? fromEnvironment(env, "API_KEYS_SCHEMA", (value) => SCHEMA_NAME.test(value), "must be a plain SQL identifier such as `auth`");
   const pepper =
     options.pepper ?? fromEnvironment(env, "API_KEYS_PEPPER", (value) => value.length > 0, "is set but empty; unset it for plain SHA-256");
-  if (redis !== undefined && redis !== false && typeof redis !== "string" && !isRedisClient(redis)) {
-    failConfiguration("`redis` must be an ioredis client, a redis:// URL or false.");
-  }
   if (schema !== undefined && (typeof schema !== "string" || !SCHEMA_NAME.test(schema))) {
     failConfiguration("`schema` must be a plain SQL identifier such as `auth`.");
   }
@@ -200,11 +272,15 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     failConfiguration("`logger` must have `warn` and `error` methods.");
   }
 
+  const resolvedRedis = resolveRedis(redis, env);
+  const cache = resolveCache(withPrefixFromEnvironment(options.cache, env));
+  checkClusterPrefix(resolvedRedis, cache);
+
   return {
     database: options.database ?? env.DATABASE_URL ?? `pglite://${DEFAULT_EMBEDDED_DIRECTORY}`,
     store,
-    redis: redis === false ? undefined : (redis ?? env.REDIS_URL),
-    cache: resolveCache(withPrefixFromEnvironment(options.cache, env)),
+    redis: resolvedRedis,
+    cache,
     schema,
     runMigrations: runMigrations ?? true,
     pepper,

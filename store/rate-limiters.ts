@@ -12,7 +12,7 @@
 // made while Redis was up: at most 2 x limit + instances - 1 in all (it was (instances + 1) x
 // limit, each instance starting its own count at 0). The switch and the way back are logged once.
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { ApiKeyError } from "../lib/errors";
@@ -23,8 +23,8 @@ import { FailureRun } from "./cache/failure-run";
 import { MemoryWindows } from "./memory-windows";
 
 export interface RateLimitersOptions {
-  /** Shared counting across instances; without it, each instance counts alone. */
-  redis?: Redis;
+  /** Shared counting across instances (a Cluster too: each count is one key); without it, each instance counts alone. */
+  redis?: Redis | Cluster;
   /** Redis keys are `<prefix>rl:<limit>:<duration>:<key id>`. Default: `apikey:`. */
   prefix?: string;
   /** How long a Redis call may take before this use is counted in memory instead. Default: 250 ms. */
@@ -95,7 +95,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 export class RateLimiters implements RateLimitCounter {
-  readonly #redis: Redis | undefined;
+  readonly #redis: Redis | Cluster | undefined;
   readonly #prefix: string;
   readonly #timeout: number;
   /** The Redis limiters, one per (limit, duration); they hold no counts, so forgetting one loses nothing. */
@@ -129,7 +129,7 @@ export class RateLimiters implements RateLimitCounter {
     return this.#instances;
   }
 
-  #limiter(window: RateLimitWindow, redis: Redis): RateLimiterRedis {
+  #limiter(window: RateLimitWindow, redis: Redis | Cluster): RateLimiterRedis {
     const { limit, duration } = window;
     const id = windowId(window);
     let limiter = this.#limiters.get(id);

@@ -9,12 +9,20 @@
 // expires. An entry is refused, and the lookup goes on to the database, unless its signature
 // holds, it has not expired, and it was written after this instance subscribed to
 // invalidations and after the last invalidation of its key this instance heard of.
-import type { Redis } from "ioredis";
+//
+// On a Redis Cluster the same holds: a token's entry and version share a slot (redis-names.ts),
+// so every command here touches one slot; invalidations are sent key by key and then published;
+// and the subscription is one connection that moves to another node when its own is lost
+// (subscriber.ts). MOVED, ASK and TRYAGAIN during resharding or a failover are ioredis's to
+// follow; what takes longer than the timeout is a miss, as any other Redis failure.
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, FoundEntry } from "../../lib/key-lookup-cache";
 import { openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
 import { invalidationMessages, parseInvalidation } from "./invalidation-message";
+import { type RedisClient, isCluster } from "./redis-client";
+import { type RedisNames, redisNames } from "./redis-names";
+import { type Subscriber, openSubscriber } from "./subscriber";
 
 export interface RedisTierOptions {
   prefix: string;
@@ -39,6 +47,9 @@ const MAX_PENDING = 10_000;
 const VERSION_TTL_MS = 60 * 60 * 1000;
 /** Invalidated keys remembered at most; past this, the oldest give way to a floor instant. */
 const MAX_REMEMBERED = 50_000;
+/** After invalidations could not be sent, how long until they are sent again, doubling up to PENDING_RETRY_MAX_MS. */
+const PENDING_RETRY_MS = 50;
+const PENDING_RETRY_MAX_MS = 1_000;
 /** After the signing key could not be had, how long Redis is skipped before trying again. */
 const KEY_RETRY_MS = 1_000;
 /** How long rejected entries must stop before the warning about them is lifted. */
@@ -58,6 +69,13 @@ if current == ARGV[1] then
 end
 return 0`;
 
+// On a Cluster: bumps a key's version (fencing fills in flight) and deletes its entry, in one step.
+const BUMP_VERSION = `
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return 1`;
+
 export interface RedisRead {
   /** The entry, when one was there and passed every check. Only found keys are ever written. */
   entry: FoundEntry | undefined;
@@ -65,16 +83,20 @@ export interface RedisRead {
   refused: boolean;
   /** The key's version when read: a fill may only write while it is unchanged. */
   version: string;
+  /** When the read began, by this instance's clock (see `write`). */
+  readAt: number;
 }
 
 export class RedisTier {
-  readonly #client: Redis;
+  readonly #client: RedisClient;
   readonly #ownsClient: boolean;
   readonly #options: RedisTierOptions;
-  readonly #channel: string;
-  #subscriber: Redis | undefined;
+  readonly #names: RedisNames;
+  #subscriber: Subscriber | undefined;
   #pending = new Set<string>();
   #pendingAll = false;
+  #pendingTimer: NodeJS.Timeout | undefined;
+  #pendingRetries = 0;
   #warned = false;
   #key: Buffer | undefined;
   #keyLoading: Promise<Buffer | undefined> | undefined;
@@ -88,11 +110,11 @@ export class RedisTier {
   /** Entries written at or before this instant are refused: Infinity while not subscribed. */
   #floor = Infinity;
 
-  constructor(client: Redis, ownsClient: boolean, options: RedisTierOptions) {
+  constructor(client: RedisClient, ownsClient: boolean, options: RedisTierOptions) {
     this.#client = client;
     this.#ownsClient = ownsClient;
     this.#options = options;
-    this.#channel = `${options.prefix}invalidate`;
+    this.#names = redisNames(options.prefix, isCluster(client));
     this.#maxRemembered = options.maxRemembered ?? MAX_REMEMBERED;
     this.#keyFailures = new FailureRun(options.logger, options.now, 0, {
       start: "express-api-keys: cannot read the deployment secret; the Redis tier is skipped until it can be read",
@@ -105,19 +127,11 @@ export class RedisTier {
       end: "express-api-keys: entries read from Redis verify again",
     });
     this.#badMessages = new FailureRun(options.logger, options.now, QUIET_MS, {
-      start: `express-api-keys: ignored a message on the invalidation channel ${this.#channel} that is not one of ours`,
+      start: `express-api-keys: ignored a message on the invalidation channel ${this.#names.channel} that is not one of ours`,
       end: "express-api-keys: the invalidation channel carries only well-formed messages again",
     });
     client.on("ready", this.#onReady);
     client.on("error", this.#down);
-  }
-
-  #entryKey(cacheKey: string): string {
-    return `${this.#options.prefix}key:${cacheKey}`;
-  }
-
-  #versionKey(cacheKey: string): string {
-    return `${this.#options.prefix}ver:${cacheKey}`;
   }
 
   /**
@@ -125,7 +139,7 @@ export class RedisTier {
    * because messages sent meanwhile are lost and the in-process tier can no longer trust itself.
    */
   async start(onInvalidate: (cacheKeys: string[] | "all") => void, onResync: () => void): Promise<void> {
-    const subscriber = this.#client.duplicate({ enableOfflineQueue: true, lazyConnect: true });
+    const subscriber = openSubscriber(this.#client);
     this.#subscriber = subscriber;
     subscriber.on("message", (_channel: string, message: unknown) => this.#onMessage(message, onInvalidate));
     // Resync once per drop and once per return, not on every failed reconnect attempt.
@@ -179,9 +193,9 @@ export class RedisTier {
   }
 
   /** Subscribes; from then on, entries written earlier are refused (invalidations of them may have been missed). */
-  async #subscribe(subscriber: Redis): Promise<void> {
+  async #subscribe(subscriber: Subscriber): Promise<void> {
     try {
-      await subscriber.subscribe(this.#channel);
+      await subscriber.subscribe(this.#names.channel);
       this.#floor = this.#options.now().getTime();
     } catch (error) {
       this.#down(error);
@@ -248,7 +262,7 @@ export class RedisTier {
   };
 
   /** Runs a command when Redis is ready, giving up after the timeout; undefined means "no answer". */
-  async #call<T>(command: (client: Redis) => Promise<T>): Promise<T | undefined> {
+  async #call<T>(command: (client: RedisClient) => Promise<T>): Promise<T | undefined> {
     if (this.#client.status !== "ready") {
       this.#down(new Error(`Redis connection is ${this.#client.status}`));
       return undefined;
@@ -258,7 +272,10 @@ export class RedisTier {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.#options.timeout} ms`)), this.#options.timeout);
       });
-      return await Promise.race([command(this.#client), timeout]);
+      const answer = await Promise.race([command(this.#client), timeout]);
+      // A Cluster says "ready" once, not after each failover or timeout: an answer says it is back.
+      if (this.#warned) this.#onReady();
+      return answer;
     } catch (error) {
       this.#down(error);
       return undefined;
@@ -274,11 +291,12 @@ export class RedisTier {
   async read(cacheKey: string): Promise<RedisRead | undefined> {
     const key = this.#key ?? (await this.#signingKey());
     if (!key) return undefined;
-    const values = await this.#call((client) => client.mget(this.#entryKey(cacheKey), this.#versionKey(cacheKey)));
+    const readAt = this.#options.now().getTime();
+    const values = await this.#call((client) => client.mget(this.#names.entry(cacheKey), this.#names.version(cacheKey)));
     if (!values) return undefined;
     const [text, version] = values;
     const entry = text ? this.#verify(key, cacheKey, text) : undefined;
-    return { entry, refused: Boolean(text) && !entry, version: version ?? "" };
+    return { entry, refused: Boolean(text) && !entry, version: version ?? "", readAt };
   }
 
   /** The entry if `text` passes every check; undefined (a miss) otherwise. */
@@ -307,76 +325,137 @@ export class RedisTier {
    * Stores a found key's entry, signed, unless an invalidation came in since `read` was made.
    * "Not found" is never stored, so that unknown tokens cannot fill Redis; an entry that was
    * refused for such a token is deleted instead.
+   *
+   * Two fences keep out a fill that raced a change: the key's version in Redis, and what this
+   * instance heard since the read began (an invalidation of the key, or a drop of the
+   * subscription). The second holds even when Redis lost the version bump, as when a failover
+   * promotes a replica that had not yet received it.
    */
   async write(cacheKey: string, entry: CacheEntry, read: RedisRead): Promise<void> {
     const key = this.#key;
     if (!key) return;
     if (!entry.found) {
-      if (read.refused) await this.#call((client) => client.del(this.#entryKey(cacheKey)));
+      if (read.refused) await this.#call((client) => client.del(this.#names.entry(cacheKey)));
       return;
     }
+    if (Math.max(this.#invalidatedAt.get(cacheKey) ?? -Infinity, this.#floor) > read.readAt) return;
     const now = this.#options.now().getTime();
     let ttl = this.#options.ttl;
     const end = endOf(entry);
     const untilEnd = end === undefined ? Infinity : end - now;
     if (untilEnd > 0) ttl = Math.min(ttl, Math.ceil(untilEnd));
     const text = signEntry(key, cacheKey, { entry, writtenAt: now, expiresAt: now + ttl });
-    await this.#call((client) => client.eval(SET_IF_VERSION, 2, this.#entryKey(cacheKey), this.#versionKey(cacheKey), read.version, text, ttl));
+    await this.#call((client) => client.eval(SET_IF_VERSION, 2, this.#names.entry(cacheKey), this.#names.version(cacheKey), read.version, text, ttl));
   }
 
   /**
    * Drops entries everywhere: bumps each key's version (fencing fills in flight), deletes the
-   * entries and tells every instance. What cannot reach Redis now is sent when it is back.
+   * entries and tells every instance. What cannot reach Redis now is sent again shortly, and
+   * at once when the client is ready again.
    */
   async invalidate(cacheKeys: string[]): Promise<void> {
     if (cacheKeys.length === 0) return;
     // Our own message comes back too, but until it does, entries from before are refused here.
     this.#heard(cacheKeys);
-    const done = await this.#call(async (client) => {
-      const multi = client.multi();
-      for (const cacheKey of cacheKeys) {
-        multi.incr(this.#versionKey(cacheKey)).pexpire(this.#versionKey(cacheKey), VERSION_TTL_MS);
-        multi.del(this.#entryKey(cacheKey));
-      }
-      for (const message of invalidationMessages(cacheKeys)) multi.publish(this.#channel, message);
-      return multi.exec();
-    });
-    if (done) return;
+    if (await this.#call((client) => this.#send(client, cacheKeys))) return;
     for (const cacheKey of cacheKeys) this.#pending.add(cacheKey);
     if (this.#pending.size > MAX_PENDING) {
       this.#pending.clear();
       this.#pendingAll = true;
     }
+    this.#retryPending();
+  }
+
+  /** Bumps and deletes, then publishes; throws (or resolves undefined) when Redis did not take it all. */
+  async #send(client: RedisClient, cacheKeys: string[]): Promise<unknown> {
+    if (isCluster(client)) return this.#sendKeyByKey(client, cacheKeys);
+    // One Redis: every bump and the messages in one transaction, in one round trip.
+    const multi = client.multi();
+    for (const cacheKey of cacheKeys) {
+      multi.incr(this.#names.version(cacheKey)).pexpire(this.#names.version(cacheKey), VERSION_TTL_MS);
+      multi.del(this.#names.entry(cacheKey));
+    }
+    for (const message of invalidationMessages(cacheKeys)) multi.publish(this.#names.channel, message);
+    return multi.exec();
+  }
+
+  /**
+   * On a Cluster a key's version and entry share a slot, but two keys seldom do: each key gets a
+   * script of its own, and the messages go out once every script has answered, so that no
+   * instance hears of a change before a fill that raced it is fenced. They go out even when a
+   * script failed: instances that hear them refuse the entries from before, and the failure
+   * keeps the keys pending, so that their versions are bumped later.
+   */
+  async #sendKeyByKey(client: RedisClient, cacheKeys: string[]): Promise<true> {
+    const bumps = await Promise.allSettled(
+      cacheKeys.map((cacheKey) => client.eval(BUMP_VERSION, 2, this.#names.version(cacheKey), this.#names.entry(cacheKey), VERSION_TTL_MS)),
+    );
+    for (const message of invalidationMessages(cacheKeys)) await client.publish(this.#names.channel, message);
+    const failed = bumps.find((bump) => bump.status === "rejected");
+    if (failed) throw failed.reason;
+    return true;
+  }
+
+  /**
+   * Sends pending invalidations again after a delay that grows while they keep failing. A
+   * Cluster stays "ready" through a reshard or a failover, so waiting for "ready" is not enough.
+   */
+  #retryPending(): void {
+    if (this.#pendingTimer) return;
+    const delay = Math.min(PENDING_RETRY_MS * 2 ** this.#pendingRetries++, PENDING_RETRY_MAX_MS);
+    this.#pendingTimer = setTimeout(() => {
+      this.#pendingTimer = undefined;
+      void this.#flushPending();
+    }, delay);
+    this.#pendingTimer.unref();
   }
 
   async #flushPending(): Promise<void> {
     if (this.#pendingAll) {
       this.#pendingAll = false;
-      await this.clear();
+      if (!(await this.#clear())) {
+        this.#pendingAll = true;
+        this.#retryPending();
+        return;
+      }
     }
     const keys = [...this.#pending];
     this.#pending.clear();
+    if (keys.length === 0) {
+      this.#pendingRetries = 0;
+      return;
+    }
     await this.invalidate(keys);
+    if (this.#pending.size === 0) this.#pendingRetries = 0;
   }
 
-  /** Deletes every entry under our prefix (a SCAN, never FLUSHDB) and tells every instance. */
-  async clear(): Promise<void> {
+  /**
+   * Deletes every entry under our prefix (a SCAN of each master, never FLUSHDB) and tells every
+   * instance; false when Redis did not answer.
+   */
+  async #clear(): Promise<boolean> {
     this.#heard("all");
-    await this.#call(async (client) => {
-      let cursor = "0";
-      do {
-        const [next, keys] = await client.scan(cursor, "MATCH", `${this.#options.prefix}key:*`, "COUNT", 500);
-        cursor = next;
-        if (keys.length > 0) await client.del(...keys);
-      } while (cursor !== "0");
-      await client.publish(this.#channel, "*");
+    const done = await this.#call(async (client) => {
+      for (const node of isCluster(client) ? client.nodes("master") : [client]) {
+        let cursor = "0";
+        do {
+          const [next, keys] = await node.scan(cursor, "MATCH", this.#names.entries, "COUNT", 500);
+          cursor = next;
+          // One DEL per key: on a Cluster, keys found together seldom share a slot.
+          await Promise.all(keys.map((key) => client.del(key)));
+        } while (cursor !== "0");
+      }
+      await client.publish(this.#names.channel, "*");
+      return true;
     });
+    return done === true;
   }
 
   /** Closes the subscriber, and the client too when we opened it; an app's client stays open. */
   async close(): Promise<void> {
     this.#client.off("ready", this.#onReady);
     this.#client.off("error", this.#down);
+    clearTimeout(this.#pendingTimer);
     this.#subscriber?.disconnect();
     if (this.#ownsClient) this.#client.disconnect();
   }

@@ -56,10 +56,10 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<void> {
-    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdio: "ignore",
-    });
+  /** `args`: more settings, such as `--cluster-enabled yes`; a config file first makes `--port` and the rest override it. */
+  async start(args: string[] = [], config?: string): Promise<void> {
+    const settings = ["--port", String(this.port), "--bind", "127.0.0.1", ...(config ? [] : ["--save", "", "--appendonly", "no"]), ...args];
+    const child = spawn("redis-server", config ? [config, ...settings] : settings, { stdio: "ignore" });
     this.#process = child;
     const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     probe.on("error", () => {}); // refused until the server is up; the loop below retries

@@ -35,7 +35,7 @@ interface Result {
 /** Runs the CLI with no configuration from the environment but `extraEnv`. */
 async function runCli(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<Result> {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
+  for (const name of ["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_SENTINEL_NAME", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
   Object.assign(env, extraEnv);
   try {
     const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", ...args], { cwd: root, env, timeout: 60_000 });

@@ -34,6 +34,48 @@ describe("initialize options", () => {
     assert.equal(resolveOptions({}, {}).redis, undefined);
   });
 
+  it("takes Cluster nodes or Sentinels from the option, then REDIS_CLUSTER_NODES or REDIS_SENTINELS with REDIS_SENTINEL_NAME", () => {
+    const nodes = [
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-2.internal", port: 7001 },
+      { host: "::1", port: 7002 },
+    ];
+    const list = "10.0.0.1:7000, redis-2.internal:7001,[::1]:7002";
+    assert.deepEqual(resolveOptions({}, { REDIS_CLUSTER_NODES: list }).redis, { cluster: nodes });
+    assert.deepEqual(resolveOptions({ redis: { clusterNodes: list.split(",") } }, {}).redis, { cluster: nodes });
+    assert.deepEqual(resolveOptions({}, { REDIS_SENTINELS: list, REDIS_SENTINEL_NAME: "main" }).redis, { sentinels: nodes, name: "main" });
+    assert.deepEqual(resolveOptions({ redis: { sentinels: ["s:26379"], sentinelName: "opt" } }, { REDIS_SENTINEL_NAME: "env" }).redis, {
+      sentinels: [{ host: "s", port: 26379 }],
+      name: "opt",
+    });
+    assert.deepEqual(resolveOptions({ redis: { sentinels: ["s:26379"], sentinelName: undefined } }, { REDIS_SENTINEL_NAME: "env" }).redis, {
+      sentinels: [{ host: "s", port: 26379 }],
+      name: "env",
+    });
+    // The option wins, and the environment it overrides is not read, even when it is ambiguous.
+    const ambiguous = { REDIS_URL: "redis://env:6379", REDIS_CLUSTER_NODES: "bad" };
+    assert.equal(resolveOptions({ redis: "redis://opt:6379" }, ambiguous).redis, "redis://opt:6379");
+    assert.equal(resolveOptions({ redis: false }, ambiguous).redis, undefined);
+  });
+
+  it("tells an ioredis Cluster from a Redis client, and keeps a Cluster's keys of one token in one slot", () => {
+    // As ioredis makes them: both have `duplicate` and a `cluster` command; a Cluster also has `nodes`.
+    const client = (isCluster: boolean) => ({ isCluster, duplicate() {}, cluster() {}, ...(isCluster ? { nodes() {} } : {}) }) as never;
+    for (const isCluster of [false, true]) {
+      const redis = client(isCluster);
+      assert.equal(resolveOptions({ redis }, {}).redis, redis);
+      assert.equal(resolveOptions({ redis, cache: { redisPrefix: "{apikey}:" } }, {}).redis, redis);
+    }
+    // A stray brace splits a token's keys over two slots: refused on a Cluster, harmless on one Redis.
+    assert.ok(resolveOptions({ redis: client(false), cache: { redisPrefix: "a{b" } }, {}).redis);
+    for (const redis of [client(true), { clusterNodes: ["h:1"] }]) {
+      for (const redisPrefix of ["a{b", "a{}b:"]) {
+        assert.throws(() => resolveOptions({ redis, cache: { redisPrefix } }, {}), /`cache.redisPrefix`/);
+      }
+    }
+    assert.throws(() => resolveOptions({}, { REDIS_CLUSTER_NODES: "h:1", API_KEYS_REDIS_PREFIX: "x{" }), /`cache.redisPrefix`/);
+  });
+
   it("takes the pepper, the schema and the Redis prefix from the option, then the environment, then the default", () => {
     const env = { API_KEYS_PEPPER: "env-pepper", API_KEYS_SCHEMA: "env_schema", API_KEYS_REDIS_PREFIX: "env:" };
     const prefix = (resolved: ReturnType<typeof resolveOptions>) => (resolved.cache === false ? "off" : resolved.cache.redisPrefix);
@@ -78,6 +120,14 @@ describe("initialize options", () => {
       [{ lastUsedFlushInterval: "10s" }, /`lastUsedFlushInterval`/],
       [{ logger: { warn() {} } }, /`logger`/],
       [{ redis: 6379 }, /`redis`/],
+      [{ redis: { duplicate: 1 } }, /`redis`/],
+      [{ redis: { clusterNodes: [] } }, /`redis.clusterNodes` must list host:port/],
+      [{ redis: { clusterNodes: "h:1" } }, /`redis.clusterNodes`/],
+      [{ redis: { clusterNodes: ["h:0"] } }, /`redis.clusterNodes`/],
+      [{ redis: { clusterNodes: ["h:1"], sentinels: ["h:2"] } }, /`redis` must be/],
+      [{ redis: { sentinels: ["h"], sentinelName: "m" } }, /`redis.sentinels`/],
+      [{ redis: { sentinels: ["h:1"] } }, /master's name/],
+      [{ redis: { sentinels: ["h:1"], sentinelName: "" } }, /master's name/],
       [{ cache: "lru" }, /`cache`/],
       [{ cache: { ttl: 0 } }, /`cache.ttl`/],
       [{ cache: { tll: 5 } }, /unknown option `cache.tll`/],
@@ -91,6 +141,11 @@ describe("initialize options", () => {
       [{ API_KEYS_SCHEMA: "bad-name;" }, /`API_KEYS_SCHEMA` must be a plain SQL identifier/],
       [{ API_KEYS_SCHEMA: "" }, /`API_KEYS_SCHEMA`/],
       [{ API_KEYS_PEPPER: "" }, /`API_KEYS_PEPPER` is set but empty/],
+      [{ REDIS_URL: "redis://h:1", REDIS_CLUSTER_NODES: "h:1" }, /set one of `REDIS_URL`, `REDIS_CLUSTER_NODES`, `REDIS_SENTINELS`/],
+      [{ REDIS_CLUSTER_NODES: "h:1,", REDIS_SENTINELS: "h:2" }, /not `REDIS_CLUSTER_NODES` and `REDIS_SENTINELS`/],
+      [{ REDIS_CLUSTER_NODES: "h:1,h" }, /`REDIS_CLUSTER_NODES` must list host:port/],
+      [{ REDIS_SENTINELS: "h:1" }, /`REDIS_SENTINEL_NAME`/],
+      [{ REDIS_SENTINELS: "h:99999", REDIS_SENTINEL_NAME: "m" }, /`REDIS_SENTINELS`/],
     ];
     for (const [env, message] of envCases) {
       assert.throws(
