@@ -1,6 +1,7 @@
 // initialize(): the composition root. It wires options, environment and embedded defaults into
 // a ready service, and is the one place that knows every store, cache and clock.
 import type { Redis } from "ioredis";
+import type { Knex } from "knex";
 import { forgetDefaultService, setDefaultService } from "../lib/default-service";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
 import { LeasedRateLimits } from "../lib/rate-limit-leases";
@@ -8,8 +9,9 @@ import { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
 import { loadTokenRules } from "../lib/token-gate";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
-import { openDatabase } from "../store/connect";
+import { isPostgresServer, openDatabase } from "../store/connect";
 import { KeyCache } from "../store/cache/key-cache";
+import { PgNotifyChannel } from "../store/cache/pg-notify";
 import { openRedis } from "../store/cache/open-redis";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
@@ -21,11 +23,11 @@ import { KnexApiKeyStore } from "../store/knex-store";
  */
 export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyService> {
   const resolved = resolveOptions(options);
-  const { store, close } = await openStore(resolved);
+  const { store, knex, close } = await openStore(resolved);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
-  const cache = await openCache(resolved, store, redis?.client);
+  const cache = await openCache(resolved, store, redis?.client, knex);
   const rateLimits = new LeasedRateLimits(new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger }));
   // Read before the first request, and before an app's transaction could hold the only
   // connection of an embedded database; when they cannot be read, the service tries again on use.
@@ -45,8 +47,11 @@ function redisPrefixOf({ cache }: ResolvedOptions): string {
   return cache ? cache.redisPrefix : DEFAULT_REDIS_PREFIX;
 }
 
-/** The app's own store as it is, or a Knex store on the configured database; migrated unless turned off. */
-async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; close: () => Promise<void> }> {
+/**
+ * The app's own store as it is, or a Knex store on the configured database (with its Knex);
+ * migrated unless turned off.
+ */
+async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; knex?: Knex; close: () => Promise<void> }> {
   if (resolved.store) {
     if (resolved.runMigrations) await resolved.store.migrate?.();
     // The app's store stays open: the app made it and closes it.
@@ -62,10 +67,16 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
     const translated = store.translateError(error);
     throw translated.type === "unavailable" ? translated : error;
   }
-  return { store, close: () => database.close() };
+  return { store, knex: database.knex, close: () => database.close() };
 }
 
-async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: Redis | undefined): Promise<KeyCache> {
+/** Without Redis, on a PostgreSQL server, LISTEN/NOTIFY carries invalidations between instances. */
+function notifyChannel({ cache, schema, logger }: ResolvedOptions, redis: Redis | undefined, knex: Knex | undefined): PgNotifyChannel | undefined {
+  return cache && !redis && knex && isPostgresServer(knex) ? new PgNotifyChannel(knex, schema, logger) : undefined;
+}
+
+async function openCache(resolved: ResolvedOptions, store: ApiKeyStore, redis: Redis | undefined, knex: Knex | undefined): Promise<KeyCache> {
+  const { cache, now, logger, pepper } = resolved;
   if (!cache) return new KeyCache({ now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {
@@ -75,7 +86,7 @@ async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store:
   }
   const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
   const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;
-  const keyCache = new KeyCache({ memory, redis: redisTier, now, logger });
+  const keyCache = new KeyCache({ memory, redis: redisTier, channel: notifyChannel(resolved, redis, knex), now, logger });
   await keyCache.start();
   return keyCache;
 }

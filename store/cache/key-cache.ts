@@ -7,6 +7,7 @@ import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, EntryLoader, FoundEntry, KeyLookupCache } from "../../lib/key-lookup-cache";
+import type { InvalidationChannel } from "./invalidation-channel";
 import type { RedisTier } from "./redis";
 
 export interface MemoryTierOptions {
@@ -44,12 +45,15 @@ export class KeyCache implements KeyLookupCache {
   readonly #memoryOptions: MemoryTierOptions | undefined;
   readonly #flights = new Map<string, Flight>();
   readonly #redis: RedisTier | undefined;
+  readonly #channel: InvalidationChannel | undefined;
   readonly #now: () => Date;
   readonly #logger: Logger;
   #servingStale = false;
 
-  constructor(options: { memory?: MemoryTierOptions; redis?: RedisTier; now: () => Date; logger: Logger }) {
+  /** `channel` carries invalidations when there is no Redis tier (whose pub/sub carries them otherwise). */
+  constructor(options: { memory?: MemoryTierOptions; redis?: RedisTier; channel?: InvalidationChannel; now: () => Date; logger: Logger }) {
     this.#redis = options.redis;
+    this.#channel = options.channel;
     this.#now = options.now;
     this.#logger = options.logger;
     this.#memoryOptions = options.memory;
@@ -73,10 +77,10 @@ export class KeyCache implements KeyLookupCache {
 
   /** Subscribes to invalidations from other instances. */
   async start(): Promise<void> {
-    await this.#redis?.start(
-      (cacheKeys) => (cacheKeys === "all" ? this.#clearLocal() : this.#dropLocal(cacheKeys)),
-      () => this.#clearLocal(),
-    );
+    const invalidated = (cacheKeys: string[] | "all") => (cacheKeys === "all" ? this.#clearLocal() : this.#dropLocal(cacheKeys));
+    const resync = () => this.#clearLocal();
+    await this.#redis?.start(invalidated, resync);
+    await this.#channel?.start({ invalidated, resync });
   }
 
   /**
@@ -186,14 +190,16 @@ export class KeyCache implements KeyLookupCache {
     for (const cacheKey of [...this.#flights.keys()]) this.#abort(cacheKey);
   }
 
-  /** Drops keys here at once, and everywhere else through Redis. */
+  /** Drops keys here at once, and everywhere else through Redis or the channel. */
   async invalidate(cacheKeys: string[]): Promise<void> {
     this.#dropLocal(cacheKeys);
     await this.#redis?.invalidate(cacheKeys);
+    await this.#channel?.publish(cacheKeys);
   }
 
   async close(): Promise<void> {
     this.#clearLocal();
     await this.#redis?.close();
+    await this.#channel?.close();
   }
 }
