@@ -47,6 +47,7 @@ export class PgNotifyChannel implements InvalidationChannel {
   #listener: InvalidationListener | undefined;
   /** The listening connection, while it listens. */
   #client: Client | undefined;
+  /** Resolved once, when first listening. */
   #channel = "";
   #everListened = false;
   /** Invalidations could not be sent: "drop everything" is owed, and sent once listening again. */
@@ -81,18 +82,23 @@ export class PgNotifyChannel implements InvalidationChannel {
     await this.#connect();
   }
 
+  /** Named after where our tables are: `schema`, else the search path of the Knex's pooled connections. */
+  async #channelName(): Promise<string> {
+    if (this.#schema !== undefined) return channelName(this.#schema);
+    const { rows } = await this.#knex.raw<{ rows: { schema: string | null }[] }>("select current_schema() as schema");
+    return channelName(rows[0]?.schema ?? "");
+  }
+
   async #connect(): Promise<void> {
     this.#reconnect = undefined;
     let client: Client | undefined;
     try {
+      this.#channel ||= await this.#channelName();
       client = (await (this.#knex.client as Knex.Client).acquireRawConnection()) as Client;
       const opened = client;
       opened.on("notification", (notification) => this.#onNotification(notification));
       opened.on("error", (error) => this.#dropped(opened, error));
       opened.on("end", () => this.#dropped(opened, new Error("the connection ended")));
-      // Named on the connection itself, whose search path is the Knex's: where our tables are.
-      const schema = this.#schema ?? (await opened.query<{ schema: string | null }>("select current_schema() as schema")).rows[0]?.schema;
-      this.#channel = channelName(schema ?? "");
       await opened.query(`listen ${opened.escapeIdentifier(this.#channel)}`);
       if (this.#closed) {
         await opened.end();
