@@ -2,7 +2,8 @@
 // The express-api-keys command line: manage keys from a terminal (including the very first
 // secret key) with the same configuration as initialize(): each flag is the explicit option, and
 // without it the same environment variables and defaults apply (DATABASE_URL, else the embedded
-// database in ./.express-api-keys; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
+// database in ./.express-api-keys; DATABASE_READ_URL; REDIS_URL; API_KEYS_SCHEMA, API_KEYS_PEPPER,
+// API_KEYS_REDIS_PREFIX).
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { inspect } from "node:util";
@@ -110,6 +111,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
     .option("--database <url>", "postgres://, mysql://, mariadb://, sqlite:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
+    .option("--read-database <url>", "a postgres:// streaming replica of the database, for `list` (default: DATABASE_READ_URL, else none)")
     .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
     .option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)")
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
@@ -258,6 +260,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
 
 interface GlobalOptions {
   database?: string;
+  readDatabase?: string;
   schema?: string;
   redis?: string;
   redisPrefix?: string;
@@ -267,10 +270,10 @@ interface GlobalOptions {
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
-    const { database, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
+    const { database, readDatabase, schema, redis, redisPrefix, pepperFile } = program.opts<GlobalOptions>();
     // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
     const cache = redisPrefix === undefined ? undefined : { redisPrefix };
-    const service = await initialize({ database, schema, redis, cache, pepper: pepperFile, logger: cliLogger });
+    const service = await initialize({ database, readDatabase, schema, redis, cache, pepper: pepperFile, logger: cliLogger });
     try {
       await work(service);
     } finally {

@@ -112,6 +112,11 @@ export class RedisTier {
     client.on("error", this.#down);
   }
 
+  /** Whether the subscription is up: no invalidation published from now on can be missed. */
+  get subscribed(): boolean {
+    return this.#floor !== Infinity;
+  }
+
   #entryKey(cacheKey: string): string {
     return `${this.#options.prefix}key:${cacheKey}`;
   }

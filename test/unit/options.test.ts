@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_EMBEDDED_DIRECTORY, resolveOptions } from "../../setup/options";
+import { MemoryApiKeyStore } from "../../testing/memory-store";
 
 describe("initialize options", () => {
   it("prefers the option, then DATABASE_URL, then the embedded directory", () => {
@@ -32,6 +33,18 @@ describe("initialize options", () => {
     assert.equal(resolveOptions({}, env).redis, "redis://env:6379");
     assert.equal(resolveOptions({ redis: false }, env).redis, undefined);
     assert.equal(resolveOptions({}, {}).redis, undefined);
+  });
+
+  it("takes the read replica from the option, then DATABASE_READ_URL beside the database store only; false turns it off", () => {
+    const env = { DATABASE_READ_URL: "postgres://replica/db" };
+    assert.equal(resolveOptions({ readDatabase: "postgresql://opt/db" }, env).readDatabase, "postgresql://opt/db");
+    assert.equal(resolveOptions({}, env).readDatabase, "postgres://replica/db");
+    assert.equal(resolveOptions({ readDatabase: false }, env).readDatabase, undefined);
+    assert.equal(resolveOptions({}, {}).readDatabase, undefined);
+    const store = new MemoryApiKeyStore();
+    assert.equal(resolveOptions({ store }, env).readDatabase, undefined, "a custom store reads where it likes");
+    assert.equal(resolveOptions({}, {}).readDatabaseTimeout, 250);
+    assert.equal(resolveOptions({ readDatabaseTimeout: 50 }, {}).readDatabaseTimeout, 50);
   });
 
   it("takes the pepper, the schema and the Redis prefix from the option, then the environment, then the default", () => {
@@ -85,12 +98,17 @@ describe("initialize options", () => {
       [{ cache: { negativeMax: 0 } }, /`cache.negativeMax`/],
       [{ cache: { negativeTtl: Infinity } }, /`cache.negativeTtl`/],
       [{ cache: { memory: "yes" } }, /`cache.memory`/],
+      [{ readDatabase: "mysql://replica/db" }, /`readDatabase` must be a pg Knex instance, a postgres:\/\/ URL/],
+      [{ readDatabase: 5 }, /`readDatabase`/],
+      [{ readDatabase: "postgres://replica/db", store: new MemoryApiKeyStore() }, /`readDatabase` belongs to the database store/],
+      [{ readDatabaseTimeout: 0 }, /`readDatabaseTimeout`/],
       [5, /takes an object/],
     ];
     const envCases: [NodeJS.ProcessEnv, RegExp][] = [
       [{ API_KEYS_SCHEMA: "bad-name;" }, /`API_KEYS_SCHEMA` must be a plain SQL identifier/],
       [{ API_KEYS_SCHEMA: "" }, /`API_KEYS_SCHEMA`/],
       [{ API_KEYS_PEPPER: "" }, /`API_KEYS_PEPPER` is set but empty/],
+      [{ DATABASE_READ_URL: "sqlite://replica.db" }, /`DATABASE_READ_URL` must be a postgres:\/\/ URL/],
     ];
     for (const [env, message] of envCases) {
       assert.throws(
