@@ -63,7 +63,7 @@ export class PgNotifyChannel implements InvalidationChannel {
     this.#logger = logger;
     const now = () => new Date();
     this.#outage = new FailureRun(logger, now, 0, {
-      start: "express-api-keys: lost the PostgreSQL connection that carries invalidations; changes made elsewhere reach this instance within cache.ttl until it is back",
+      start: "express-api-keys: cannot listen for invalidations on PostgreSQL; changes made elsewhere reach this instance within cache.ttl until it can",
       end: "express-api-keys: listening for invalidations on PostgreSQL again",
     });
     this.#badMessages = new FailureRun(logger, now, QUIET_MS, {

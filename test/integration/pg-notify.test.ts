@@ -104,7 +104,7 @@ forEachBackend(
       assert.deepEqual(
         lines.filter((line) => /PostgreSQL/.test(line)),
         [
-          "express-api-keys: lost the PostgreSQL connection that carries invalidations; changes made elsewhere reach this instance within cache.ttl until it is back",
+          "express-api-keys: cannot listen for invalidations on PostgreSQL; changes made elsewhere reach this instance within cache.ttl until it can",
           "express-api-keys: listening for invalidations on PostgreSQL again (after 1 failure)",
         ],
       );
