@@ -2,8 +2,8 @@
 // The express-api-keys command line: manage keys from a terminal (including the very first
 // secret key) with the same configuration as initialize(): each flag is the explicit option, and
 // without it the same environment variables and defaults apply (DATABASE_URL, else the embedded
-// database in ./.express-api-keys; REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS with
-// REDIS_SENTINEL_NAME; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
+// database in ./.express-api-keys; DATABASE_READ_URL; REDIS_URL, REDIS_CLUSTER_NODES or
+// REDIS_SENTINELS with REDIS_SENTINEL_NAME; API_KEYS_SCHEMA, API_KEYS_PEPPER, API_KEYS_REDIS_PREFIX).
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { inspect } from "node:util";
@@ -117,6 +117,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
   const program = new Command("express-api-keys")
     .description("Manage API keys for express-api-keys.")
     .option("--database <url>", "postgres://, mysql://, mariadb://, sqlite:// or pglite:// URL (default: DATABASE_URL, else ./.express-api-keys)")
+    .option("--read-database <url>", "a postgres:// streaming replica of the database, for `list` (default: DATABASE_READ_URL, else none)")
     .option("--schema <name>", "PostgreSQL schema of the key tables (default: API_KEYS_SCHEMA, else the search path)")
     .addOption(new Option("--redis <url>", "the apps' Redis, so that they see changes at once (default: REDIS_URL, else none)").conflicts(otherRedisFlags("redis")))
     .addOption(
@@ -272,6 +273,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
 
 interface GlobalOptions {
   database?: string;
+  readDatabase?: string;
   schema?: string;
   redis?: string;
   redisClusterNodes?: string;
@@ -292,13 +294,13 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
     const flags = program.opts<GlobalOptions>();
-    const { database, schema, redisPrefix, pepperFile } = flags;
+    const { database, readDatabase, schema, redisPrefix, pepperFile } = flags;
     if (flags.redisSentinelName !== undefined && flags.redisSentinels === undefined) {
       program.error("error: --redis-sentinel-name goes with --redis-sentinels.", { exitCode: EXIT_USAGE });
     }
     // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
     const cache = redisPrefix === undefined ? undefined : { redisPrefix };
-    const service = await initialize({ database, schema, redis: redisOption(flags), cache, pepper: pepperFile, logger: cliLogger });
+    const service = await initialize({ database, readDatabase, schema, redis: redisOption(flags), cache, pepper: pepperFile, logger: cliLogger });
     try {
       await work(service);
     } finally {

@@ -9,6 +9,7 @@ import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject
 import type { KeyLookupCache } from "./key-lookup-cache";
 import { endedBy } from "./key-status";
 import type { Logger } from "./logger";
+import type { ReplicaReadKind, ReplicaReadOptions, ReplicaReads } from "./replica-reads";
 import type { ApiKeyRecord, ApiKeyStore, WriteProbe } from "./store";
 import type { TokenGate } from "./token-gate";
 import { hashToken } from "./tokens";
@@ -38,6 +39,8 @@ export interface ChangeUnitParts {
   now: () => Date;
   /** Maps a token in a selector to what the store holds (a secret token's hash). */
   mapToken: (token: string) => string;
+  /** Where reads that may lag go (a read replica); without it, every read is the store's. */
+  reads?: ReplicaReads;
 }
 
 export class ChangeUnit {
@@ -69,6 +72,16 @@ export class ChangeUnit {
       }
       throw translated;
     }
+  }
+
+  /**
+   * Runs a read that a read replica may serve (see lib/replica-reads.ts), at the same boundary.
+   * Inside an app's transaction it is the transaction's, like every other call.
+   */
+  read<T>(ctx: Context | undefined, kind: ReplicaReadKind, work: (store: ApiKeyStore) => Promise<T>, options: ReplicaReadOptions<T>): Promise<T> {
+    const { reads } = this.#parts;
+    if (!reads || ctx?.transaction !== undefined) return this.run(ctx, work);
+    return this.run(undefined, (primary) => reads.read(kind, primary, work, options));
   }
 
   /** The cache name of a key: the hash of its token (a secret key's `token` column already is). */

@@ -7,8 +7,12 @@ export type FoundEntry = { found: true; api_key: ApiKeyDTO; sales_channel_ids: s
 /** ...or the fact that no key has that token. */
 export type CacheEntry = FoundEntry | { found: false };
 
-/** Reads the entry from the store on a miss of every tier. */
-export type EntryLoader = () => Promise<CacheEntry>;
+/**
+ * Reads the entry from the store on a miss of every tier. `latest`: the key changed recently on
+ * some instance, perhaps one not heard from yet, so the answer must reflect every committed
+ * change (a read replica may lag behind that change).
+ */
+export type EntryLoader = (latest: boolean) => Promise<CacheEntry>;
 
 export interface KeyLookupCache {
   /**

@@ -7,6 +7,7 @@ import { endedBy } from "./key-status";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
 import { readOnlyKey } from "./read-only";
+import type { ReplicaReadOptions } from "./replica-reads";
 import { missingScopes } from "./scopes";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord } from "./store";
 import type { TokenGate } from "./token-gate";
@@ -68,7 +69,11 @@ export interface CachedKeyVerifierParts {
   now: () => Date;
   /** Runs store work at the store error boundary (see ChangeUnit.run). */
   read<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T>;
+  /** Runs a lookup that missed every cache, which a read replica may serve (see ChangeUnit.read). */
+  lookUp<T>(work: (store: ApiKeyStore) => Promise<T>, options: ReplicaReadOptions<T>): Promise<T>;
 }
+
+const FOUND = (entry: CacheEntry): boolean => entry.found;
 
 /** The verifier over the cache tiers and the store. */
 export class CachedKeyVerifier implements KeyVerifier {
@@ -106,8 +111,8 @@ export class CachedKeyVerifier implements KeyVerifier {
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
   #lookup(token: string, type: ApiKeyType, hash: string): Promise<CacheEntry> {
-    return this.#parts.cache.lookup(hash, () =>
-      this.#parts.read(async (store): Promise<CacheEntry> => {
+    return this.#parts.cache.lookup(hash, (latest) =>
+      this.#parts.lookUp(async (store): Promise<CacheEntry> => {
         if (type === "secret") {
           const record = await store.findByToken(hash, "secret");
           return record && sameSecret(record.token, hash) ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : { found: false };
@@ -116,7 +121,7 @@ export class CachedKeyVerifier implements KeyVerifier {
         if (!found) return { found: false };
         const { sales_channel_ids, ...record } = found;
         return { found: true, api_key: toDTO(record), sales_channel_ids };
-      }),
+      }, { found: FOUND, latest }),
     );
   }
 

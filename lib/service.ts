@@ -14,6 +14,7 @@ import { endedBy, isActive, isExpired } from "./key-status";
 import { CachedKeyVerifier, type CheckedVerifyOptions, type KeyVerifier, checkVerifyOptions, toDTO } from "./key-verifier";
 import { LastUsedRecorder } from "./last-used";
 import type { Logger } from "./logger";
+import type { ReplicaReads } from "./replica-reads";
 import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import { newKey, revocationTime } from "./new-key";
@@ -48,6 +49,8 @@ export interface ServiceConfig {
   rateLimits: RateLimitCounter;
   /** The token rules, when read already (see lib/token-gate.ts); the service reads them itself otherwise. */
   tokenRules?: TokenRules;
+  /** A read replica for lookups that miss the caches and for list and retrieve calls; none by default. */
+  replicaReads?: ReplicaReads;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -57,6 +60,9 @@ export interface PublishableKeyMatch {
 }
 
 const MATCH_ALL: Condition = { kind: "and", items: [] };
+
+/** A read found something: an empty answer from a read replica is asked of the primary again. */
+const isNotEmpty = (records: readonly unknown[]): boolean => records.length > 0;
 
 /** What `authenticate` answers for a verification. */
 function keyOf(result: VerifyResult): ApiKeyDTO | false {
@@ -120,7 +126,17 @@ export class ApiKeyService {
       now: config.now,
     });
     const { pepper, now, logger } = config;
-    this.#changes = new ChangeUnit({ store, cache, tokens: this.#tokens, events: this.#events, logger, pepper, now, mapToken: this.#mapToken });
+    this.#changes = new ChangeUnit({
+      store,
+      cache,
+      tokens: this.#tokens,
+      events: this.#events,
+      logger,
+      pepper,
+      now,
+      mapToken: this.#mapToken,
+      reads: config.replicaReads,
+    });
     const usage = new UsageLimits({ store, rateLimits: config.rateLimits, now, emit: (event) => this.#events.emit([event]) });
     this.#verifier = new CachedKeyVerifier({
       cache,
@@ -130,6 +146,7 @@ export class ApiKeyService {
       pepper,
       now,
       read: (work) => this.#changes.run(undefined, work),
+      lookUp: (work, options) => this.#changes.read(undefined, "lookup", work, options),
     });
   }
 
@@ -200,7 +217,7 @@ export class ApiKeyService {
     }
     validateId(id);
     const { select, withDeleted } = normalizeFindConfig(config);
-    const [record] = await this.#changes.run(ctx, (store) => store.find(byId(id), { ...ALL_ROWS, withDeleted }));
+    const [record] = await this.#changes.read(ctx, "list", (store) => store.find(byId(id), { ...ALL_ROWS, withDeleted }), { found: isNotEmpty });
     if (!record) throw new ApiKeyError("not_found", `ApiKey with id: ${id} was not found`);
     return project(toDTO(record), select);
   }
@@ -216,7 +233,7 @@ export class ApiKeyService {
     const find = normalizeFindConfig(config);
     const condition = this.#folded(normalized, find);
     if (condition === false) return [];
-    const records = await this.#changes.run(ctx, (store) => store.find(condition, find));
+    const records = await this.#changes.read(ctx, "list", (store) => store.find(condition, find), { found: isNotEmpty });
     return records.map((record) => project(toDTO(record), find.select));
   }
 
@@ -229,10 +246,12 @@ export class ApiKeyService {
     const find = normalizeFindConfig(config);
     const condition = this.#folded(normalized, find);
     if (condition === false) return [[], 0];
-    const [records, count] = await this.#changes.run(ctx, async (store) => [
-      await store.find(condition, find),
-      await store.count(condition, find.withDeleted),
-    ] as const);
+    const [records, count] = await this.#changes.read(
+      ctx,
+      "list",
+      async (store) => [await store.find(condition, find), await store.count(condition, find.withDeleted)] as const,
+      { found: ([, total]) => total > 0 },
+    );
     return [records.map((record) => project(toDTO(record), find.select)), count];
   }
 

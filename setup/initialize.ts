@@ -1,5 +1,6 @@
 // initialize(): the composition root. It wires options, environment and embedded defaults into
 // a ready service, and is the one place that knows every store, cache and clock.
+import type { Knex } from "knex";
 import type { Clocks } from "../lib/clocks";
 import { forgetDefaultService, setDefaultService } from "../lib/default-service";
 import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
@@ -8,13 +9,16 @@ import { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
 import { loadTokenRules } from "../lib/token-gate";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
-import { openDatabase } from "../store/connect";
+import { isPostgresServer, openDatabase } from "../store/connect";
+import type { InvalidationListener } from "../store/cache/invalidation-channel";
 import { KeyCache } from "../store/cache/key-cache";
+import { PgNotifyChannel } from "../store/cache/pg-notify";
 import { openRedis } from "../store/cache/open-redis";
 import type { RedisClient } from "../store/cache/redis-client";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
+import { type OpenedReplica, openReplica } from "./read-replica";
 
 /**
  * Opens the store, runs migrations (unless turned off) and returns the service. The latest
@@ -22,11 +26,18 @@ import { KnexApiKeyStore } from "../store/knex-store";
  */
 export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyService> {
   const resolved = resolveOptions(options);
-  const { store, close } = await openStore(resolved);
+  const { store, knex, close } = await openStore(resolved);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
+  // The replica's watch hears every change from the cache, and asks it whether it hears them all.
+  const built: { cache?: KeyCache } = {};
+  const replica = await openReadReplica(resolved, knex, () => built.cache?.listening ?? false).catch(async (error: unknown) => {
+    await close();
+    throw error;
+  });
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
-  const cache = await openCache(resolved, store, redis?.client);
+  const cache = await openCache(resolved, store, redis?.client, { knex, observer: replica?.freshness });
+  built.cache = cache;
   const clocks: Clocks = { policy: now, counter: Date.now };
   const rateLimits = new LeasedRateLimits(
     new RateLimiters({ redis: redis?.client, prefix: redisPrefixOf(resolved), timeout: redisTimeout, logger, now: clocks.counter }),
@@ -35,11 +46,12 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   // Read before the first request, and before an app's transaction could hold the only
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules };
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     forgetDefaultService(service);
     // A client the app passed stays open: the app made it and closes it.
     if (redis?.owned) redis.client.disconnect();
+    await replica?.close();
     await close();
   });
   setDefaultService(service);
@@ -50,8 +62,11 @@ function redisPrefixOf({ cache }: ResolvedOptions): string {
   return cache ? cache.redisPrefix : DEFAULT_REDIS_PREFIX;
 }
 
-/** The app's own store as it is, or a Knex store on the configured database; migrated unless turned off. */
-async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; close: () => Promise<void> }> {
+/**
+ * The app's own store as it is, or a Knex store on the configured database (with its Knex);
+ * migrated unless turned off.
+ */
+async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStore; knex?: Knex; close: () => Promise<void> }> {
   if (resolved.store) {
     if (resolved.runMigrations) await resolved.store.migrate?.();
     // The app's store stays open: the app made it and closes it.
@@ -67,11 +82,32 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
     const translated = store.translateError(error);
     throw translated.type === "unavailable" ? translated : error;
   }
-  return { store, close: () => database.close() };
+  return { store, knex: database.knex, close: () => database.close() };
 }
 
-async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined): Promise<KeyCache> {
-  if (!cache) return new KeyCache({ now, logger });
+/** The read replica, when one is configured beside the database store. */
+async function openReadReplica(resolved: ResolvedOptions, knex: Knex | undefined, listening: () => boolean): Promise<OpenedReplica | undefined> {
+  if (!resolved.readDatabase || !knex) return undefined;
+  const { schema, readDatabaseTimeout: timeout, logger } = resolved;
+  return openReplica(resolved.readDatabase, knex, { schema, timeout, logger, listening });
+}
+
+/**
+ * What else invalidations reach: without Redis, on a PostgreSQL server, LISTEN/NOTIFY carries
+ * them between instances; and a read replica's watch hears of every change.
+ */
+interface Invalidations {
+  knex: Knex | undefined;
+  observer: InvalidationListener | undefined;
+}
+
+function notifyChannel({ cache, schema, logger }: ResolvedOptions, redis: RedisClient | undefined, knex: Knex | undefined): PgNotifyChannel | undefined {
+  return cache && !redis && knex && isPostgresServer(knex) ? new PgNotifyChannel(knex, schema, logger) : undefined;
+}
+
+async function openCache(resolved: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined, { knex, observer }: Invalidations): Promise<KeyCache> {
+  const { cache, now, logger, pepper } = resolved;
+  if (!cache) return new KeyCache({ observer, now, logger });
   let redisTier: RedisTier | undefined;
   if (redis) {
     // Entries in Redis are signed with a key that whoever can write to Redis does not have.
@@ -80,7 +116,7 @@ async function openCache({ cache, now, logger, pepper }: ResolvedOptions, store:
   }
   const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
   const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;
-  const keyCache = new KeyCache({ memory, redis: redisTier, now, logger });
+  const keyCache = new KeyCache({ memory, redis: redisTier, channel: notifyChannel(resolved, redis, knex), observer, now, logger });
   await keyCache.start();
   return keyCache;
 }

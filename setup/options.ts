@@ -3,7 +3,7 @@
 import { failConfiguration } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { type ApiKeyStore, assertApiKeyStore } from "../lib/store";
-import type { DatabaseOption } from "../store/connect";
+import { type DatabaseOption, isKnex } from "../store/connect";
 import type { RedisAddress, RedisTopology } from "../store/cache/open-redis";
 import { type RedisClient, isCluster, isRedisClient } from "../store/cache/redis-client";
 import { prefixFitsCluster } from "../store/cache/redis-names";
@@ -18,7 +18,8 @@ export interface CacheOptions {
   maxSize?: number;
   /**
    * How long a key is served from memory before the next tier is asked again, in milliseconds.
-   * Without Redis this also bounds how late another instance learns of a revocation. Default: `5000`.
+   * Without Redis, on MySQL, SQLite and PGlite (which have no LISTEN/NOTIFY between instances),
+   * this also bounds how late another instance learns of a revocation. Default: `5000`.
    */
   ttl?: number;
   /** How much longer keys verified before a database outage keep working during it, in milliseconds. Default: `60000`. */
@@ -101,6 +102,16 @@ export interface ApiKeysOptions {
   /** Cache settings, or `false` for no cache at all (every authentication asks the database). */
   cache?: CacheOptions | false;
   /**
+   * A read replica of `database` (PostgreSQL streaming replication): a pg Knex the app owns, or a
+   * `postgres://` URL. Lookups that miss the caches, and list and retrieve calls, read there once
+   * it has applied every change they must see; writes, and every read that must see the latest
+   * state, go to `database`. `false` ignores `DATABASE_READ_URL`.
+   * Default: `DATABASE_READ_URL` when set (and no `store` is given), else none.
+   */
+  readDatabase?: DatabaseOption | false;
+  /** How long a read may take on the replica before `database` answers it instead, in milliseconds. Default: `250`. */
+  readDatabaseTimeout?: number;
+  /**
    * Where our tables live: a PostgreSQL schema, or a MySQL database; SQLite has none, so there
    * it is a TypeError. Default: `API_KEYS_SCHEMA` when set, else the connection's search path
    * (usually `public`) or database.
@@ -130,6 +141,8 @@ export interface ResolvedOptions {
   store: ApiKeyStore | undefined;
   redis: RedisClient | string | RedisTopology | undefined;
   cache: ResolvedCacheOptions | false;
+  readDatabase: DatabaseOption | undefined;
+  readDatabaseTimeout: number;
   schema: string | undefined;
   runMigrations: boolean;
   pepper: string | Buffer | undefined;
@@ -141,7 +154,10 @@ export interface ResolvedOptions {
 /** Where the embedded PGlite database lives when nothing else is configured (relative to the working directory). */
 export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
-const OPTION_NAMES = ["database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger"];
+const OPTION_NAMES = [
+  "database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger",
+  "readDatabase", "readDatabaseTimeout",
+];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 function isPositive(value: unknown): boolean {
@@ -223,6 +239,30 @@ function checkClusterPrefix(redis: ResolvedOptions["redis"], cache: ResolvedCach
   }
 }
 
+/** How long a read may take on the replica when no option says. */
+export const DEFAULT_READ_DATABASE_TIMEOUT = 250;
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//;
+
+/**
+ * The read replica: the option, else DATABASE_READ_URL, each only beside the database store.
+ * Only PostgreSQL replicas are told apart from their primary (by WAL position), so a URL must
+ * be a postgres:// one; a Knex instance is checked when it is opened.
+ */
+function resolveReadDatabase(options: ApiKeysOptions, env: NodeJS.ProcessEnv): DatabaseOption | undefined {
+  const { readDatabase, store } = options;
+  if (readDatabase === false) return undefined;
+  if (readDatabase === undefined) {
+    if (store !== undefined) return undefined;
+    return fromEnvironment(env, "DATABASE_READ_URL", (value) => POSTGRES_URL.test(value), "must be a postgres:// URL of a streaming replica");
+  }
+  if (store !== undefined) failConfiguration("`readDatabase` belongs to the database store; configure a custom `store` itself.");
+  if (!isKnex(readDatabase) && !(typeof readDatabase === "string" && POSTGRES_URL.test(readDatabase))) {
+    failConfiguration("`readDatabase` must be a pg Knex instance, a postgres:// URL of a streaming replica, or false.");
+  }
+  return readDatabase;
+}
+
 /** An environment variable's value, undefined when unset; a set but malformed one fails like a bad option. */
 function fromEnvironment(env: NodeJS.ProcessEnv, name: string, valid: (value: string) => boolean, problem: string): string | undefined {
   const value = env[name];
@@ -268,6 +308,8 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   ) {
     failConfiguration("`lastUsedFlushInterval` must be a positive number of milliseconds.");
   }
+  const { readDatabaseTimeout } = options;
+  if (readDatabaseTimeout !== undefined && !isPositive(readDatabaseTimeout)) failConfiguration("`readDatabaseTimeout` must be a positive number of milliseconds.");
   if (logger !== undefined && (typeof logger?.warn !== "function" || typeof logger?.error !== "function")) {
     failConfiguration("`logger` must have `warn` and `error` methods.");
   }
@@ -281,6 +323,8 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     store,
     redis: resolvedRedis,
     cache,
+    readDatabase: resolveReadDatabase(options, env),
+    readDatabaseTimeout: readDatabaseTimeout ?? DEFAULT_READ_DATABASE_TIMEOUT,
     schema,
     runMigrations: runMigrations ?? true,
     pepper,

@@ -45,6 +45,15 @@ export function isKnex(value: unknown): value is Knex {
 }
 
 /**
+ * Whether `knex` reaches a PostgreSQL server through pg: sessions of its own for LISTEN, and
+ * streaming replicas. PGlite (no pg driver) runs inside this one process and has neither.
+ */
+export function isPostgresServer(knex: Knex): boolean {
+  const client = knex.client as { dialect?: string; driver?: { Client?: unknown } };
+  return client.dialect === "postgresql" && typeof client.driver?.Client === "function";
+}
+
+/**
  * Opens `database`: an app's Knex as it is (on pg, PGlite, mysql2 or better-sqlite3), or a
  * connection string: postgres://, pglite://<directory> or pglite://memory, mysql:// or
  * mariadb://, sqlite://<file> or sqlite://memory.

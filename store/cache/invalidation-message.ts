@@ -9,11 +9,11 @@ export const MAX_MESSAGE_KEYS = 1_000;
 /** The longest well-formed message: MAX_MESSAGE_KEYS quoted 64-character keys, with brackets and commas. */
 const MAX_MESSAGE_LENGTH = 2 + MAX_MESSAGE_KEYS * 67;
 
-/** The messages that carry `cacheKeys`, at most MAX_MESSAGE_KEYS each. */
-export function invalidationMessages(cacheKeys: string[]): string[] {
+/** The messages that carry `cacheKeys`, at most `maxKeys` (a carrier may allow fewer than MAX_MESSAGE_KEYS) each. */
+export function invalidationMessages(cacheKeys: string[], maxKeys = MAX_MESSAGE_KEYS): string[] {
   const messages: string[] = [];
-  for (let start = 0; start < cacheKeys.length; start += MAX_MESSAGE_KEYS) {
-    messages.push(JSON.stringify(cacheKeys.slice(start, start + MAX_MESSAGE_KEYS)));
+  for (let start = 0; start < cacheKeys.length; start += maxKeys) {
+    messages.push(JSON.stringify(cacheKeys.slice(start, start + maxKeys)));
   }
   return messages;
 }

@@ -7,6 +7,7 @@ import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, EntryLoader, FoundEntry, KeyLookupCache } from "../../lib/key-lookup-cache";
+import type { InvalidationChannel, InvalidationListener } from "./invalidation-channel";
 import type { RedisTier } from "./redis";
 
 export interface MemoryTierOptions {
@@ -44,12 +45,28 @@ export class KeyCache implements KeyLookupCache {
   readonly #memoryOptions: MemoryTierOptions | undefined;
   readonly #flights = new Map<string, Flight>();
   readonly #redis: RedisTier | undefined;
+  readonly #channel: InvalidationChannel | undefined;
+  readonly #observer: InvalidationListener | undefined;
   readonly #now: () => Date;
   readonly #logger: Logger;
   #servingStale = false;
 
-  constructor(options: { memory?: MemoryTierOptions; redis?: RedisTier; now: () => Date; logger: Logger }) {
+  /**
+   * `channel` carries invalidations when there is no Redis tier (whose pub/sub carries them
+   * otherwise). `observer` hears every invalidation this instance makes or hears of, and every
+   * resync, before the tiers act on it: a read replica's reader must know what changed.
+   */
+  constructor(options: {
+    memory?: MemoryTierOptions;
+    redis?: RedisTier;
+    channel?: InvalidationChannel;
+    observer?: InvalidationListener;
+    now: () => Date;
+    logger: Logger;
+  }) {
     this.#redis = options.redis;
+    this.#channel = options.channel;
+    this.#observer = options.observer;
     this.#now = options.now;
     this.#logger = options.logger;
     this.#memoryOptions = options.memory;
@@ -73,10 +90,22 @@ export class KeyCache implements KeyLookupCache {
 
   /** Subscribes to invalidations from other instances. */
   async start(): Promise<void> {
-    await this.#redis?.start(
-      (cacheKeys) => (cacheKeys === "all" ? this.#clearLocal() : this.#dropLocal(cacheKeys)),
-      () => this.#clearLocal(),
-    );
+    const invalidated = (cacheKeys: string[] | "all") => {
+      this.#observer?.invalidated(cacheKeys);
+      if (cacheKeys === "all") this.#clearLocal();
+      else this.#dropLocal(cacheKeys);
+    };
+    const resync = () => {
+      this.#observer?.resync();
+      this.#clearLocal();
+    };
+    await this.#redis?.start(invalidated, resync);
+    await this.#channel?.start({ invalidated, resync });
+  }
+
+  /** Whether invalidations from every instance reach this one now (false with no carrier at all). */
+  get listening(): boolean {
+    return this.#redis ? this.#redis.subscribed : (this.#channel?.live ?? false);
   }
 
   /**
@@ -157,10 +186,12 @@ export class KeyCache implements KeyLookupCache {
   }
 
   async #loadThroughRedis(cacheKey: string, load: EntryLoader): Promise<CacheEntry> {
-    if (!this.#redis) return load();
+    if (!this.#redis) return load(false);
     const cached = await this.#redis.read(cacheKey);
     if (cached?.entry) return cached.entry;
-    const entry = await load();
+    // A key with a version was invalidated within the hour, perhaps by an instance we have not
+    // heard from yet: what is written to Redis must not come from a replica behind that change.
+    const entry = await load(Boolean(cached?.version));
     if (cached) await this.#redis.write(cacheKey, entry, cached);
     return entry;
   }
@@ -186,14 +217,18 @@ export class KeyCache implements KeyLookupCache {
     for (const cacheKey of [...this.#flights.keys()]) this.#abort(cacheKey);
   }
 
-  /** Drops keys here at once, and everywhere else through Redis. */
+  /** Drops keys here at once, and everywhere else through Redis or the channel. */
   async invalidate(cacheKeys: string[]): Promise<void> {
+    // Told even of an empty list: a key was created, which a reader of lists must see.
+    this.#observer?.invalidated(cacheKeys);
     this.#dropLocal(cacheKeys);
     await this.#redis?.invalidate(cacheKeys);
+    await this.#channel?.publish(cacheKeys);
   }
 
   async close(): Promise<void> {
     this.#clearLocal();
     await this.#redis?.close();
+    await this.#channel?.close();
   }
 }

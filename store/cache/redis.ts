@@ -134,6 +134,11 @@ export class RedisTier {
     client.on("error", this.#down);
   }
 
+  /** Whether the subscription is up: no invalidation published from now on can be missed. */
+  get subscribed(): boolean {
+    return this.#floor !== Infinity;
+  }
+
   /**
    * Subscribes to invalidations. `onResync` runs whenever the subscription drops or comes back,
    * because messages sent meanwhile are lost and the in-process tier can no longer trust itself.

@@ -9,12 +9,15 @@ export class TcpProxy {
   #held: { deliveries: (() => void)[]; first: () => void } | undefined;
   /** Delay added to every chunk the server sends back, in milliseconds. */
   responseDelay = 0;
+  /** Connections clients have opened, refused ones included: whether anyone tried. */
+  connections = 0;
 
   constructor(private readonly target: { host: string; port: number }) {
     this.#server = net.createServer((client) => this.#connect(client));
   }
 
   #connect(client: net.Socket): void {
+    this.connections++;
     if (this.#cut) {
       client.destroy();
       return;

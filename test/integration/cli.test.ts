@@ -233,6 +233,23 @@ forEachBackend(
       }
     });
 
+    it("a revocation by the CLI reaches a running app within 100 ms without Redis, over LISTEN/NOTIFY", async function () {
+      this.timeout(120_000);
+      // As above, the app keeps keys in memory far longer than the test runs; here the CLI's
+      // NOTIFY on the database both share is what makes it refuse the key in time.
+      const app = await db.open({ cache: { ttl: 600_000 }, now: () => new Date() });
+      const key = await app.createApiKeys({ title: "cached", type: "secret", created_by: "u" });
+      assert.ok(await app.authenticate(key.token));
+      const revoked = await cli("revoke", key.id);
+      const exited = performance.now();
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.equal(revoked.stderr, "");
+      while (await app.authenticate(key.token)) {
+        if (performance.now() - exited > 100) assert.fail("the app still accepts the key 100 ms after the CLI revoked it");
+        await sleep(1);
+      }
+    });
+
     it("escapes control characters, terminal escape sequences and bidi overrides in everything it prints", async function () {
       this.timeout(120_000);
       const hostile = "A\x1b]0;owned\x07B\x1b[2JC\x9b31mD\u202eE\u2028F\u2029G\x7fH\tI\nJ\u2066K";

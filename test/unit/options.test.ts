@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_EMBEDDED_DIRECTORY, resolveOptions } from "../../setup/options";
+import { MemoryApiKeyStore } from "../../testing/memory-store";
 
 describe("initialize options", () => {
   it("prefers the option, then DATABASE_URL, then the embedded directory", () => {
@@ -76,6 +77,18 @@ describe("initialize options", () => {
     assert.throws(() => resolveOptions({}, { REDIS_CLUSTER_NODES: "h:1", API_KEYS_REDIS_PREFIX: "x{" }), /`cache.redisPrefix`/);
   });
 
+  it("takes the read replica from the option, then DATABASE_READ_URL beside the database store only; false turns it off", () => {
+    const env = { DATABASE_READ_URL: "postgres://replica/db" };
+    assert.equal(resolveOptions({ readDatabase: "postgresql://opt/db" }, env).readDatabase, "postgresql://opt/db");
+    assert.equal(resolveOptions({}, env).readDatabase, "postgres://replica/db");
+    assert.equal(resolveOptions({ readDatabase: false }, env).readDatabase, undefined);
+    assert.equal(resolveOptions({}, {}).readDatabase, undefined);
+    const store = new MemoryApiKeyStore();
+    assert.equal(resolveOptions({ store }, env).readDatabase, undefined, "a custom store reads where it likes");
+    assert.equal(resolveOptions({}, {}).readDatabaseTimeout, 250);
+    assert.equal(resolveOptions({ readDatabaseTimeout: 50 }, {}).readDatabaseTimeout, 50);
+  });
+
   it("takes the pepper, the schema and the Redis prefix from the option, then the environment, then the default", () => {
     const env = { API_KEYS_PEPPER: "env-pepper", API_KEYS_SCHEMA: "env_schema", API_KEYS_REDIS_PREFIX: "env:" };
     const prefix = (resolved: ReturnType<typeof resolveOptions>) => (resolved.cache === false ? "off" : resolved.cache.redisPrefix);
@@ -135,6 +148,10 @@ describe("initialize options", () => {
       [{ cache: { negativeMax: 0 } }, /`cache.negativeMax`/],
       [{ cache: { negativeTtl: Infinity } }, /`cache.negativeTtl`/],
       [{ cache: { memory: "yes" } }, /`cache.memory`/],
+      [{ readDatabase: "mysql://replica/db" }, /`readDatabase` must be a pg Knex instance, a postgres:\/\/ URL/],
+      [{ readDatabase: 5 }, /`readDatabase`/],
+      [{ readDatabase: "postgres://replica/db", store: new MemoryApiKeyStore() }, /`readDatabase` belongs to the database store/],
+      [{ readDatabaseTimeout: 0 }, /`readDatabaseTimeout`/],
       [5, /takes an object/],
     ];
     const envCases: [NodeJS.ProcessEnv, RegExp][] = [
@@ -146,6 +163,7 @@ describe("initialize options", () => {
       [{ REDIS_CLUSTER_NODES: "h:1,h" }, /`REDIS_CLUSTER_NODES` must list host:port/],
       [{ REDIS_SENTINELS: "h:1" }, /`REDIS_SENTINEL_NAME`/],
       [{ REDIS_SENTINELS: "h:99999", REDIS_SENTINEL_NAME: "m" }, /`REDIS_SENTINELS`/],
+      [{ DATABASE_READ_URL: "sqlite://replica.db" }, /`DATABASE_READ_URL` must be a postgres:\/\/ URL/],
     ];
     for (const [env, message] of envCases) {
       assert.throws(
