@@ -15,6 +15,10 @@
 // and the subscription is one connection that moves to another node when its own is lost
 // (subscriber.ts). MOVED, ASK and TRYAGAIN during resharding or a failover are ioredis's to
 // follow; what takes longer than the timeout is a miss, as any other Redis failure.
+//
+// Over 400 lines for one reason: reads, writes and invalidations share the fences that keep a
+// stale entry out (the subscription's floor, the invalidations heard, the versions): split
+// apart, each part would need all of them.
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, FoundEntry } from "../../lib/key-lookup-cache";
 import { openSignedEntry, signEntry } from "./entry";
