@@ -16,7 +16,8 @@ module.exports = {
   "node-option": ["import=tsx"],
   require: ["test/helpers/root-hooks.ts"],
   ...(spec ? { spec } : {}),
-  timeout: 30000,
+  // A test that needs longer (starting servers, migrating, a browser) says so and why.
+  timeout: 10000,
   "forbid-only": Boolean(process.env.CI),
   reporter: "spec",
 };

@@ -21,7 +21,13 @@ forEachBackend(
     let problems: string[];
     let dashboard: express.Router;
 
+    // Launching Chromium and clicking through pages take seconds each on a busy machine.
+    beforeEach(function () {
+      this.currentTest!.timeout(30_000);
+    });
+
     before(async function () {
+      this.timeout(30_000);
       if (!existsSync(CHROMIUM)) {
         if (process.env.CI) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
         console.warn(`\n  !!! SKIPPING the browser tests: ${CHROMIUM} is missing (apt-get install -y chromium)\n`);

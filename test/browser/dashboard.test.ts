@@ -31,7 +31,13 @@ forEachBackend(
     let dashboard: express.Router;
     let appDashboard: express.Router;
 
+    // Launching Chromium and clicking through pages take seconds each on a busy machine.
+    beforeEach(function () {
+      this.currentTest!.timeout(30_000);
+    });
+
     before(async function () {
+      this.timeout(30_000);
       if (!existsSync(CHROMIUM)) {
         // Under CI a missing browser fails the run (.ci/run installs it); elsewhere, say so loudly.
         if (process.env.CI) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);

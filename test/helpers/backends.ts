@@ -176,6 +176,9 @@ export function forEachBackend(
       const usesSchemas = name !== "sqlite";
 
       before(async function () {
+        // Starting PGlite and migrating a fresh namespace on MariaDB take seconds each on a busy
+        // machine: the suite's set-up runs once, so it gets more than a test's 10 s.
+        this.timeout(60_000);
         knex = await connect(name, this);
         if (freshSchema) return;
         schema = usesSchemas ? namespaceFor(suiteTitle) : undefined;
@@ -188,6 +191,8 @@ export function forEachBackend(
       });
 
       beforeEach(async function () {
+        // A fresh namespace is migrated from scratch for each test that asks for one.
+        if (freshSchema) this.timeout(60_000);
         clock = new TestClock();
         if (freshSchema) {
           if (usesSchemas) {
