@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { Redis } from "ioredis";
-import { PrivateRedis, freePort } from "./redis";
+import { Cluster, Redis } from "ioredis";
+import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, serviceClient } from "./redis";
 import { skipOrFail } from "./services";
 
 const execFileAsync = promisify(execFile);
@@ -319,4 +319,87 @@ export class PrivateSentinels {
   async stop(): Promise<void> {
     await stopAll([...this.sentinels, this.replica, this.master], this.dir);
   }
+}
+
+/** A Redis a suite runs on: the shared one, or a private cluster of three masters. */
+export interface SharedRedis {
+  readonly cluster: boolean;
+  /** What `initialize()`'s `redis` option takes to reach it. */
+  readonly option: string | { clusterNodes: string[] };
+  /** The suite's own connection, for reading what the package wrote and cleaning up after. */
+  readonly admin: Redis | Cluster;
+  /** A new client opened the way `initialize()` opens one, ready. */
+  client(): Promise<Redis | Cluster>;
+  /** Names under `prefix` on every master. */
+  keys(prefix: string): Promise<string[]>;
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+async function namesOn(client: Redis, prefix: string): Promise<string[]> {
+  const names: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, found] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
+    cursor = next;
+    names.push(...found);
+  } while (cursor !== "0");
+  return names;
+}
+
+async function ready(client: Redis | Cluster): Promise<Redis | Cluster> {
+  client.on("error", () => {});
+  await waitFor("a Redis client to be ready", async () => client.status === "ready", 10_000);
+  return client;
+}
+
+/**
+ * Runs `body` twice: on the shared Redis, and on a private Redis Cluster of three masters that
+ * the suite starts once and stops after, so every command it makes must fit one slot.
+ */
+export function onEveryRedis(title: string, body: (redis: () => SharedRedis) => void): void {
+  describe(`${title} [one Redis]`, function () {
+    let shared: SharedRedis;
+    before(async function () {
+      const admin = await connectRedis(this);
+      shared = {
+        cluster: false,
+        option: REDIS_URL,
+        admin: admin!,
+        client: () => ready(serviceClient(REDIS_URL)),
+        keys: (prefix) => namesOn(admin!, prefix),
+        deletePrefix: (prefix) => deletePrefix(admin!, prefix),
+      };
+    });
+    after(() => shared?.admin.disconnect());
+    body(() => shared);
+  });
+
+  describe(`${title} [Redis Cluster]`, function () {
+    let cluster: PrivateCluster | undefined;
+    let shared: SharedRedis;
+    before(async function () {
+      // Forming a cluster of three masters takes a few seconds.
+      this.timeout(60_000);
+      await requireRedisTools(this);
+      cluster = await PrivateCluster.start(3, 0);
+      const admin = (await ready(new Cluster(cluster.startupNodes))) as Cluster;
+      const onMasters = async <T>(work: (node: Redis) => Promise<T>) => Promise.all(admin.nodes("master").map(work));
+      shared = {
+        cluster: true,
+        option: { clusterNodes: cluster.addresses.split(",") },
+        admin,
+        client: () => ready(new Cluster(cluster!.startupNodes, { enableOfflineQueue: false, clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 1000) })),
+        keys: async (prefix) => (await onMasters((node) => namesOn(node, prefix))).flat(),
+        // Each name is deleted on its own: one DEL of names in several slots is refused.
+        deletePrefix: async (prefix) => {
+          for (const name of await shared.keys(prefix)) await admin.del(name);
+        },
+      };
+    });
+    after(async () => {
+      shared?.admin.disconnect();
+      await cluster?.stop();
+    });
+    body(() => shared);
+  });
 }

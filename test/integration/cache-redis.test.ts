@@ -1,13 +1,17 @@
+// The Redis tier shared by two instances: invalidations reach the other within the bound, no
+// plaintext secret in Redis, a slow fill that raced a revocation is not kept. Each suite runs on
+// one Redis and on a Redis Cluster of three masters.
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import knexFactory, { type Knex } from "knex";
-import type { Redis } from "ioredis";
 import { initialize } from "../../setup/initialize";
 import type { ApiKeyService } from "../../lib/service";
 import { hashToken } from "../../lib/tokens";
 import { forEachBackend } from "../helpers/backends";
-import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
+import { redisNames } from "../../store/cache/redis-names";
+import { REDIS_URL, redisPerTest, testPrefix } from "../helpers/redis";
+import { onEveryRedis } from "../helpers/redis-topologies";
 import { POSTGRES_URL } from "../helpers/services";
 import { TcpProxy } from "../helpers/tcp-proxy";
 
@@ -24,25 +28,21 @@ async function withinBound(check: () => Promise<boolean>, label: string): Promis
   return performance.now() - start;
 }
 
-forEachBackend(
-  "Redis tier with two instances",
+onEveryRedis("Redis tier", (redis) => forEachBackend(
+  "with two instances",
   (db) => {
-    let redis: Redis;
     let prefix = "";
     let a: ApiKeyService;
     let b: ApiKeyService;
-    const open = () => db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
+    const open = () => db.open({ redis: redis().option, cache: { redisPrefix: prefix } });
+    const entryOf = (token: string) => redisNames(prefix, redis().cluster).entry(hashToken(token));
 
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
     beforeEach(async () => {
       prefix = testPrefix();
       [a, b] = [await open(), await open()];
     });
     afterEach(async () => {
-      await deletePrefix(redis, prefix);
+      await redis().deletePrefix(prefix);
     });
 
     async function scenario(label: string, run: (rep: number) => Promise<number>): Promise<void> {
@@ -102,10 +102,10 @@ forEachBackend(
         await b.authenticatePublishable(key.token);
         await a.revoke(key.id, { revoked_by: "u" });
         await withinBound(async () => (await b.authenticatePublishable(key.token)) === false, `revoke before delete ${rep}`);
-        const entry = `${prefix}key:${hashToken(key.token)}`;
-        assert.equal(await redis.exists(entry), 1, "B cached the revoked key in Redis");
+        const entry = entryOf(key.token);
+        assert.equal(await redis().admin.exists(entry), 1, "B cached the revoked key in Redis");
         await a.deleteApiKeys(key.id);
-        assert.equal(await redis.exists(entry), 0, "the shared entry is gone");
+        assert.equal(await redis().admin.exists(entry), 0, "the shared entry is gone");
         return withinBound(async () => (await b.authenticatePublishable(key.token)) === false, `delete ${rep}`);
       });
     });
@@ -116,28 +116,33 @@ forEachBackend(
       );
       for (const key of keys) assert.ok(await b.authenticate(key.token));
       let dump = "";
-      let cursor = "0";
-      do {
-        const [next, names] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
-        cursor = next;
-        for (const name of names) dump += `${name}\n${(await redis.type(name)) === "string" ? await redis.get(name) : ""}\n`;
-      } while (cursor !== "0");
+      const admin = redis().admin;
+      for (const name of await redis().keys(prefix)) dump += `${name}\n${(await admin.type(name)) === "string" ? await admin.get(name) : ""}\n`;
       assert.ok(dump.includes(keys[0]!.id), "the dump holds the entries");
       for (const key of keys) {
         assert.equal(dump.includes(key.token), false);
         assert.equal(dump.includes(key.token.slice(3, 39)), false);
       }
     });
+  },
+  ["postgres"],
+));
+
+forEachBackend(
+  "Redis tier with the app's own client",
+  (db) => {
+    const shared = redisPerTest();
+    const prefix = () => shared.prefix;
 
     it("closes only the Redis connections it opened", async () => {
       const { Redis: RedisClient } = await import("ioredis");
       const appClient = new RedisClient(REDIS_URL);
       try {
-        const service = await initialize({ database: db.knex, schema: db.schema, redis: appClient, cache: { redisPrefix: prefix } });
+        const service = await initialize({ database: db.knex, schema: db.schema, redis: appClient, cache: { redisPrefix: prefix() } });
         const key = await service.createApiKeys({ title: "k", type: "secret", created_by: "u" });
         assert.ok(await service.authenticate(key.token));
-        assert.equal(await appClient.exists(`${prefix}key:${hashToken(key.token)}`), 1, "the app's client was used");
-        const connections = async () => String(await redis.client("LIST")).split("\n").filter(Boolean).length;
+        assert.equal(await appClient.exists(`${prefix()}key:${hashToken(key.token)}`), 1, "the app's client was used");
+        const connections = async () => String(await shared.client.client("LIST")).split("\n").filter(Boolean).length;
         const before = await connections();
         await service.close();
         await sleep(50);
@@ -152,18 +157,13 @@ forEachBackend(
   ["postgres"],
 );
 
-forEachBackend(
-  "Redis tier under a racing revocation",
+onEveryRedis("Redis tier", (redis) => forEachBackend(
+  "under a racing revocation",
   (db) => {
-    let redis: Redis;
     let prefix = "";
     let proxy: TcpProxy;
     let slowKnex: Knex;
 
-    before(async function () {
-      redis = (await connectRedis(this))!;
-    });
-    after(() => redis?.disconnect());
     beforeEach(async () => {
       prefix = testPrefix();
       proxy = new TcpProxy({ host: "127.0.0.1", port: Number(new URL(POSTGRES_URL).port || 5432) });
@@ -176,18 +176,18 @@ forEachBackend(
     afterEach(async () => {
       await slowKnex.destroy();
       await proxy.close();
-      await deletePrefix(redis, prefix);
+      await redis().deletePrefix(prefix);
     });
 
     for (const memory of [true, false]) {
       it(`a slow fill that raced a revocation is not kept (in-process tier ${memory ? "on" : "off"})`, async () => {
-        const fast = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
+        const fast = await db.open({ redis: redis().option, cache: { redisPrefix: prefix } });
         const slow = await initialize({
           database: slowKnex,
           schema: db.schema,
           runMigrations: false,
           now: db.clock.now,
-          redis: REDIS_URL,
+          redis: redis().option,
           cache: { redisPrefix: prefix, memory },
         });
         try {
@@ -200,11 +200,11 @@ forEachBackend(
           proxy.responseDelay = 0;
           // With the in-process tier, the invalidation aborts the fill and the lookup is made again.
           if (memory) assert.equal(answer, false);
-          const cached = await redis.get(`${prefix}key:${hashToken(key.token)}`);
+          const cached = await redis().admin.get(redisNames(prefix, redis().cluster).entry(hashToken(key.token)));
           // The entry's JSON follows its signature header.
           assert.ok(cached === null || JSON.parse(cached.slice(cached.indexOf("{"))).api_key.revoked_at, `no live entry in Redis: ${cached}`);
           assert.equal(await slow.authenticate(key.token), false);
-          const third = await db.open({ redis: REDIS_URL, cache: { redisPrefix: prefix } });
+          const third = await db.open({ redis: redis().option, cache: { redisPrefix: prefix } });
           assert.equal(await third.authenticate(key.token), false);
         } finally {
           await slow.close();
@@ -213,4 +213,4 @@ forEachBackend(
     }
   },
   ["postgres"],
-);
+));

@@ -1,13 +1,15 @@
 // The rate limit engine (store/rate-limiters.ts) on a real Redis shared by two instances, as two
 // app instances would have: exact per window, several windows, cost, refunds, and per-instance
-// counting while Redis is down, logged once per outage.
+// counting while Redis is down, logged once per outage. The suites of two instances run on one
+// Redis and on a Redis Cluster of three masters.
 import assert from "node:assert/strict";
-import { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "../../lib/logger";
 import type { RateLimitWindow } from "../../lib/usage-limits";
 import { LeasedRateLimits } from "../../lib/rate-limit-leases";
 import { RateLimiters } from "../../store/rate-limiters";
-import { PrivateRedis, REDIS_URL, connectRedis, deletePrefix, freePort, serviceClient, testPrefix, until } from "../helpers/redis";
+import { PrivateRedis, freePort, serviceClient, testPrefix, until } from "../helpers/redis";
+import { onEveryRedis } from "../helpers/redis-topologies";
 
 /** A logger that keeps its lines. */
 function recordingLogger(): Logger & { lines: string[] } {
@@ -15,31 +17,25 @@ function recordingLogger(): Logger & { lines: string[] } {
   return { lines, warn: (message) => void lines.push(message), error: (message) => void lines.push(message) };
 }
 
-
-
 const admitted = async (results: Promise<{ admitted: boolean }>[]) => (await Promise.all(results)).filter((result) => result.admitted).length;
 
-describe("rate limits on a shared Redis, two instances", function () {
-  let shared: Redis;
+onEveryRedis("rate limits on a shared Redis, two instances", (redis) => {
+  let shared: Redis | Cluster;
   let prefix: string;
-  let clients: Redis[];
+  let clients: (Redis | Cluster)[];
   let engines: [RateLimiters, RateLimiters];
   // A generous timeout: a loaded test machine must not look like a Redis outage.
-  const open = (client: Redis, logger: Logger = recordingLogger()) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger, now: Date.now });
+  const open = (client: Redis | Cluster, logger: Logger = recordingLogger()) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger, now: Date.now });
 
-  before(async function () {
-    shared = (await connectRedis(this))!;
-  });
-  after(() => shared?.disconnect());
   beforeEach(async () => {
+    shared = redis().admin;
     prefix = testPrefix();
-    clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
-    await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
+    clients = [await redis().client(), await redis().client()];
     engines = [open(clients[0]!), open(clients[1]!)];
   });
   afterEach(async () => {
     for (const client of clients) client.disconnect();
-    await deletePrefix(shared, prefix);
+    await redis().deletePrefix(prefix);
   });
   const pick = (i: number) => engines[i % 2]!;
 
@@ -109,6 +105,17 @@ describe("rate limits on a shared Redis, two instances", function () {
     const refused = await engines[0].consume("apk_r", windows, 1);
     assert.equal(refused.admitted, false);
     assert.equal(refused.rate_limit.name, "day");
+  });
+
+  it("each instance learns from Redis how many instances count there: the divisor of its fair share in an outage", async () => {
+    const beating = clients.map((client) => new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger(), now: Date.now, heartbeatInterval: 20 }));
+    const tick = () => Promise.all(beating.map((engine) => engine.consume("apk_h", [{ name: "tick", limit: 1_000_000, duration: 60 }], 1)));
+    for (let i = 0; i < 200 && !beating.every((engine) => engine.instances === 2); i++) {
+      await tick();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    assert.deepEqual(beating.map((engine) => engine.instances), [2, 2]);
+    assert.equal(await shared.zcard(`${prefix}rl:instances`), 2);
   });
 
   it("a refund after the use gives the cost back to every window", async () => {
@@ -181,26 +188,22 @@ describe("rate limits when Redis goes down and comes back", function () {
   });
 });
 
-describe("rate limit leases on a shared Redis, two instances", function () {
-  let shared: Redis;
+onEveryRedis("rate limit leases on a shared Redis, two instances", (redis) => {
+  let shared: Redis | Cluster;
   let prefix: string;
-  let clients: Redis[];
+  let clients: (Redis | Cluster)[];
   let leased: [LeasedRateLimits, LeasedRateLimits];
 
-  before(async function () {
-    shared = (await connectRedis(this))!;
-  });
-  after(() => shared?.disconnect());
   beforeEach(async () => {
+    shared = redis().admin;
     prefix = testPrefix();
-    clients = [serviceClient(REDIS_URL), serviceClient(REDIS_URL)];
-    await Promise.all(clients.map((client) => until(() => client.status === "ready", "Redis")));
-    const open = (client: Redis) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger(), now: Date.now }), Date.now);
+    clients = [await redis().client(), await redis().client()];
+    const open = (client: Redis | Cluster) => new LeasedRateLimits(new RateLimiters({ redis: client, prefix, timeout: 5000, logger: recordingLogger(), now: Date.now }), Date.now);
     leased = [open(clients[0]!), open(clients[1]!)];
   });
   afterEach(async () => {
     for (const client of clients) client.disconnect();
-    await deletePrefix(shared, prefix);
+    await redis().deletePrefix(prefix);
   });
 
   it("takes uses from Redis a lease at a time: 1% of the limit, spent locally", async () => {
