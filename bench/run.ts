@@ -3,7 +3,7 @@
 // interleaved rounds, and each ratio is taken against the bare route of its own round. The
 // in-process micro-benchmark and the scale run follow. Writes BENCHMARKS.md and
 // bench/results.json. Needs wrk, taskset, PostgreSQL and Redis (BENCH_DATABASE, BENCH_REDIS).
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
@@ -13,6 +13,7 @@ import { initialize } from "../index";
 import { generateToken } from "../lib/tokens";
 import type { MicroResult } from "./micro";
 import { type Machine, type Measured, report, type Scale } from "./report";
+import { startServer, stats } from "./servers";
 import { CONNECTIONS, type Load, LOAD_CORE, requireTools, runWrk, SERVER_CORE, workspace, wrkVersion } from "./wrk";
 
 const DATABASE = process.env.BENCH_DATABASE ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -80,30 +81,6 @@ function summarise(rounds: Measured[]): Measured {
     queries: sum((row) => row.queries),
     updates: sum((row) => row.updates),
   };
-}
-
-async function startServer(kind: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  // taskset execs node in place, so the child is the server itself.
-  const child = spawn("taskset", ["-c", SERVER_CORE, process.execPath, "--import", "tsx", "bench/server.ts"], {
-    cwd: root,
-    env: { ...process.env, ...env, BENCH_CASE: kind },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /listening (\d+)/.exec(output);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`server ${kind} exited with ${code}`)));
-  });
-  return { child, port };
-}
-
-async function stats(port: number): Promise<{ queries: number; updates: number; cpu_us: number }> {
-  const response = await fetch(`http://127.0.0.1:${port}/__stats`);
-  return (await response.json()) as { queries: number; updates: number; cpu_us: number };
 }
 
 function version(command: string, args: string[]): string {

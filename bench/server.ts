@@ -49,6 +49,10 @@ async function main(): Promise<void> {
     case "secret-redis":
       app.get("/", apiKeyAuth({ service: await service({ redis: env.BENCH_REDIS, cache: { memory: false, redisPrefix: env.BENCH_PREFIX } }) }), ok);
       break;
+    case "secret-cluster":
+      // One of several instances sharing a Redis Cluster: warm in memory, invalidated through the cluster.
+      app.get("/", apiKeyAuth({ service: await service({ redis: { clusterNodes: env.BENCH_REDIS_CLUSTER!.split(",") }, cache: { redisPrefix: env.BENCH_PREFIX } }) }), ok);
+      break;
     case "secret-nocache":
       app.get("/", apiKeyAuth({ service: await service({ cache: false }) }), ok);
       break;

@@ -89,10 +89,10 @@ export function workspace(): { dir: string; close: () => void } {
   return { dir, close: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Runs wrk on LOAD_CORE against `port` for `seconds` and returns its summary. */
-export async function runWrk(dir: string, port: number, load: Load, seconds: number, urlPath = "/"): Promise<WrkResult> {
+/** Runs wrk on LOAD_CORE against `port` for `seconds` and returns its summary; `dir` is its own, for one run at a time. */
+export async function runWrk(dir: string, port: number, load: Load, seconds: number, urlPath = "/", connections = CONNECTIONS): Promise<WrkResult> {
   const script = path.join(dir, "script.lua");
-  const args = ["-c", LOAD_CORE, "wrk", "-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", "-s", script];
+  const args = ["-c", LOAD_CORE, "wrk", "-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script];
   if (load.header) args.push("-H", `${load.header[0]}: ${load.header[1]}`);
   args.push(`http://127.0.0.1:${port}${urlPath}`);
   if (load.perRequest) {
