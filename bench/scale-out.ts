@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const machine = { date: new Date().toISOString(), cpu: `${os.cpus()[0]?.model ?? "unknown"} x ${os.cpus().length}`, node: process.version, load_average: os.loadavg()[0], rounds: ROUNDS, duration_s: DURATION_S, revocations: REVOCATIONS, keys: KEYS };
     writeFileSync(path.join(root, "bench/scale-out.json"), `${JSON.stringify({ machine, rows, failures }, null, 2)}\n`);
     const table = [
-      "| instances | req/s (all) | ratio to one [range] | revocation → refusal p50 | p99 | max |",
+      "| instances | req/s (all) | ratio to one [range] | revocation -> refusal p50 | p99 | max |",
       "|---|---|---|---|---|---|",
       ...rows.map((row) => `| ${row.instances} | ${row.rps.toFixed(0)} | ${row.ratio.toFixed(2)} [${row.ratio_min.toFixed(2)}-${row.ratio_max.toFixed(2)}] | ${row.revocation_p50_ms.toFixed(1)} ms | ${row.revocation_p99_ms.toFixed(1)} ms | ${row.revocation_max_ms.toFixed(1)} ms |`),
     ];
