@@ -23,8 +23,10 @@ export { readPublishableCredential, readSecretCredential, type Credential } from
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
 /** A web page for managing keys, as an Express router: app.use("/admin/keys", apiKeyDashboard()). */
 export { apiKeyDashboard, type DashboardOptions } from "./middleware/dashboard";
-/** Events the service emits, for audit logs. */
+/** Events the service emits to in-process listeners. */
 export type { ApiKeyChange, ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
+/** The stored audit log: what `listAuditEvents` answers and takes. */
+export type { AuditAction, AuditChange, AuditEvent, AuditEventConfig, AuditEventFilters, AuditFilter, AuditQuery } from "./lib/audit-log";
 /** Options for initialize(). */
 export type { ApiKeysOptions, CacheOptions } from "./setup/options";
 /** The one error type, with its machine-readable `type` and HTTP `status`. */

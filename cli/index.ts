@@ -11,7 +11,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { ApiKeyError, isApiKeyError } from "../lib/errors";
 import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
-import type { ApiKeyDTO, ApiKeyType, FilterableApiKeyProps } from "../lib/types";
+import type { AuditEvent } from "../lib/audit-log";
+import type { ApiKeyDTO, ApiKeyType, Context, FilterableApiKeyProps } from "../lib/types";
 import type { Logger } from "../lib/logger";
 import type { ApiKeysOptions } from "../setup/options";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
@@ -79,6 +80,12 @@ function table(keys: ApiKeyDTO[]): string {
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
 }
 
+/** An audit event on one line: when, what, which key, who, and each change as before -> after. */
+function auditLine(event: AuditEvent): string {
+  const changes = Object.entries(event.changes).map(([field, { before, after }]) => `${field}: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  return terminalText(`${event.at.toISOString()}  ${event.action}  ${event.key_id}  by ${event.actor_id ?? "-"}  ${changes.join("; ")}`);
+}
+
 /** Prints a result: `text` must already be escaped (built with safe`...` or terminalText). */
 function print(json: boolean, value: unknown, text: string): void {
   console.log(json ? terminalJson(value) : text);
@@ -129,6 +136,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .option("--redis-sentinel-name <name>", "with --redis-sentinels: the master's name (default: REDIS_SENTINEL_NAME)")
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
     .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
+    .option("--actor <name>", "who makes the changes, as the audit log records it", defaultActor())
     .showHelpAfterError()
     // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this.
     .configureOutput({
@@ -136,6 +144,8 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       writeErr: (text) => process.stderr.write(terminalLines(text)),
     })
     .exitOverride();
+  // Every change names who made it, for the audit log.
+  const as = (): Context => ({ actor: program.opts<GlobalOptions>().actor });
 
   const create = program
     .command("create")
@@ -148,7 +158,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .action((options: PolicyFlags & { title: string; type: ApiKeyType; createdBy: string; json?: boolean }) =>
       run(async (service) => {
         const data = { title: options.title, type: options.type, created_by: options.createdBy, ...policyFields(options, false, new Date()) };
-        const key = await service.createApiKeys(data);
+        const key = await service.createApiKeys(data, as());
         const warning = key.type === "secret" ? "\nStore it now: it cannot be shown again." : "";
         print(Boolean(options.json), key, safe`Created ${key.type} key ${key.id} "${key.title}"\ntoken: ${key.token}` + warning);
       }),
@@ -164,7 +174,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       const data = { ...(options.title === undefined ? {} : { title: options.title }), ...policyFields(options, true, new Date()) };
       if (Object.keys(data).length === 0) update.error("error: nothing to update: give --title or a policy flag.", { exitCode: EXIT_USAGE });
       return run(async (service) => {
-        const key = await service.updateApiKeys(id, data);
+        const key = await service.updateApiKeys(id, data, as());
         print(Boolean(options.json), key, safe`Updated ${key.id} "${key.title}": ${keyStatus(key, new Date())}`);
       });
     });
@@ -210,10 +220,10 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
         run(async (service) => {
           const data = { revoked_by: options.by, revoke_in: options.in };
           if (name === "revoke") {
-            const key = await service.revoke(id, data);
+            const key = await service.revoke(id, data, as());
             print(Boolean(options.json), key, safe`Revoked ${key.id}: stops working at ${key.revoked_at!.toISOString()}`);
           } else {
-            const key = await service.roll(id, data);
+            const key = await service.roll(id, data, as());
             print(Boolean(options.json), key, safe`Rolled ${id} into ${key.id}\ntoken: ${key.token}\nStore it now: it cannot be shown again.`);
           }
         }),
@@ -227,7 +237,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       run(async (service) => {
         // The service skips unknown ids, as the reference does; a command line says so.
         const found = new Set((await service.listApiKeys({ id: ids }, { withDeleted: true, select: ["id"] })).map((key) => key.id));
-        await service.deleteApiKeys(ids);
+        await service.deleteApiKeys(ids, as());
         reportAffected("Deleted", ids, found);
       }),
     );
@@ -241,7 +251,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
       .description(description)
       .action((ids: string[]) =>
         run(async (service) => {
-          const { api_key_id } = await (name === "restore" ? service.restoreApiKeys(ids) : service.softDeleteApiKeys(ids));
+          const { api_key_id } = await (name === "restore" ? service.restoreApiKeys(ids, as()) : service.softDeleteApiKeys(ids, as()));
           reportAffected(verb, ids, new Set(api_key_id), name === "restore" ? "not soft-deleted" : "already soft-deleted");
         }),
       );
@@ -254,8 +264,22 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .option("--remove <ids...>", "sales channel ids to unlink", [])
     .action((id: string, options: { add: string[]; remove: string[] }) =>
       run(async (service) => {
-        const linked = await service.updateLinks(id, { add: options.add, remove: options.remove });
+        const linked = await service.updateLinks(id, { add: options.add, remove: options.remove }, as());
         console.log(safe`${id} sales channels: ${linked.length > 0 ? linked.join(", ") : "(none)"}`);
+      }),
+    );
+
+  program
+    .command("audit")
+    .description("Show the audit log, newest first: every change to a key, who made it, and what it changed.")
+    .option("--key <id>", "only this key's events")
+    .option("--limit <n>", "most events shown", positiveInteger, 50)
+    .option("--json", "print JSON")
+    .action((options: { key?: string; limit: number; json?: boolean }) =>
+      run(async (service) => {
+        const filters = options.key === undefined ? {} : { key_id: options.key };
+        const [events, count] = await service.listAndCountAuditEvents(filters, { take: options.limit, order: { at: "DESC" } });
+        print(Boolean(options.json), { events, count }, [...events.map(auditLine), safe`${events.length} of ${count} events`].join("\n"));
       }),
     );
 
@@ -281,6 +305,7 @@ interface GlobalOptions {
   redisSentinelName?: string;
   redisPrefix?: string;
   pepperFile?: Buffer;
+  actor: string;
 }
 
 /** The `redis` option the Redis flags make; initialize() checks the addresses as it checks the environment's. */

@@ -1,7 +1,9 @@
 // How a change reaches the store and then everyone else: the one boundary where store failures
 // become typed errors; the app's transaction when a call is given one; the rows a change
-// locks, checked against what the acting key may manage; and, once committed, cache
-// invalidation followed by events, in that order, so that no listener acts on a stale cache.
+// locks, checked against what the acting key may manage; its audit events, in its transaction;
+// and, once committed, cache invalidation followed by events, in that order, so that no
+// listener acts on a stale cache.
+import { type AuditEntry, actorOf, auditEvent } from "./audit-log";
 import { checkTargets } from "./delegation";
 import { ApiKeyError, redactError, unknownError } from "./errors";
 import type { ApiKeyEventBus, EventBatch } from "./events";
@@ -126,6 +128,18 @@ export class ChangeUnit {
   async #persisted(probe: WriteProbe): Promise<boolean> {
     const [row] = await this.#parts.store.find(byId(probe.id), { ...ALL_ROWS, withDeleted: true });
     return probe.updatedAt === null ? row === undefined : row?.updated_at.getTime() === probe.updatedAt.getTime();
+  }
+
+  /**
+   * Stores what a change did as audit events, through the store its transaction handed the
+   * work: they commit or roll back with the change. Keys the change left as they were record nothing.
+   */
+  async audit(store: ApiKeyStore, ctx: Context | undefined, entries: AuditEntry[]): Promise<void> {
+    const recorded = entries.filter((entry) => Object.keys(entry.changes).length > 0);
+    if (recorded.length === 0 || !store.insertAuditEvents) return;
+    const actor = actorOf(ctx);
+    const at = this.#parts.now();
+    await store.insertAuditEvents(recorded.map((entry) => auditEvent(entry, actor, at)));
   }
 
   /**

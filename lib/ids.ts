@@ -1,4 +1,5 @@
-// Key ids: `apk_` plus a ULID, like the reference's, so the default `id` order is creation order.
+// Ids: a prefix plus a ULID, like the reference's, so that ordering by id is creation order:
+// `apk_` for keys, `aev_` for audit events.
 import { randomBytes } from "node:crypto";
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -27,7 +28,8 @@ function increment(digits: number[]): number[] | undefined {
   return undefined;
 }
 
-export function generateApiKeyId(now: number): string {
+/** A ULID for the instant `now` (epoch ms); increasing even within one millisecond. */
+function ulid(now: number): string {
   const time = Math.max(now, lastTime);
   const incremented = time === lastTime ? increment(lastRandom) : undefined;
   lastRandom = incremented ?? randomDigits();
@@ -38,5 +40,13 @@ export function generateApiKeyId(now: number): string {
     timeDigits.unshift(rest % 32);
     rest = Math.floor(rest / 32);
   }
-  return `apk_${encode(timeDigits)}${encode(lastRandom)}`;
+  return `${encode(timeDigits)}${encode(lastRandom)}`;
+}
+
+export function generateApiKeyId(now: number): string {
+  return `apk_${ulid(now)}`;
+}
+
+export function generateAuditEventId(now: number): string {
+  return `aev_${ulid(now)}`;
 }

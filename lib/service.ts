@@ -4,6 +4,7 @@
 // caches and the listeners is the ChangeUnit's (lib/change-unit.ts), and a new key's making is
 // lib/new-key.ts's. Over 400 lines for one reason: one method per method of the reference, each
 // its own transaction with its own rules, read best side by side.
+import { type AuditEvent, type AuditEventConfig, type AuditEventFilters, type AuditQuery, changesBetween, normalizeAuditQuery } from "./audit-log";
 import { ALL_ROWS, ChangeUnit, byId } from "./change-unit";
 import { checkGrant, checkSelfUpdate } from "./delegation";
 import { ApiKeyError } from "./errors";
@@ -198,8 +199,9 @@ export class ApiKeyService {
         const acting = await this.#changes.actingKey(store, ctx);
         if (acting) for (const input of inputs) checkGrant(acting, input.type, input.scopes);
         await store.insert(created.map(({ record }) => record));
+        await this.#changes.audit(store, ctx, created.map(({ record }) => ({ action: "created", key_id: record.id, changes: changesBetween(undefined, record) })));
       },
-      ctx?.actingKey !== undefined,
+      true,
     );
     const events = created.map(({ record: { id, type, title, created_by } }): EventBatch => ({
       name: "api_key.created",
@@ -284,7 +286,9 @@ export class ApiKeyService {
           records.map((record) => record.id),
           write,
         );
-        return records.map((record): ApiKeyRecord => ({ ...record, ...structuredClone(write) }));
+        const after = records.map((record): ApiKeyRecord => ({ ...record, ...structuredClone(write) }));
+        await this.#changes.audit(store, ctx, records.map((record, i) => ({ action: "updated", key_id: record.id, changes: changesBetween(record, after[i]) })));
+        return after;
       },
       true,
     );
@@ -321,7 +325,9 @@ export class ApiKeyService {
         );
         const patch = { revoked_at: at, revoked_by: input.revoked_by, updated_at: now };
         await store.update([...changed], patch);
-        return { revoked: records.map((record) => (changed.has(record.id) ? { ...record, ...patch } : record)), changed };
+        const revoked = records.map((record) => (changed.has(record.id) ? { ...record, ...patch } : record));
+        await this.#changes.audit(store, ctx, records.map((record, i) => ({ action: "revoked", key_id: record.id, changes: changesBetween(record, revoked[i]) })));
+        return { revoked, changed };
       },
       true,
     );
@@ -354,6 +360,7 @@ export class ApiKeyService {
           throw new ApiKeyError("not_allowed", `Cannot delete api keys that are not revoked - ${names}`);
         }
         await store.delete(records.map((record) => record.id));
+        await this.#changes.audit(store, ctx, records.map((record) => ({ action: "deleted", key_id: record.id, changes: changesBetween(record, undefined) })));
         return records;
       },
       true,
@@ -424,7 +431,10 @@ export class ApiKeyService {
         const now = this.#config.now();
         const patch = { deleted_at: deleted ? now : null, updated_at: now };
         await store.update(targets.map((record) => record.id), patch);
-        return targets.map((record) => ({ ...record, ...patch }));
+        const changed = targets.map((record) => ({ ...record, ...patch }));
+        const action = deleted ? "soft_deleted" : "restored";
+        await this.#changes.audit(store, ctx, targets.map((record, i) => ({ action, key_id: record.id, changes: changesBetween(record, changed[i]) })));
+        return changed;
       },
       true,
     );
@@ -471,7 +481,12 @@ export class ApiKeyService {
         const { record, token } = newKey(old!, { now, tagKey, pepper: this.#config.pepper });
         await store.insert([record]);
         await store.copyLinks(old!.id, record.id);
-        return { old: { ...old!, revoked_at: at, updated_at: now }, successor: record, token };
+        const rolled = { ...old!, revoked_at: at, revoked_by: input.revoked_by, updated_at: now };
+        await this.#changes.audit(store, ctx, [
+          { action: "rolled", key_id: old!.id, changes: { ...changesBetween(old, rolled), successor_id: { before: null, after: record.id } } },
+          { action: "created", key_id: record.id, changes: changesBetween(undefined, record) },
+        ]);
+        return { old: rolled, successor: record, token };
       },
       true,
     );
@@ -499,11 +514,16 @@ export class ApiKeyService {
             `${linkLabel(change.resource_type)} can only be associated with publishable API keys`,
           );
         }
+        const before = await store.linkedIds(id, change.resource_type);
         await store.removeLinks(id, change.resource_type, change.remove);
         await store.addLinks(id, change.resource_type, change.add);
         const now = this.#config.now();
         await store.update([id], { updated_at: now });
-        return { record: { ...record!, updated_at: now }, linked: await store.linkedIds(id, change.resource_type) };
+        const linked = await store.linkedIds(id, change.resource_type);
+        const moved = JSON.stringify(before) !== JSON.stringify(linked);
+        const changes = moved ? { [`links.${change.resource_type}`]: { before, after: linked } } : {};
+        await this.#changes.audit(store, ctx, [{ action: "links_changed", key_id: id, changes }]);
+        return { record: { ...record!, updated_at: now }, linked };
       },
       true,
     );
@@ -520,6 +540,28 @@ export class ApiKeyService {
       if (!record) throw new ApiKeyError("not_found", `ApiKey with id "${id}" not found`);
       return store.linkedIds(id, resourceType);
     });
+  }
+
+  /**
+   * Audit events matching `filters` (`key_id`, `actor_id`, `action`: a value or a list; `at`: an
+   * instant or `{ $gt, $gte, $lt, $lte }`), oldest first unless `config.order` is `{ at: "DESC" }`.
+   */
+  async listAuditEvents(filters?: AuditEventFilters, config?: AuditEventConfig, ctx?: Context): Promise<AuditEvent[]> {
+    const query = this.#auditQuery(filters, config);
+    return this.#changes.run(ctx, (store) => store.findAuditEvents!(query));
+  }
+
+  /** As `listAuditEvents`, with how many events match in all (ignoring `skip` and `take`). */
+  async listAndCountAuditEvents(filters?: AuditEventFilters, config?: AuditEventConfig, ctx?: Context): Promise<[AuditEvent[], number]> {
+    const query = this.#auditQuery(filters, config);
+    return this.#changes.run(ctx, async (store) => [await store.findAuditEvents!(query), await store.countAuditEvents!(query.where)]);
+  }
+
+  #auditQuery(filters: unknown, config: unknown): AuditQuery {
+    if (!this.#capabilities.auditLog) {
+      throw new ApiKeyError("not_allowed", "This store keeps no audit log (it has no insertAuditEvents, findAuditEvents and countAuditEvents)");
+    }
+    return normalizeAuditQuery(filters, config);
   }
 
   /**

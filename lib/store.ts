@@ -14,6 +14,7 @@
 //   it and reports `unknown_error` (HTTP 500).
 // - Every call is awaited by the service, except `recordLastUsed`, which runs in the background
 //   and whose failures are logged and retried.
+import type { AuditEvent, AuditFilter, AuditQuery } from "./audit-log";
 import { type ApiKeyError, failConfiguration } from "./errors";
 import type { Condition, NormalizedFindConfig } from "./filters";
 import type { QuotaConsumption, QuotaRefill } from "./quota";
@@ -135,6 +136,20 @@ export interface ApiKeyStore {
   settled?(transaction: unknown): Promise<void>;
 
   /**
+   * Recommended. Stores audit events (lib/audit-log.ts). Called on the store a change's
+   * transaction hands its work, after the change's own writes, so that an event is stored
+   * exactly when its change commits. Without it, changes keep no audit log (events still reach
+   * listeners) and `listAuditEvents` is `not_allowed`.
+   */
+  insertAuditEvents?(events: AuditEvent[]): Promise<void>;
+
+  /** With `insertAuditEvents`: the events matching `query.where`, by `at` then `id` in `query.order`, then `skip`/`take`. */
+  findAuditEvents?(query: AuditQuery): Promise<AuditEvent[]>;
+
+  /** With `insertAuditEvents`: how many events match, ignoring `skip`/`take`. */
+  countAuditEvents?(where: AuditFilter): Promise<number>;
+
+  /**
    * Optional. The value stored under `name`, written first as `create()` when there is none;
    * concurrent first calls from several processes must all get the same value. Keeps the
    * deployment secret that signs cache entries and tags tokens when no pepper is configured.
@@ -182,8 +197,14 @@ export interface StoreCapabilities {
   readonly quotas: boolean;
   /** It takes an app's transaction (`within`): calls may pass `{ transaction }`. */
   readonly appTransactions: boolean;
+  /** It keeps the audit log (`insertAuditEvents`, `findAuditEvents`, `countAuditEvents`). */
+  readonly auditLog: boolean;
 }
 
 export function capabilitiesOf(store: ApiKeyStore): StoreCapabilities {
-  return Object.freeze({ quotas: typeof store.consumeQuota === "function", appTransactions: typeof store.within === "function" });
+  return Object.freeze({
+    quotas: typeof store.consumeQuota === "function",
+    appTransactions: typeof store.within === "function",
+    auditLog: typeof store.insertAuditEvents === "function" && typeof store.findAuditEvents === "function" && typeof store.countAuditEvents === "function",
+  });
 }

@@ -114,6 +114,11 @@ export interface Context {
    * authenticates (revoked, expired, deleted) is refused with `unauthorized`.
    */
   actingKey?: string;
+  /**
+   * Who makes the change, as the audit log records it (`actor_id`): a user id, a job's name.
+   * Without it the acting key is recorded, and without either, null.
+   */
+  actor?: string;
 }
 
 /** Ids affected by `softDeleteApiKeys` and `restoreApiKeys`, under the reference's linkable key. */

@@ -2,6 +2,7 @@
 // Runs on PostgreSQL (pg), embedded PGlite, MySQL/MariaDB (mysql2) and SQLite
 // (better-sqlite3); what differs between them lives in dialect.ts. Knows nothing of HTTP or of tokens.
 import type { Knex } from "knex";
+import type { AuditEvent, AuditFilter, AuditQuery } from "../lib/audit-log";
 import { API_KEY_FIELDS, DATE_FIELDS, INTEGER_FIELDS, JSON_FIELDS, fallbackOf } from "../lib/columns";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
@@ -10,6 +11,7 @@ import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
 import { applyCondition } from "./compile-filter";
 import { type Dialect, assertSchemaSupported, dialectOf, qualifiedTable } from "./dialect";
+import { KnexAuditLog } from "./knex-audit-log";
 import { runMigrations } from "./migrations";
 import { translateStoreError } from "./store-errors";
 
@@ -33,6 +35,7 @@ type PublishableRow = ApiKeyRecord & { sales_channel_id: string | null };
 
 export class KnexApiKeyStore implements ApiKeyStore {
   private readonly dialect: Dialect;
+  private readonly auditLog: KnexAuditLog;
 
   constructor(
     private readonly db: Knex | Knex.Transaction,
@@ -41,6 +44,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
   ) {
     this.dialect = dialect ?? dialectOf(db);
     assertSchemaSupported(this.dialect, schema);
+    this.auditLog = new KnexAuditLog(db, schema, this.dialect);
   }
 
   /** The same store, running every query in the app's transaction (a Knex transaction). */
@@ -195,6 +199,18 @@ export class KnexApiKeyStore implements ApiKeyStore {
       const { sql, bindings } = this.dialect.lastUsedUpdate(table, batch);
       return store.db.raw(sql, bindings);
     });
+  }
+
+  insertAuditEvents(events: AuditEvent[]): Promise<void> {
+    return this.auditLog.insert(events);
+  }
+
+  findAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {
+    return this.auditLog.find(query);
+  }
+
+  countAuditEvents(where: AuditFilter): Promise<number> {
+    return this.auditLog.count(where);
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {

@@ -222,6 +222,29 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         await setRemainingType(knex, schema, "integer");
       },
     },
+    {
+      // The audit log (lib/audit-log.ts). No foreign key to api_key: a key's trail outlives it.
+      name: "20261231000000_create_api_key_audit_event",
+      async up(knex) {
+        const types = COLUMN_TYPES[dialectOf(knex).name];
+        const configure = await types.tableOptions(knex);
+        await knex.schema.withSchema(schema ?? "").createTable("api_key_audit_event", (table) => {
+          configure(table);
+          types.key(table, "id", 64).primary();
+          types.key(table, "action", 32).notNullable();
+          types.key(table, "key_id", 64).notNullable();
+          types.key(table, "actor_id", 255).nullable();
+          types.timestamp(table, "at").notNullable();
+          types.text(table, "changes").notNullable();
+          table.index(["key_id", "at"], "IDX_api_key_audit_event_key_at");
+          table.index(["actor_id", "at"], "IDX_api_key_audit_event_actor_at");
+          table.index(["at"], "IDX_api_key_audit_event_at");
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").dropTable("api_key_audit_event");
+      },
+    },
   ];
 }
 

@@ -493,6 +493,28 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.equal(await service.authenticate(gone.token), false);
   }],
 
+  ["keeps an audit log: an event per change, found by key, actor, action and time, in order, and none for a change rolled back", async ({ service, store, advance, now }) => {
+    if (!store.insertAuditEvents) {
+      await rejectsWith(service.listAuditEvents(), "not_allowed", /audit log/);
+      return;
+    }
+    const start = now();
+    const key = await service.createApiKeys({ title: "a", type: "secret", created_by: "u" }, { actor: "alice" });
+    advance(1000);
+    await service.updateApiKeys(key.id, { title: "b" }, { actor: "bob" });
+    advance(1000);
+    await service.revoke(key.id, { revoked_by: "bob" });
+    await rejectsWith(service.updateApiKeys(key.id, { title: "c" }, { actor: "" }), "invalid_data", /actor/);
+    const trail = await service.listAuditEvents({ key_id: key.id });
+    assert.deepEqual(trail.map((event) => [event.action, event.actor_id]), [["created", "alice"], ["updated", "bob"], ["revoked", null]]);
+    assert.deepEqual(trail[1]!.changes, { title: { before: "a", after: "b" } });
+    assert.equal((await service.retrieveApiKey(key.id)).title, "b", "the change whose event failed rolled back");
+    assert.deepEqual((await service.listAuditEvents({ actor_id: "bob" })).map((event) => event.action), ["updated"]);
+    assert.deepEqual((await service.listAuditEvents({ action: ["revoked", "created"] }, { order: { at: "DESC" } })).map((event) => event.action), ["revoked", "created"]);
+    assert.deepEqual((await service.listAuditEvents({ at: { $gt: start, $lte: new Date(start.getTime() + 1000) } })).map((event) => event.action), ["updated"]);
+    assert.deepEqual(await service.listAndCountAuditEvents({}, { skip: 2, take: 5 }).then(([events, count]) => [events.length, count]), [1, 3]);
+  }],
+
   ["finds a publishable key with its links as findByToken and linkedIds together do", async ({ service, store }) => {
     const key = await service.createApiKeys({ title: "shop", type: "publishable", created_by: "u" });
     await service.updateLinks(key.id, { add: ["sc_b", "sc_a"] });

@@ -6,6 +6,7 @@
 // works on a copy of the data that replaces the original only when the work succeeds. That
 // makes read-check-write sequences serialisable without row locks. Records go in and out as
 // deep copies (they hold arrays and objects), so no caller ever shares what the store keeps.
+import type { AuditEvent, AuditFilter, AuditQuery } from "../lib/audit-log";
 import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
@@ -18,6 +19,8 @@ interface Data {
   links: Map<string, Map<string, Set<string>>>;
   /** api key id -> when its usage quota was last refilled (absent: never, creation counts) */
   refilledAt: Map<string, Date>;
+  /** The audit log, in the order its events were stored. */
+  audit: AuditEvent[];
 }
 
 type Truth = boolean | null;
@@ -28,6 +31,7 @@ function copyData(data: Data): Data {
     keys: new Map([...data.keys].map(([id, record]) => [id, structuredClone(record)])),
     links: new Map([...data.links].map(([id, types]) => [id, new Map([...types].map(([type, ids]) => [type, new Set(ids)]))])),
     refilledAt: new Map(data.refilledAt),
+    audit: [...data.audit],
   };
 }
 
@@ -124,7 +128,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #inTransaction: boolean;
 
   constructor(shared?: { data: Data; lock: { tail: Promise<void> }; secrets: Map<string, string>; inTransaction: boolean }) {
-    this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map() };
+    this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map(), audit: [] };
     this.#lock = shared?.lock ?? { tail: Promise.resolve() };
     this.#secrets = shared?.secrets ?? new Map<string, string>();
     this.#inTransaction = shared?.inTransaction ?? false;
@@ -285,8 +289,40 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       this.#data.keys = draft.keys;
       this.#data.links = draft.links;
       this.#data.refilledAt = draft.refilledAt;
+      this.#data.audit = draft.audit;
       return result;
     });
+  }
+
+  insertAuditEvents(events: AuditEvent[]): Promise<void> {
+    return this.#exclusive(() => {
+      this.#data.audit.push(...structuredClone(events));
+    });
+  }
+
+  #auditMatching(where: AuditFilter): AuditEvent[] {
+    const { gt, gte, lt, lte } = where.at ?? {};
+    return this.#data.audit.filter(
+      (event) =>
+        (!where.key_id || where.key_id.includes(event.key_id)) &&
+        (!where.actor_id || (event.actor_id !== null && where.actor_id.includes(event.actor_id))) &&
+        (!where.action || where.action.includes(event.action)) &&
+        (!gt || event.at > gt) &&
+        (!gte || event.at >= gte) &&
+        (!lt || event.at < lt) &&
+        (!lte || event.at <= lte),
+    );
+  }
+
+  async findAuditEvents(query: AuditQuery): Promise<AuditEvent[]> {
+    const sign = query.order === "asc" ? 1 : -1;
+    const events = this.#auditMatching(query.where).sort((a, b) => sign * (a.at.getTime() - b.at.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
+    const start = query.skip ?? 0;
+    return structuredClone(events.slice(start, query.take === undefined ? undefined : start + query.take));
+  }
+
+  async countAuditEvents(where: AuditFilter): Promise<number> {
+    return this.#auditMatching(where).length;
   }
 
   /** A key with a format-1 token (absent counts as 1) that is not revoked by `now`. */

@@ -143,6 +143,27 @@ forEachBackend(
       assert.equal((await db.service.listApiKeys({ id: successorId! })).length, 0);
     });
 
+    it("records who ran each change in the audit log, and shows the log newest first", async function () {
+      this.timeout(60_000);
+      const created = await cli("--actor", "alice", "create", "--title", "audited", "--type", "secret", "--json");
+      assert.equal(created.code, 0, created.stderr);
+      const key = JSON.parse(created.stdout) as { id: string; token: string };
+      assert.equal((await cli("update", key.id, "--title", "renamed")).code, 0);
+      const [made, renamed] = await db.service.listAuditEvents({ key_id: key.id });
+      assert.equal(made!.actor_id, "alice");
+      assert.match(renamed!.actor_id!, /^cli(:.+)?$/, "the user running the CLI when no --actor is given");
+
+      const shown = await cli("audit", "--key", key.id);
+      assert.equal(shown.code, 0, shown.stderr);
+      const lines = shown.stdout.trim().split("\n");
+      assert.match(lines[0]!, new RegExp(`^\\S+Z  updated  ${key.id}  by cli\\S*  title: "audited" -> "renamed"$`));
+      assert.match(lines[1]!, new RegExp(`^\\S+Z  created  ${key.id}  by alice  .*title: null -> "audited"`));
+      assert.equal(lines[2], "2 of 2 events");
+      assert.equal(shown.stdout.includes(key.token), false);
+      const json = JSON.parse((await cli("audit", "--limit", "1", "--json")).stdout) as { events: { action: string }[]; count: number };
+      assert.deepEqual([json.events.map((event) => event.action), json.count], [["updated"], 2]);
+    });
+
     it("links sales channels and runs migrations", async function () {
       this.timeout(60_000);
       const key = await db.service.createApiKeys({ title: "store", type: "publishable", created_by: "u" });
