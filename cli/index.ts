@@ -12,7 +12,8 @@ import { ApiKeyError, isApiKeyError } from "../lib/errors";
 import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { AuditEvent } from "../lib/audit-log";
-import type { ApiKeyDTO, ApiKeyType, Context, FilterableApiKeyProps } from "../lib/types";
+import { type ApiKeyDTO, type ApiKeyType, type Context, type FilterableApiKeyProps, VERIFY_CODES } from "../lib/types";
+import type { UsageRow } from "../lib/usage-analytics";
 import type { Logger } from "../lib/logger";
 import type { ApiKeysOptions } from "../setup/options";
 import { safe, terminalJson, terminalLines, terminalText } from "./escape";
@@ -58,9 +59,21 @@ function defaultActor(): string {
   }
 }
 
+/** Rows of cells as aligned columns, each cell escaped for the terminal. */
+function columns(rows: string[][]): string {
+  const escaped = rows.map((row) => row.map(terminalText));
+  const widths = escaped[0]!.map((_, column) => Math.max(...escaped.map((row) => row[column]!.length)));
+  return escaped.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
+}
+
+/** Verifications per day, a column per code. */
+function usageTable(rows: UsageRow[]): string {
+  return columns([["DAY", ...VERIFY_CODES.map((code) => code.toUpperCase())], ...rows.map((row) => [row.time.slice(0, 10), ...VERIFY_CODES.map((code) => String(row[code]))])]);
+}
+
 function table(keys: ApiKeyDTO[]): string {
   const now = new Date();
-  const rows = [
+  return columns([
     ["ID", "TYPE", "KEY", "TITLE", "STATUS", "OWNER", "SCOPES", "LAST USED"],
     ...keys.map((key) => {
       const scopes = key.scopes ?? [];
@@ -75,9 +88,7 @@ function table(keys: ApiKeyDTO[]): string {
         key.last_used_at?.toISOString() ?? "never",
       ];
     }),
-  ].map((row) => row.map(terminalText));
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
+  ]);
 }
 
 /** An audit event on one line: when, what, which key, who, and each change as before -> after. */
@@ -280,6 +291,20 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
         const filters = options.key === undefined ? {} : { key_id: options.key };
         const [events, count] = await service.listAndCountAuditEvents(filters, { take: options.limit, order: { at: "DESC" } });
         print(Boolean(options.json), { events, count }, [...events.map(auditLine), safe`${events.length} of ${count} events`].join("\n"));
+      }),
+    );
+
+  program
+    .command("usage <id>")
+    .description("Show a key's verifications per UTC day, by code (counts reach the database within lastUsedFlushInterval).")
+    .option("--days <n>", "days back from today", positiveInteger, 7)
+    .option("--json", "print JSON")
+    .action((id: string, options: { days: number; json?: boolean }) =>
+      run(async (service) => {
+        const today = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+        const from = new Date(today - (options.days - 1) * 86_400_000);
+        const usage = await service.getUsage({ key_id: id, from, granularity: "day" });
+        print(Boolean(options.json), { usage }, usage.length > 0 ? usageTable(usage) : safe`No verifications of ${id} since ${from.toISOString().slice(0, 10)}`);
       }),
     );
 

@@ -6,6 +6,7 @@ import { isPlainObject } from "./filters";
 import { endedBy } from "./key-status";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
+import type { UsageRecorder } from "./usage-analytics";
 import { readOnlyKey } from "./read-only";
 import type { ReplicaReadOptions } from "./replica-reads";
 import { missingScopes } from "./scopes";
@@ -64,6 +65,8 @@ export interface CachedKeyVerifierParts {
   tokens: TokenGate;
   usage: UsageLimits;
   lastUsed: LastUsedRecorder;
+  /** Counts every answer, when verification analytics are on. */
+  analytics?: UsageRecorder;
   pepper: string | Buffer | undefined;
   /** Policy time: what expiry and revocation are judged by. */
   now: () => Date;
@@ -86,6 +89,16 @@ export class CachedKeyVerifier implements KeyVerifier {
   }
 
   verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
+    const { analytics } = this.#parts;
+    const answer = this.#verify(token, options);
+    if (!analytics) return answer;
+    // A store failure (a rejection) is no answer, and is not counted.
+    if (answer instanceof Promise) return answer.then((result) => (analytics.count(result), result));
+    analytics.count(answer);
+    return answer;
+  }
+
+  #verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
     const { type, scopes, cost } = options;
     const { cache, tokens, pepper, now } = this.#parts;
     // The public format and checksum first: no hash is paid for a typo.

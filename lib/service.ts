@@ -34,6 +34,7 @@ import type {
   VerifyOptions,
   VerifyResult,
 } from "./types";
+import { type UsageFilters, UsageRecorder, type UsageRow, normalizeUsageQuery, usageRows } from "./usage-analytics";
 import { type RateLimitCounter, UsageLimits } from "./usage-limits";
 import { validateCreate, validateId, validateLinks, validateList, validateRevoke, validateUpdate } from "./validate-input";
 
@@ -52,6 +53,8 @@ export interface ServiceConfig {
   tokenRules?: TokenRules;
   /** A read replica for lookups that miss the caches and for list and retrieve calls; none by default. */
   replicaReads?: ReplicaReads;
+  /** How long verification counts are kept, in milliseconds; without it, verifications are not counted. */
+  usageRetentionMs?: number;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -104,6 +107,7 @@ export class ApiKeyService {
   readonly #config: ServiceConfig;
   readonly #onClose: () => Promise<void>;
   readonly #lastUsed: LastUsedRecorder;
+  readonly #usage: UsageRecorder | undefined;
   readonly #cache: KeyLookupCache;
   readonly #events: ApiKeyEventBus;
   readonly #tokens: TokenGate;
@@ -118,6 +122,12 @@ export class ApiKeyService {
     this.#capabilities = capabilitiesOf(store);
     this.#onClose = onClose;
     this.#lastUsed = new LastUsedRecorder(store, config.lastUsedFlushInterval, config.logger);
+    const { usageRetentionMs } = config;
+    if (usageRetentionMs !== undefined && this.#capabilities.usage) {
+      const sink = { recordUsage: store.recordUsage!.bind(store), deleteUsageBefore: store.deleteUsageBefore!.bind(store) };
+      const options = { intervalMs: config.lastUsedFlushInterval, retentionMs: usageRetentionMs, now: config.now, logger: config.logger };
+      this.#usage = new UsageRecorder(sink, options);
+    }
     this.#events = new ApiKeyEventBus(config.logger);
     this.#tokens = new TokenGate({
       rules: config.tokenRules,
@@ -144,6 +154,7 @@ export class ApiKeyService {
       tokens: this.#tokens,
       usage,
       lastUsed: this.#lastUsed,
+      analytics: this.#usage,
       pepper,
       now,
       read: (work) => this.#changes.run(undefined, work),
@@ -543,6 +554,21 @@ export class ApiKeyService {
   }
 
   /**
+   * Verification counts by bucket (`granularity`: `"hour"`, the default, or `"day"`, in UTC) and
+   * key, every code present, oldest first: of one key (`key_id`), of one owner's keys
+   * (`owner_id`), or of every key with tokens of no key under `key_id: null`. Buckets from `from`
+   * (default: 30 days before `to`) to `to` (default: now). Counts not yet written (within
+   * `lastUsedFlushInterval`) are not in them; `close()` writes them.
+   */
+  async getUsage(filters?: UsageFilters, ctx?: Context): Promise<UsageRow[]> {
+    if (!this.#capabilities.usage) {
+      throw new ApiKeyError("not_allowed", "This store keeps no verification counts (it has no recordUsage, findUsage and deleteUsageBefore)");
+    }
+    const { query, granularity } = normalizeUsageQuery(filters, this.#config.now());
+    return usageRows(await this.#changes.run(ctx, (store) => store.findUsage!(query)), granularity);
+  }
+
+  /**
    * Audit events matching `filters` (`key_id`, `actor_id`, `action`: a value or a list; `at`: an
    * instant or `{ $gt, $gte, $lt, $lte }`), oldest first unless `config.order` is `{ at: "DESC" }`.
    */
@@ -572,6 +598,7 @@ export class ApiKeyService {
     this.#closing ??= this.#tokens
       .close()
       .then(() => this.#lastUsed.close())
+      .then(() => this.#usage?.close())
       .then(() => this.#cache.close())
       .then(this.#onClose);
     return this.#closing;

@@ -19,6 +19,7 @@ import { type ApiKeyError, failConfiguration } from "./errors";
 import type { Condition, NormalizedFindConfig } from "./filters";
 import type { QuotaConsumption, QuotaRefill } from "./quota";
 import type { ApiKeyDTO, ApiKeyType } from "./types";
+import type { UsageCount, UsageQuery } from "./usage-analytics";
 
 /**
  * A stored key: the DTO's fields, with `token` as stored (a hash for secret keys). The policy
@@ -150,6 +151,21 @@ export interface ApiKeyStore {
   countAuditEvents?(where: AuditFilter): Promise<number>;
 
   /**
+   * Recommended. Adds verification counts (lib/usage-analytics.ts) to the stored ones, per key,
+   * hour and code, in one atomic write per call, so that the counts of every instance sum
+   * exactly. Called in the background (not awaited on any request); a failure is logged and the
+   * counts are written again later. Without it, verifications are not counted and `getUsage` is
+   * `not_allowed`.
+   */
+  recordUsage?(counts: UsageCount[]): Promise<void>;
+
+  /** With `recordUsage`: the stored counts of hours starting in [from, to], of one key, one owner's keys, or all (null key included). */
+  findUsage?(query: UsageQuery): Promise<UsageCount[]>;
+
+  /** With `recordUsage`: deletes the counts of hours before `hour` (the retention), in the background. */
+  deleteUsageBefore?(hour: Date): Promise<void>;
+
+  /**
    * Optional. The value stored under `name`, written first as `create()` when there is none;
    * concurrent first calls from several processes must all get the same value. Keeps the
    * deployment secret that signs cache entries and tags tokens when no pepper is configured.
@@ -199,6 +215,8 @@ export interface StoreCapabilities {
   readonly appTransactions: boolean;
   /** It keeps the audit log (`insertAuditEvents`, `findAuditEvents`, `countAuditEvents`). */
   readonly auditLog: boolean;
+  /** It keeps verification counts (`recordUsage`, `findUsage`, `deleteUsageBefore`). */
+  readonly usage: boolean;
 }
 
 export function capabilitiesOf(store: ApiKeyStore): StoreCapabilities {
@@ -206,5 +224,6 @@ export function capabilitiesOf(store: ApiKeyStore): StoreCapabilities {
     quotas: typeof store.consumeQuota === "function",
     appTransactions: typeof store.within === "function",
     auditLog: typeof store.insertAuditEvents === "function" && typeof store.findAuditEvents === "function" && typeof store.countAuditEvents === "function",
+    usage: typeof store.recordUsage === "function" && typeof store.findUsage === "function" && typeof store.deleteUsageBefore === "function",
   });
 }

@@ -137,7 +137,9 @@ export interface VerifyOptions {
 }
 
 /** Why a verification refused, or `valid`. */
-export type VerifyCode = "valid" | "not_found" | "revoked" | "expired" | "forbidden" | "rate_limited" | "usage_exceeded";
+export const VERIFY_CODES = ["valid", "not_found", "revoked", "expired", "forbidden", "rate_limited", "usage_exceeded"] as const;
+
+export type VerifyCode = (typeof VERIFY_CODES)[number];
 
 export interface VerifyResult {
   valid: boolean;

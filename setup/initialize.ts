@@ -46,7 +46,8 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   // Read before the first request, and before an app's transaction could hold the only
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads };
+  const usageRetentionMs = resolved.usageAnalytics ? resolved.usageRetentionDays * 86_400_000 : undefined;
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     forgetDefaultService(service);
     // A client the app passed stays open: the app made it and closes it.

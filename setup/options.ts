@@ -132,6 +132,13 @@ export interface ApiKeysOptions {
    * memory and flushed in one statement per interval, and on `close()`. Default: `10000`.
    */
   lastUsedFlushInterval?: number;
+  /**
+   * Count every verification per key, hour and code (see `getUsage`), written in the background
+   * with `last_used_at`, at each `lastUsedFlushInterval`. Default: `true`.
+   */
+  usageAnalytics?: boolean;
+  /** How many days verification counts are kept; older hours are deleted in the background. Default: `90`. */
+  usageRetentionDays?: number;
   /** Receives warnings from background work, such as a failed last_used_at flush. Default: `console`. */
   logger?: Logger;
 }
@@ -148,6 +155,8 @@ export interface ResolvedOptions {
   pepper: string | Buffer | undefined;
   now: () => Date;
   lastUsedFlushInterval: number;
+  usageAnalytics: boolean;
+  usageRetentionDays: number;
   logger: Logger;
 }
 
@@ -156,7 +165,7 @@ export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
 const OPTION_NAMES = [
   "database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger",
-  "readDatabase", "readDatabaseTimeout",
+  "readDatabase", "readDatabaseTimeout", "usageAnalytics", "usageRetentionDays",
 ];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -308,7 +317,9 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
   ) {
     failConfiguration("`lastUsedFlushInterval` must be a positive number of milliseconds.");
   }
-  const { readDatabaseTimeout } = options;
+  const { readDatabaseTimeout, usageAnalytics, usageRetentionDays } = options;
+  if (usageAnalytics !== undefined && typeof usageAnalytics !== "boolean") failConfiguration("`usageAnalytics` must be a boolean.");
+  if (usageRetentionDays !== undefined && !isPositive(usageRetentionDays)) failConfiguration("`usageRetentionDays` must be a positive number of days.");
   if (readDatabaseTimeout !== undefined && !isPositive(readDatabaseTimeout)) failConfiguration("`readDatabaseTimeout` must be a positive number of milliseconds.");
   if (logger !== undefined && (typeof logger?.warn !== "function" || typeof logger?.error !== "function")) {
     failConfiguration("`logger` must have `warn` and `error` methods.");
@@ -330,6 +341,8 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     pepper,
     now: now ?? (() => new Date()),
     lastUsedFlushInterval: lastUsedFlushInterval ?? 10_000,
+    usageAnalytics: usageAnalytics ?? true,
+    usageRetentionDays: usageRetentionDays ?? 90,
     logger: logger ?? console,
   };
 }

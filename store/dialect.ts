@@ -53,7 +53,20 @@ export interface Dialect {
   lastUsedUpdate(table: string, uses: readonly (readonly [id: string, at: Date])[]): Statement;
   /** Inserts rows, skipping those whose `columns` already exist. */
   insertIgnoringDuplicates(builder: Knex.QueryBuilder, rows: object[], columns: string[]): Knex.QueryBuilder;
+  /**
+   * Inserts rows of `table` (its unqualified name); where `columns` already exist, adds the
+   * row's `counter` to the stored one instead, in the same statement, so that concurrent
+   * writers sum exactly.
+   */
+  insertAdding(knex: Knex | Knex.Transaction, builder: Knex.QueryBuilder, rows: object[], columns: string[], table: string, counter: string): Knex.QueryBuilder;
 }
+
+/** ON CONFLICT ... DO UPDATE, which PostgreSQL and SQLite share: the stored row goes by the table's name, the new one by `excluded`. */
+const addOnConflict: Dialect["insertAdding"] = (knex, builder, rows, columns, table, counter) =>
+  builder
+    .insert(rows)
+    .onConflict(columns)
+    .merge({ [counter]: knex.raw("?? + ??", [`${table}.${counter}`, `excluded.${counter}`]) });
 
 function asDate(value: unknown): Date | null {
   return (value ?? null) as Date | null;
@@ -76,6 +89,7 @@ const postgres: Dialect = {
     bindings: [table, ...uses.flat()],
   }),
   insertIgnoringDuplicates: (builder, rows, columns) => builder.insert(rows).onConflict(columns).ignore(),
+  insertAdding: addOnConflict,
 };
 
 /**
@@ -104,6 +118,12 @@ const mysql: Dialect = {
   // Not INSERT IGNORE: it would also turn errors such as a value too long for its column into
   // warnings and store a truncated value. A no-op update of a duplicate skips it instead.
   insertIgnoringDuplicates: (builder, rows, columns) => builder.insert(rows).onConflict(columns).merge([columns[0]!]),
+  // ON DUPLICATE KEY UPDATE, where VALUES() names the row that was to be inserted.
+  insertAdding: (knex, builder, rows, _columns, _table, counter) =>
+    builder
+      .insert(rows)
+      .onConflict()
+      .merge({ [counter]: knex.raw("?? + values(??)", [counter, counter]) }),
 };
 
 /** A LIKE pattern (`%`, `_`, `\` escapes) as the equivalent GLOB pattern, which is case-sensitive. */
@@ -147,6 +167,7 @@ const sqlite: Dialect = {
     bindings: [...uses.flat(), table],
   }),
   insertIgnoringDuplicates: (builder, rows, columns) => builder.insert(rows).onConflict(columns).ignore(),
+  insertAdding: addOnConflict,
 };
 
 /** Knex's dialect names (its `client.dialect`) for the clients we run on. */

@@ -9,9 +9,11 @@ import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
+import type { UsageCount, UsageQuery } from "../lib/usage-analytics";
 import { applyCondition } from "./compile-filter";
 import { type Dialect, assertSchemaSupported, dialectOf, qualifiedTable } from "./dialect";
 import { KnexAuditLog } from "./knex-audit-log";
+import { KnexUsageLog } from "./knex-usage";
 import { runMigrations } from "./migrations";
 import { translateStoreError } from "./store-errors";
 
@@ -36,6 +38,7 @@ type PublishableRow = ApiKeyRecord & { sales_channel_id: string | null };
 export class KnexApiKeyStore implements ApiKeyStore {
   private readonly dialect: Dialect;
   private readonly auditLog: KnexAuditLog;
+  private readonly usage: KnexUsageLog;
 
   constructor(
     private readonly db: Knex | Knex.Transaction,
@@ -45,6 +48,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     this.dialect = dialect ?? dialectOf(db);
     assertSchemaSupported(this.dialect, schema);
     this.auditLog = new KnexAuditLog(db, schema, this.dialect);
+    this.usage = new KnexUsageLog(db, schema, this.dialect);
   }
 
   /** The same store, running every query in the app's transaction (a Knex transaction). */
@@ -211,6 +215,18 @@ export class KnexApiKeyStore implements ApiKeyStore {
 
   countAuditEvents(where: AuditFilter): Promise<number> {
     return this.auditLog.count(where);
+  }
+
+  recordUsage(counts: UsageCount[]): Promise<void> {
+    return this.usage.record(counts);
+  }
+
+  findUsage(query: UsageQuery): Promise<UsageCount[]> {
+    return this.usage.find(query);
+  }
+
+  deleteUsageBefore(hour: Date): Promise<void> {
+    return this.usage.deleteBefore(hour);
   }
 
   async update(ids: string[], patch: ApiKeyPatch): Promise<void> {

@@ -245,6 +245,28 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         await knex.schema.withSchema(schema ?? "").dropTable("api_key_audit_event");
       },
     },
+    {
+      // Verification counts (lib/usage-analytics.ts): a row per key, hour and code, which every
+      // instance's flush adds to. Tokens of no key count under key_id "", as a key can hold no
+      // null. No foreign key: counts outlive a deleted key until their retention ends.
+      name: "20261231010000_create_api_key_usage",
+      async up(knex) {
+        const types = COLUMN_TYPES[dialectOf(knex).name];
+        const configure = await types.tableOptions(knex);
+        await knex.schema.withSchema(schema ?? "").createTable("api_key_usage", (table) => {
+          configure(table);
+          types.key(table, "key_id", 64).notNullable();
+          types.timestamp(table, "hour").notNullable();
+          types.key(table, "code", 32).notNullable();
+          table.bigInteger("count").notNullable();
+          table.primary(["key_id", "hour", "code"]);
+          table.index(["hour"], "IDX_api_key_usage_hour");
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").dropTable("api_key_usage");
+      },
+    },
   ];
 }
 

@@ -515,6 +515,29 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     assert.deepEqual(await service.listAndCountAuditEvents({}, { skip: 2, take: 5 }).then(([events, count]) => [events.length, count]), [1, 3]);
   }],
 
+  ["adds up verification counts from several services, per key, hour and code, and deletes them past their retention", async ({ service, store, open, advance, now }) => {
+    if (!store.recordUsage) {
+      await rejectsWith(service.getUsage(), "not_allowed", /verification counts/);
+      return;
+    }
+    const key = await service.createApiKeys({ title: "counted", type: "secret", created_by: "u" });
+    const [a, b] = [await open(), await open()];
+    await a.verifyApiKey(key.token);
+    await b.verifyApiKey(key.token);
+    await b.verifyApiKey(key.token, { scopes: ["x:y"] });
+    await a.verifyApiKey(generateToken("secret"));
+    await Promise.all([a.close(), b.close()]);
+    const rows = await service.getUsage();
+    const hour = new Date(Math.floor(now().getTime() / 3_600_000) * 3_600_000).toISOString();
+    assert.deepEqual(
+      rows.map((row) => [row.key_id, row.time, row.valid, row.forbidden, row.not_found]),
+      [[null, hour, 0, 0, 1], [key.id, hour, 2, 1, 0]].sort((x, y) => String(x[0] ?? "").localeCompare(String(y[0] ?? ""))),
+    );
+    advance(100 * DAY_MS);
+    await store.deleteUsageBefore!(new Date(now().getTime() - DAY_MS));
+    assert.deepEqual(await service.getUsage({ from: new Date(0) }), []);
+  }],
+
   ["finds a publishable key with its links as findByToken and linkedIds together do", async ({ service, store }) => {
     const key = await service.createApiKeys({ title: "shop", type: "publishable", created_by: "u" });
     await service.updateLinks(key.id, { add: ["sc_b", "sc_a"] });

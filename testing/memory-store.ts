@@ -12,6 +12,7 @@ import type { Condition, NormalizedFindConfig } from "../lib/filters";
 import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
+import type { UsageCount, UsageQuery } from "../lib/usage-analytics";
 
 interface Data {
   keys: Map<string, ApiKeyRecord>;
@@ -21,6 +22,8 @@ interface Data {
   refilledAt: Map<string, Date>;
   /** The audit log, in the order its events were stored. */
   audit: AuditEvent[];
+  /** Verification counts by "key id (or empty) | hour (epoch ms) | code". */
+  usage: Map<string, UsageCount>;
 }
 
 type Truth = boolean | null;
@@ -32,6 +35,7 @@ function copyData(data: Data): Data {
     links: new Map([...data.links].map(([id, types]) => [id, new Map([...types].map(([type, ids]) => [type, new Set(ids)]))])),
     refilledAt: new Map(data.refilledAt),
     audit: [...data.audit],
+    usage: new Map([...data.usage].map(([name, count]) => [name, { ...count }])),
   };
 }
 
@@ -128,7 +132,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
   readonly #inTransaction: boolean;
 
   constructor(shared?: { data: Data; lock: { tail: Promise<void> }; secrets: Map<string, string>; inTransaction: boolean }) {
-    this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map(), audit: [] };
+    this.#data = shared?.data ?? { keys: new Map(), links: new Map(), refilledAt: new Map(), audit: [], usage: new Map() };
     this.#lock = shared?.lock ?? { tail: Promise.resolve() };
     this.#secrets = shared?.secrets ?? new Map<string, string>();
     this.#inTransaction = shared?.inTransaction ?? false;
@@ -290,6 +294,7 @@ export class MemoryApiKeyStore implements ApiKeyStore {
       this.#data.links = draft.links;
       this.#data.refilledAt = draft.refilledAt;
       this.#data.audit = draft.audit;
+      this.#data.usage = draft.usage;
       return result;
     });
   }
@@ -323,6 +328,32 @@ export class MemoryApiKeyStore implements ApiKeyStore {
 
   async countAuditEvents(where: AuditFilter): Promise<number> {
     return this.#auditMatching(where).length;
+  }
+
+  recordUsage(counts: UsageCount[]): Promise<void> {
+    return this.#exclusive(() => {
+      for (const count of counts) {
+        const name = `${count.key_id ?? ""}|${count.hour.getTime()}|${count.code}`;
+        const stored = this.#data.usage.get(name);
+        if (stored) stored.count += count.count;
+        else this.#data.usage.set(name, { ...count, hour: new Date(count.hour) });
+      }
+    });
+  }
+
+  async findUsage(query: UsageQuery): Promise<UsageCount[]> {
+    const owned = (id: string | null) => id !== null && this.#data.keys.get(id)?.owner_id === query.owner_id;
+    return [...this.#data.usage.values()]
+      .filter((count) => count.hour >= query.from && count.hour <= query.to)
+      .filter((count) => query.key_id === undefined || count.key_id === query.key_id)
+      .filter((count) => query.owner_id === undefined || owned(count.key_id))
+      .map((count) => ({ ...count, hour: new Date(count.hour) }));
+  }
+
+  deleteUsageBefore(hour: Date): Promise<void> {
+    return this.#exclusive(() => {
+      for (const [name, count] of this.#data.usage) if (count.hour < hour) this.#data.usage.delete(name);
+    });
   }
 
   /** A key with a format-1 token (absent counts as 1) that is not revoked by `now`. */

@@ -164,6 +164,26 @@ forEachBackend(
       assert.deepEqual([json.events.map((event) => event.action), json.count], [["updated"], 2]);
     });
 
+    it("shows a key's verifications per day, by code", async function () {
+      this.timeout(60_000);
+      const key = await db.service.createApiKeys({ title: "counted", type: "secret", created_by: "u" });
+      const app = await db.open({ now: () => new Date() });
+      for (let i = 0; i < 3; i++) await app.verifyApiKey(key.token);
+      await app.verifyApiKey(key.token, { scopes: ["orders:write"] });
+      await app.close();
+      const shown = await cli("usage", key.id, "--days", "2");
+      assert.equal(shown.code, 0, shown.stderr);
+      const today = new Date().toISOString().slice(0, 10);
+      assert.deepEqual(shown.stdout.trim().split("\n").map((line) => line.split(/\s+/)), [
+        ["DAY", "VALID", "NOT_FOUND", "REVOKED", "EXPIRED", "FORBIDDEN", "RATE_LIMITED", "USAGE_EXCEEDED"],
+        [today, "3", "0", "0", "0", "1", "0", "0"],
+      ]);
+      const json = JSON.parse((await cli("usage", key.id, "--json")).stdout) as { usage: { valid: number }[] };
+      assert.deepEqual(json.usage.map((row) => row.valid), [3]);
+      const none = await cli("usage", "apk_nothing");
+      assert.match(none.stdout, /^No verifications of apk_nothing since \d{4}-\d{2}-\d{2}$/m);
+    });
+
     it("links sales channels and runs migrations", async function () {
       this.timeout(60_000);
       const key = await db.service.createApiKeys({ title: "store", type: "publishable", created_by: "u" });

@@ -10,7 +10,7 @@ import { type ApiKeyMigration, MIGRATIONS_TABLE, apiKeyMigrations, runMigrations
 import { type Scratch, forEachBackend } from "../helpers/backends";
 import { rejectsWith } from "../helpers/assertions";
 
-const OUR_TABLES = ["api_key", "api_key_audit_event", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret"];
+const OUR_TABLES = ["api_key", "api_key_audit_event", "api_key_link", MIGRATIONS_TABLE, `${MIGRATIONS_TABLE}_lock`, "api_key_secret", "api_key_usage"];
 
 /**
  * The DDL the first release ran on PostgreSQL, statement by statement (with the schema as
@@ -50,6 +50,12 @@ const AUDIT_EVENT_POSTGRES_DDL = [
   'create index "IDX_api_key_audit_event_key_at" on "S"."api_key_audit_event" ("key_id", "at")',
   'create index "IDX_api_key_audit_event_actor_at" on "S"."api_key_audit_event" ("actor_id", "at")',
   'create index "IDX_api_key_audit_event_at" on "S"."api_key_audit_event" ("at")',
+];
+
+/** Verification counts, on PostgreSQL: a row per key, hour and code, and an index for the retention's deletes. */
+const USAGE_POSTGRES_DDL = [
+  'create table "S"."api_key_usage" ("key_id" text not null, "hour" timestamptz not null, "code" text not null, "count" bigint not null, constraint "api_key_usage_pkey" primary key ("key_id", "hour", "code"))',
+  'create index "IDX_api_key_usage_hour" on "S"."api_key_usage" ("hour")',
 ];
 
 forEachBackend(
@@ -104,6 +110,7 @@ forEachBackend(
         "20261210000000_add_token_format",
         "20261220000000_widen_remaining",
         "20261231000000_create_api_key_audit_event",
+        "20261231010000_create_api_key_usage",
       ]);
     });
 
@@ -160,7 +167,7 @@ forEachBackend(
           .select({ table: "TABLE_NAME", name: "COLUMN_NAME", type: "COLUMN_TYPE", collation: "COLLATION_NAME" })
           .from("information_schema.COLUMNS")
           .where({ TABLE_SCHEMA: db.schema! })
-          .whereIn("TABLE_NAME", ["api_key", "api_key_link", "api_key_secret", "api_key_audit_event"])) as { table: string; name: string; type: string; collation: string | null }[];
+          .whereIn("TABLE_NAME", ["api_key", "api_key_link", "api_key_secret", "api_key_audit_event", "api_key_usage"])) as { table: string; name: string; type: string; collation: string | null }[];
         const strings = columns.filter((column) => column.collation !== null);
         assert.ok(strings.length >= 9);
         for (const column of strings) assert.match(column.collation!, /^utf8mb4_(0900|nopad)_bin$/, `${column.table}.${column.name}`);
@@ -171,7 +178,7 @@ forEachBackend(
     }
 
     if (db.name === "postgres" || db.name === "pglite") {
-      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy and the token format in place, widens the quota and adds the audit log", async () => {
+      it("keeps the PostgreSQL DDL of the first release, statement by statement, then adds the key policy and the token format in place, widens the quota and adds the audit log and the verification counts", async () => {
         await withScratch(async ({ knex, schema }) => {
           const statements: string[] = [];
           const listener = (query: { sql: string }) => statements.push(query.sql);
@@ -184,7 +191,7 @@ forEachBackend(
           const ddl = statements
             .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
-          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL, ...WIDEN_REMAINING_POSTGRES_DDL, ...AUDIT_EVENT_POSTGRES_DDL]);
+          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL, ...WIDEN_REMAINING_POSTGRES_DDL, ...AUDIT_EVENT_POSTGRES_DDL, ...USAGE_POSTGRES_DDL]);
         });
       });
     }
