@@ -23,6 +23,8 @@ export interface MicroResult {
   authenticate_ns: number;
   /** The middleware with a secret key, on a plain req/res. */
   middleware_ns: number;
+  /** The same, on a service with verification analytics off (`usageAnalytics: false`). */
+  middleware_no_analytics_ns: number;
   publishable_ns: number;
   rate_limited_ns: number;
 }
@@ -94,6 +96,8 @@ async function deletePrefix(prefix: string): Promise<void> {
 async function main(): Promise<void> {
   const prefix = `bench:micro:${randomBytes(4).toString("hex")}:`;
   const service = await initialize({ database: "pglite://memory", redis: REDIS, cache: { redisPrefix: prefix } });
+  // A service that counts nothing, for what verification analytics cost on the warm path.
+  const uncounted = await initialize({ database: "pglite://memory", redis: false, usageAnalytics: false });
   try {
     const secret = await service.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
     const publishable = await service.createApiKeys({ title: "micro publishable", type: "publishable", created_by: "bench" });
@@ -104,6 +108,8 @@ async function main(): Promise<void> {
       created_by: "bench",
       rate_limits: [{ name: "bench", limit: 1_000_000_000, duration: 60 }],
     });
+
+    const uncountedSecret = await uncounted.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
 
     const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`${token}:`).toString("base64")}` });
     const map = new Map([[hashToken(secret.token), secret]]);
@@ -118,9 +124,10 @@ async function main(): Promise<void> {
       middlewareLoop(apiKeyAuth({ service }), basic(secret.token)),
       middlewareLoop(apiKeyAuth({ type: "publishable", service }), { "x-publishable-api-key": publishable.token }),
       middlewareLoop(apiKeyAuth({ service }), basic(limited.token)),
+      middlewareLoop(apiKeyAuth({ service: uncounted }), basic(uncountedSecret.token)),
     ]);
     if (sink === 0) throw new Error("nothing authenticated");
-    const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware] = medians as [number, number, number, number, number];
+    const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware, uncountedMiddleware] = medians as [number, number, number, number, number, number];
 
     const rows: [string, number][] = [
       ["floor: checksum + SHA-256 + Map lookup", floor],
@@ -128,6 +135,7 @@ async function main(): Promise<void> {
       ["apiKeyAuth secret, warm, plain req/res", secretMiddleware],
       ["apiKeyAuth publishable, warm, 5 sales channels", publishableMiddleware],
       ["apiKeyAuth secret with a rate limit never reached", limitedMiddleware],
+      ["apiKeyAuth secret, warm, usage analytics off", uncountedMiddleware],
     ];
     console.error(`median ns per call (${SAMPLES} interleaved samples of ${CALLS} calls), node ${process.version}`);
     for (const [label, ns] of rows) console.error(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
@@ -137,12 +145,14 @@ async function main(): Promise<void> {
       floor_ns: floor,
       authenticate_ns: authenticate,
       middleware_ns: secretMiddleware,
+      middleware_no_analytics_ns: uncountedMiddleware,
       publishable_ns: publishableMiddleware,
       rate_limited_ns: limitedMiddleware,
     };
     console.log(JSON.stringify(result));
   } finally {
     await service.close();
+    await uncounted.close();
     await deletePrefix(prefix);
   }
 }

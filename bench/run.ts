@@ -128,6 +128,7 @@ async function main(): Promise<void> {
   const cases: Case[] = [
     { id: "bare", label: "1. bare Express route", server: "bare", load: {} },
     { id: "secret-memory", label: "2. secret key (Basic), warm in-process cache", server: "secret-memory", load: secretHeader },
+    { id: "secret-memory-no-analytics", label: "2b. case 2 with verification analytics off", server: "secret-memory-no-analytics", load: secretHeader },
     { id: "publishable-memory", label: "3. publishable key, warm cache, 5 sales channels", server: "publishable-memory", load: { header: ["x-publishable-api-key", publishable.token] } },
     { id: "secret-redis", label: "4. secret key, in-process cache off, Redis on", server: "secret-redis", load: secretHeader },
     { id: "secret-nocache", label: "5. secret key, every cache off (a PostgreSQL lookup per request)", server: "secret-nocache", load: secretHeader },

@@ -43,6 +43,9 @@ async function main(): Promise<void> {
     case "secret-memory":
       app.get("/", apiKeyAuth({ service: await service() }), ok);
       break;
+    case "secret-memory-no-analytics":
+      app.get("/", apiKeyAuth({ service: await service({ usageAnalytics: false }) }), ok);
+      break;
     case "publishable-memory":
       app.get("/", apiKeyAuth({ type: "publishable", service: await service() }), ok);
       break;
