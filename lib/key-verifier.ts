@@ -6,6 +6,7 @@ import { isPlainObject } from "./filters";
 import { endedBy } from "./key-status";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
+import type { Metrics } from "./metrics";
 import type { UsageRecorder } from "./usage-analytics";
 import { readOnlyKey } from "./read-only";
 import type { ReplicaReadOptions } from "./replica-reads";
@@ -67,6 +68,8 @@ export interface CachedKeyVerifierParts {
   lastUsed: LastUsedRecorder;
   /** Counts every answer, when verification analytics are on. */
   analytics?: UsageRecorder;
+  /** Hears every answer, and each one the memory tier gave at once, when metrics are on. */
+  metrics?: Metrics;
   pepper: string | Buffer | undefined;
   /** Policy time: what expiry and revocation are judged by. */
   now: () => Date;
@@ -89,13 +92,18 @@ export class CachedKeyVerifier implements KeyVerifier {
   }
 
   verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
-    const { analytics } = this.#parts;
+    const { analytics, metrics } = this.#parts;
     const answer = this.#verify(token, options);
-    if (!analytics) return answer;
+    if (!analytics && !metrics) return answer;
     // A store failure (a rejection) is no answer, and is not counted.
-    if (answer instanceof Promise) return answer.then((result) => (analytics.count(result), result));
-    analytics.count(answer);
-    return answer;
+    if (answer instanceof Promise) return answer.then((result) => this.#counted(result));
+    return this.#counted(answer);
+  }
+
+  #counted(result: VerifyResult): VerifyResult {
+    this.#parts.analytics?.count(result);
+    this.#parts.metrics?.verified(result.api_key?.type ?? "none", result.code);
+    return result;
   }
 
   #verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
@@ -110,7 +118,10 @@ export class CachedKeyVerifier implements KeyVerifier {
     // below (nothing else writes the memory tier), so a hit needs no second tag check; reading
     // it costs no I/O and writes nothing, so a forged token gains nothing from it.
     const cached = cache.peek(hash, at);
-    if (cached) return this.#answer(cached, parsed, scopes, cost, at);
+    if (cached) {
+      this.#parts.metrics?.answered("memory");
+      return this.#answer(cached, parsed, scopes, cost, at);
+    }
     // Tag and the format-1 rule before the Redis tier, the negative tier or the store.
     const accepted = tokens.accept(token);
     if (accepted instanceof Promise) return accepted.then((ok) => (ok ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND }));

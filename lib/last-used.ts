@@ -24,6 +24,11 @@ export class LastUsedRecorder {
     this.#logger = logger;
   }
 
+  /** Keys whose last use waits for the next flush. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   /** Notes a use; the write happens at the next flush. */
   record(id: string, at: Date): void {
     if (this.#closed) return;

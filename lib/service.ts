@@ -15,6 +15,7 @@ import { endedBy, isActive, isExpired } from "./key-status";
 import { CachedKeyVerifier, type CheckedVerifyOptions, type KeyVerifier, checkVerifyOptions, toDTO } from "./key-verifier";
 import { LastUsedRecorder } from "./last-used";
 import type { Logger } from "./logger";
+import type { Metrics } from "./metrics";
 import type { ReplicaReads } from "./replica-reads";
 import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
@@ -55,6 +56,8 @@ export interface ServiceConfig {
   replicaReads?: ReplicaReads;
   /** How long verification counts are kept, in milliseconds; without it, verifications are not counted. */
   usageRetentionMs?: number;
+  /** Hears every verification, when the app turned metrics on. */
+  metrics?: Metrics;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -155,6 +158,7 @@ export class ApiKeyService {
       usage,
       lastUsed: this.#lastUsed,
       analytics: this.#usage,
+      metrics: config.metrics,
       pepper,
       now,
       read: (work) => this.#changes.run(undefined, work),
@@ -178,6 +182,11 @@ export class ApiKeyService {
    */
   get verifier(): KeyVerifier {
     return this.#verifier;
+  }
+
+  /** Writes waiting for the next flush: keys' last uses, and (hour, key) pairs of verification counts. */
+  get pendingWrites(): { last_used: number; usage: number } {
+    return { last_used: this.#lastUsed.pending, usage: this.#usage?.pending ?? 0 };
   }
 
   /** Subscribes to an event; see ApiKeyEvents for the payloads. */

@@ -78,6 +78,11 @@ export class UsageRecorder {
     this.#options = options;
   }
 
+  /** (hour, key) pairs whose counts wait for the next flush. */
+  get pending(): number {
+    return this.#pairs;
+  }
+
   /** Counts one verification's answer; the write happens at the next flush. */
   count(result: VerifyResult): void {
     if (this.#closed) return;

@@ -7,6 +7,7 @@ import { KEY_PURPOSES, deriveKey, rootSecret } from "../lib/deployment-secret";
 import { LeasedRateLimits } from "../lib/rate-limit-leases";
 import { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
+import type { Metrics } from "../lib/metrics";
 import { loadTokenRules } from "../lib/token-gate";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
 import { isPostgresServer, openDatabase } from "../store/connect";
@@ -18,6 +19,7 @@ import type { RedisClient } from "../store/cache/redis-client";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
+import { openMetrics } from "./metrics";
 import { type OpenedReplica, openReplica } from "./read-replica";
 
 /**
@@ -29,14 +31,19 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   const { store, knex, close } = await openStore(resolved);
   const { pepper, now, lastUsedFlushInterval, logger } = resolved;
   // The replica's watch hears every change from the cache, and asks it whether it hears them all.
-  const built: { cache?: KeyCache } = {};
+  const built: { cache?: KeyCache; service?: ApiKeyService } = {};
   const replica = await openReadReplica(resolved, knex, () => built.cache?.listening ?? false).catch(async (error: unknown) => {
     await close();
     throw error;
   });
   const redisTimeout = resolved.cache ? resolved.cache.redisTimeout : DEFAULT_REDIS_TIMEOUT;
   const redis = resolved.redis ? await openRedis(resolved.redis, redisTimeout * 4) : undefined;
-  const cache = await openCache(resolved, store, redis?.client, { knex, observer: replica?.freshness });
+  // Metrics are made before the tiers that report to them; the service reports its pending writes once it exists.
+  const opened = resolved.metrics
+    ? await openMetrics(resolved.metrics, () => built.service?.pendingWrites ?? { last_used: 0, usage: 0 }, redis !== undefined)
+    : undefined;
+  const metrics = opened?.metrics;
+  const cache = await openCache(resolved, store, redis?.client, { knex, observer: replica?.freshness, metrics });
   built.cache = cache;
   const clocks: Clocks = { policy: now, counter: Date.now };
   const rateLimits = new LeasedRateLimits(
@@ -47,14 +54,16 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
   const usageRetentionMs = resolved.usageAnalytics ? resolved.usageRetentionDays * 86_400_000 : undefined;
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs };
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs, metrics };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     forgetDefaultService(service);
+    opened?.close();
     // A client the app passed stays open: the app made it and closes it.
     if (redis?.owned) redis.client.disconnect();
     await replica?.close();
     await close();
   });
+  built.service = service;
   setDefaultService(service);
   return service;
 }
@@ -100,24 +109,25 @@ async function openReadReplica(resolved: ResolvedOptions, knex: Knex | undefined
 interface Invalidations {
   knex: Knex | undefined;
   observer: InvalidationListener | undefined;
+  metrics: Metrics | undefined;
 }
 
 function notifyChannel({ cache, schema, logger }: ResolvedOptions, redis: RedisClient | undefined, knex: Knex | undefined): PgNotifyChannel | undefined {
   return cache && !redis && knex && isPostgresServer(knex) ? new PgNotifyChannel(knex, schema, logger) : undefined;
 }
 
-async function openCache(resolved: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined, { knex, observer }: Invalidations): Promise<KeyCache> {
+async function openCache(resolved: ResolvedOptions, store: ApiKeyStore, redis: RedisClient | undefined, { knex, observer, metrics }: Invalidations): Promise<KeyCache> {
   const { cache, now, logger, pepper } = resolved;
-  if (!cache) return new KeyCache({ observer, now, logger });
+  if (!cache) return new KeyCache({ observer, now, logger, metrics });
   let redisTier: RedisTier | undefined;
   if (redis) {
     // Entries in Redis are signed with a key that whoever can write to Redis does not have.
     const signingKey = async () => deriveKey(await rootSecret(pepper, store), KEY_PURPOSES.cacheEntry);
-    redisTier = new RedisTier(redis, false, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey });
+    redisTier = new RedisTier(redis, false, { prefix: cache.redisPrefix, ttl: cache.redisTtl, timeout: cache.redisTimeout, logger, now, signingKey, metrics });
   }
   const { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } = cache;
   const memory = cache.memory ? { max, maxSize, ttl, staleIfError, negativeMax, negativeTtl } : undefined;
-  const keyCache = new KeyCache({ memory, redis: redisTier, channel: notifyChannel(resolved, redis, knex), observer, now, logger });
+  const keyCache = new KeyCache({ memory, redis: redisTier, channel: notifyChannel(resolved, redis, knex), observer, now, logger, metrics });
   await keyCache.start();
   return keyCache;
 }

@@ -7,6 +7,7 @@ import { type DatabaseOption, isKnex } from "../store/connect";
 import type { RedisAddress, RedisTopology } from "../store/cache/open-redis";
 import { type RedisClient, isCluster, isRedisClient } from "../store/cache/redis-client";
 import { prefixFitsCluster } from "../store/cache/redis-names";
+import { type MetricsOptions, checkMetricsOption } from "./metrics";
 
 /** Cache settings; every field is optional and has the default shown. */
 export interface CacheOptions {
@@ -139,6 +140,11 @@ export interface ApiKeysOptions {
   usageAnalytics?: boolean;
   /** How many days verification counts are kept; older hours are deleted in the background. Default: `90`. */
   usageRetentionDays?: number;
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency: install it): `true` for
+   * prom-client's default registry, or `{ registry, prefix }`. Default: `false`, which loads nothing.
+   */
+  metrics?: boolean | MetricsOptions;
   /** Receives warnings from background work, such as a failed last_used_at flush. Default: `console`. */
   logger?: Logger;
 }
@@ -157,6 +163,7 @@ export interface ResolvedOptions {
   lastUsedFlushInterval: number;
   usageAnalytics: boolean;
   usageRetentionDays: number;
+  metrics: MetricsOptions | undefined;
   logger: Logger;
 }
 
@@ -165,7 +172,7 @@ export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
 const OPTION_NAMES = [
   "database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger",
-  "readDatabase", "readDatabaseTimeout", "usageAnalytics", "usageRetentionDays",
+  "readDatabase", "readDatabaseTimeout", "usageAnalytics", "usageRetentionDays", "metrics",
 ];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -343,6 +350,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     lastUsedFlushInterval: lastUsedFlushInterval ?? 10_000,
     usageAnalytics: usageAnalytics ?? true,
     usageRetentionDays: usageRetentionDays ?? 90,
+    metrics: checkMetricsOption(options.metrics),
     logger: logger ?? console,
   };
 }

@@ -7,6 +7,7 @@ import { LRUCache } from "lru-cache";
 import { ApiKeyError } from "../../lib/errors";
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, EntryLoader, FoundEntry, KeyLookupCache } from "../../lib/key-lookup-cache";
+import { type Metrics, secondsSince } from "../../lib/metrics";
 import type { InvalidationChannel, InvalidationListener } from "./invalidation-channel";
 import type { RedisTier } from "./redis";
 
@@ -49,6 +50,7 @@ export class KeyCache implements KeyLookupCache {
   readonly #observer: InvalidationListener | undefined;
   readonly #now: () => Date;
   readonly #logger: Logger;
+  readonly #metrics: Metrics | undefined;
   #servingStale = false;
 
   /**
@@ -63,7 +65,10 @@ export class KeyCache implements KeyLookupCache {
     observer?: InvalidationListener;
     now: () => Date;
     logger: Logger;
+    /** Hears which tier answered each lookup, and how long the store took. */
+    metrics?: Metrics;
   }) {
+    this.#metrics = options.metrics;
     this.#redis = options.redis;
     this.#channel = options.channel;
     this.#observer = options.observer;
@@ -123,8 +128,14 @@ export class KeyCache implements KeyLookupCache {
   async lookup(cacheKey: string, load: EntryLoader): Promise<CacheEntry> {
     if (!this.#memory) return this.#loadThroughRedis(cacheKey, load);
     const slot = this.#memory.get(cacheKey);
-    if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) return slot;
-    if (this.#unknown!.get(cacheKey)) return NOT_FOUND;
+    if (slot && this.#now().getTime() - slot.storedAt < this.#memoryOptions!.ttl) {
+      this.#metrics?.answered("memory");
+      return slot;
+    }
+    if (this.#unknown!.get(cacheKey)) {
+      this.#metrics?.answered("memory");
+      return NOT_FOUND;
+    }
     const flight = this.#flights.get(cacheKey) ?? this.#fly(cacheKey, load);
     try {
       const entry = await flight.answer;
@@ -186,14 +197,34 @@ export class KeyCache implements KeyLookupCache {
   }
 
   async #loadThroughRedis(cacheKey: string, load: EntryLoader): Promise<CacheEntry> {
-    if (!this.#redis) return load(false);
+    if (!this.#redis) return this.#fromStore(load, false);
     const cached = await this.#redis.read(cacheKey);
-    if (cached?.entry) return cached.entry;
+    if (cached?.entry) {
+      this.#metrics?.answered("redis");
+      return cached.entry;
+    }
     // A key with a version was invalidated within the hour, perhaps by an instance we have not
     // heard from yet: what is written to Redis must not come from a replica behind that change.
-    const entry = await load(Boolean(cached?.version));
+    const entry = await this.#fromStore(load, Boolean(cached?.version));
     if (cached) await this.#redis.write(cacheKey, entry, cached);
     return entry;
+  }
+
+  #fromStore(load: EntryLoader, latest: boolean): Promise<CacheEntry> {
+    const metrics = this.#metrics;
+    if (!metrics) return load(latest);
+    const start = process.hrtime.bigint();
+    return load(latest).then(
+      (entry) => {
+        metrics.timed("store", secondsSince(start), true);
+        metrics.answered("store");
+        return entry;
+      },
+      (error: unknown) => {
+        metrics.timed("store", secondsSince(start), false);
+        throw error;
+      },
+    );
   }
 
   #abort(cacheKey: string): void {

@@ -21,6 +21,7 @@
 // apart, each part would need all of them.
 import type { Logger } from "../../lib/logger";
 import type { CacheEntry, FoundEntry } from "../../lib/key-lookup-cache";
+import { type Metrics, secondsSince } from "../../lib/metrics";
 import { openSignedEntry, signEntry } from "./entry";
 import { FailureRun } from "./failure-run";
 import { invalidationMessages, parseInvalidation } from "./invalidation-message";
@@ -43,6 +44,8 @@ export interface RedisTierOptions {
   signingKey: () => Promise<Buffer>;
   /** Invalidated keys remembered at most (see MAX_REMEMBERED); smaller in tests. */
   maxRemembered?: number;
+  /** Hears how long each command took, and whether it succeeded. */
+  metrics?: Metrics;
 }
 
 /** Invalidations that could not reach Redis are kept for its return; past this many, everything is cleared. */
@@ -272,20 +275,25 @@ export class RedisTier {
 
   /** Runs a command when Redis is ready, giving up after the timeout; undefined means "no answer". */
   async #call<T>(command: (client: RedisClient) => Promise<T>): Promise<T | undefined> {
+    const { metrics } = this.#options;
     if (this.#client.status !== "ready") {
       this.#down(new Error(`Redis connection is ${this.#client.status}`));
+      metrics?.timed("redis", 0, false);
       return undefined;
     }
     let timer: NodeJS.Timeout | undefined;
+    const start = metrics && process.hrtime.bigint();
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Redis did not answer within ${this.#options.timeout} ms`)), this.#options.timeout);
       });
       const answer = await Promise.race([command(this.#client), timeout]);
+      if (start !== undefined) metrics!.timed("redis", secondsSince(start), true);
       // A Cluster says "ready" once, not after each failover or timeout: an answer says it is back.
       if (this.#warned) this.#onReady();
       return answer;
     } catch (error) {
+      if (start !== undefined) metrics!.timed("redis", secondsSince(start), false);
       this.#down(error);
       return undefined;
     } finally {
