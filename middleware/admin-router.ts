@@ -7,7 +7,9 @@ import { FILTERABLE_FIELDS } from "../lib/columns";
 import { API_KEY_FIELDS, normalizeFilters } from "../lib/filters";
 import { serviceOrDefault } from "../lib/default-service";
 import type { ApiKeyService } from "../lib/service";
+import { normalizeAuditQuery } from "../lib/audit-log";
 import type { ApiKeyDTO, CreateApiKeyDTO, ApiKeyField, Context, FilterableApiKeyProps, FindConfig } from "../lib/types";
+import { normalizeUsageQuery } from "../lib/usage-analytics";
 import { validateBody, validateCreate, validateLinks, validateRevoke, validateUpdate } from "../lib/validate-input";
 import { ADMIN_ROUTES, type AdminOperation, type AdminRoute, ID_PATTERN, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ORDER_VALUES } from "./admin-routes";
 import { openApiDocument } from "./openapi";
@@ -218,9 +220,10 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
    * The service context of a change: made for the calling key, when a key calls, so that the
    * service lets it give and manage only what it holds, judged on the rows it changes.
    */
-  function actingFor(req: Request): Context | undefined {
+  function actingFor(req: Request): Context {
     const key = (req as AuthenticatedRequest).api_key;
-    return key ? { actingKey: key.id } : undefined;
+    // Without a key (an app's own authentication and `actor`), the audit log records the actor.
+    return key ? { actingKey: key.id } : { actor: actorOf(req) };
   }
 
   const parseJson = express.json({ limit: BODY_LIMIT });
@@ -246,6 +249,25 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
       // No parameters, but refused as on every route when some are sent.
       queryOf(req.url, parametersOf(route));
       res.json(openApiDocument(req.baseUrl));
+    },
+
+    async auditLog(req, res, route) {
+      const { offset, limit, ...filters } = queryOf(req.url, parametersOf(route));
+      const config = {
+        skip: integerParameter(offset, "offset", 0, Number.MAX_SAFE_INTEGER, 0),
+        take: integerParameter(limit, "limit", 0, LIST_MAX_LIMIT, LIST_DEFAULT_LIMIT),
+      };
+      validated(() => normalizeAuditQuery(filters, config));
+      const [events, count] = await keys().listAndCountAuditEvents(filters, config);
+      res.json({ events, count, offset: config.skip, limit: config.take });
+    },
+
+    async usage(req, res, route) {
+      const id = idOf(req);
+      const filters = { ...queryOf(req.url, parametersOf(route)), key_id: id };
+      validated(() => normalizeUsageQuery(filters, keys().now()));
+      await retrieve(id, undefined, true);
+      res.json({ usage: await keys().getUsage(filters) });
     },
 
     async list(req, res, route) {

@@ -1,6 +1,7 @@
 // The admin router's routes, described once. The router registers its handlers by walking this
 // table (path, method, the scope a route takes, the query parameters and body fields it
 // accepts), and the OpenAPI document is built from the same table, so the two cannot drift.
+import { AUDIT_ACTIONS } from "../lib/audit-log";
 import { API_KEY_COLUMNS, API_KEY_FIELDS, FILTERABLE_FIELDS, type FilterableField } from "../lib/columns";
 import { FILTER_OPERATORS } from "../lib/filters";
 import { CREATE_INPUTS, type InputFieldName, type JsonSchema, UPDATE_INPUTS } from "../lib/input-fields";
@@ -64,8 +65,8 @@ const WITH_DELETED: QueryParameter = {
 /** Every query parameter a route takes, by name. */
 export const QUERY_PARAMETERS = {
   fields: FIELDS,
-  offset: { description: "How many keys to skip.", schema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 } },
-  limit: { description: "How many keys to return at most.", schema: { type: "integer", minimum: 0, maximum: LIST_MAX_LIMIT, default: LIST_DEFAULT_LIMIT } },
+  offset: { description: "How many records to skip.", schema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 } },
+  limit: { description: "How many records to return at most.", schema: { type: "integer", minimum: 0, maximum: LIST_MAX_LIMIT, default: LIST_DEFAULT_LIMIT } },
   order: {
     description: "The field to order by, ascending, or after `-` descending. Default: `id`, which is creation order.",
     schema: { type: "string", enum: ORDER_VALUES },
@@ -85,12 +86,24 @@ export const QUERY_PARAMETERS = {
   revoked_at: filterParameter("revoked_at"),
   $and: NESTED_FILTERS,
   $or: NESTED_FILTERS,
+  key_id: { description: "Events of this key; a list (`key_id[]=a&key_id[]=b`) for any of them.", schema: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] } },
+  actor_id: {
+    description: "Events made by this actor: a key id (the router records the calling key), or what a service caller passed as `actor`.",
+    schema: { anyOf: [{ type: "string" }, { type: "array", items: { type: "string" } }] },
+  },
+  action: {
+    description: "Events of this action, or of any in a list.",
+    schema: { anyOf: [{ type: "string", enum: AUDIT_ACTIONS }, { type: "array", items: { type: "string", enum: AUDIT_ACTIONS } }] },
+  },
+  from: { description: "The first hour counted: the buckets from this instant's hour. Default: 30 days before `to`.", schema: { type: "string", format: "date-time" } },
+  to: { description: "The last instant counted. Default: now.", schema: { type: "string", format: "date-time" } },
+  granularity: { description: "Buckets of an hour, or of a UTC day.", schema: { type: "string", enum: ["hour", "day"], default: "hour" } },
 } as const satisfies Record<string, QueryParameter>;
 
 export type QueryParameterName = keyof typeof QUERY_PARAMETERS;
 
 /** What a successful answer holds. */
-export type AnswerShape = "api_key" | "list" | "deleted" | "document";
+export type AnswerShape = "api_key" | "list" | "deleted" | "document" | "audit_events" | "usage";
 
 export interface AdminRoute {
   /** The handler's name, and the operation's `operationId`. */
@@ -115,7 +128,7 @@ export interface AdminRoute {
 /** The fields create takes over HTTP: `created_by` is the acting key, never the client's word. */
 const CREATE_BODY = CREATE_INPUTS.filter((field) => field !== "created_by");
 
-// Routes are matched in this order: `/openapi.json` comes before `/:id`, which would take it.
+// Routes are matched in this order: `/openapi.json` and `/audit-log` come before `/:id`, which would take them.
 export const ADMIN_ROUTES = [
   {
     operation: "openapi",
@@ -125,6 +138,16 @@ export const ADMIN_ROUTES = [
     summary: "This document",
     description: "The OpenAPI 3.1 document of these routes, with `servers` set to where the router is mounted.",
     answer: "document",
+  },
+  {
+    operation: "auditLog",
+    method: "get",
+    path: "/audit-log",
+    scope: "read",
+    summary: "The audit log",
+    description: "Every change to a key, oldest first: who made it (`actor_id`), when, and each changed field before and after; never a token or hash.",
+    query: ["key_id", "actor_id", "action", "offset", "limit"],
+    answer: "audit_events",
   },
   {
     operation: "list",
@@ -155,6 +178,16 @@ export const ADMIN_ROUTES = [
     query: ["fields", "with_deleted"],
     answer: "api_key",
     answerNote: "With `sales_channels` for a publishable key, unless `fields` is given.",
+  },
+  {
+    operation: "usage",
+    method: "get",
+    path: "/:id/usage",
+    scope: "read",
+    summary: "A key's verifications",
+    description: "Verifications of the key by hour or UTC day and code, oldest first; counts reach the store within the service's `lastUsedFlushInterval`.",
+    query: ["from", "to", "granularity"],
+    answer: "usage",
   },
   {
     operation: "update",

@@ -2,9 +2,11 @@
 // table (middleware/admin-routes.ts), the input fields validation accepts (lib/input-fields.ts),
 // the key's columns (lib/columns.ts) and the error types with their statuses (lib/errors.ts).
 // Nothing here is a second copy of those, so the document follows them when they change.
+import { AUDIT_ACTIONS } from "../lib/audit-log";
 import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnSpec } from "../lib/columns";
 import { ERROR_STATUS, type ApiKeyErrorType } from "../lib/errors";
 import { INPUT_FIELDS, type JsonSchema } from "../lib/input-fields";
+import { VERIFY_CODES } from "../lib/types";
 import { ADMIN_ROUTES, type AdminRoute, type AnswerShape, ID_PATTERN, QUERY_PARAMETERS, type QueryParameter } from "./admin-routes";
 
 const SECURITY_SCHEME = "secretKey";
@@ -97,6 +99,48 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
     example: { id: EXAMPLE_KEY.id, object: "api_key", deleted: true },
   },
   document: { schema: { type: "object", description: "An OpenAPI 3.1 document.", required: ["openapi", "info", "paths"] } },
+  audit_events: {
+    schema: {
+      type: "object",
+      properties: {
+        events: { type: "array", items: { $ref: "#/components/schemas/AuditEvent" } },
+        count: { type: "integer", minimum: 0, description: "How many events match, across every page." },
+        offset: { type: "integer", minimum: 0 },
+        limit: { type: "integer", minimum: 0 },
+      },
+      required: ["events", "count", "offset", "limit"],
+      additionalProperties: false,
+    },
+    example: {
+      events: [
+        {
+          id: "aev_01HZX5A1B2C3D4E5F6G7H8J9K0",
+          action: "revoked",
+          key_id: EXAMPLE_KEY.id,
+          actor_id: "apk_01HZX3M1QW5E8R7T6Y4U2I0O9P",
+          at: "2026-02-01T10:00:00.000Z",
+          changes: { revoked_at: { before: null, after: "2026-02-01T10:00:00.000Z" }, revoked_by: { before: null, after: "apk_01HZX3M1QW5E8R7T6Y4U2I0O9P" } },
+        },
+      ],
+      count: 1,
+      offset: 0,
+      limit: 20,
+    },
+  },
+  usage: {
+    schema: { type: "object", properties: { usage: { type: "array", items: { $ref: "#/components/schemas/UsageBucket" } } }, required: ["usage"], additionalProperties: false },
+    example: {
+      usage: [{ key_id: EXAMPLE_KEY.id, time: "2026-02-01T10:00:00.000Z", ...Object.fromEntries(VERIFY_CODES.map((code) => [code, code === "valid" ? 120 : 0])) }],
+    },
+  },
+};
+
+/** Each changed field of an audit event. */
+const AUDIT_CHANGE: JsonSchema = {
+  type: "object",
+  properties: { before: { description: "The value before the change, as JSON has it; null for none." }, after: { description: "The value after it." } },
+  required: ["before", "after"],
+  additionalProperties: false,
 };
 
 /** An error status, or `4XX` for any other 4xx status (from an app's hook). */
@@ -243,6 +287,35 @@ function buildDocument(version: string): JsonSchema {
       },
       schemas: {
         ApiKey: { type: "object", properties: API_KEY_PROPERTIES, required: API_KEY_FIELDS, additionalProperties: false },
+        AuditEvent: {
+          type: "object",
+          description: "One change to a key.",
+          properties: {
+            id: { type: "string", description: "`aev_` and a ULID." },
+            action: { type: "string", enum: AUDIT_ACTIONS },
+            key_id: { type: "string" },
+            actor_id: { type: ["string", "null"], description: "The calling key, or the `actor` a service caller named; null for neither." },
+            at: { type: "string", format: "date-time" },
+            changes: {
+              type: "object",
+              description: "Each changed field by name (`links.<resource_type>` for links, `successor_id` for a roll); never the token.",
+              additionalProperties: AUDIT_CHANGE,
+            },
+          },
+          required: ["id", "action", "key_id", "actor_id", "at", "changes"],
+          additionalProperties: false,
+        },
+        UsageBucket: {
+          type: "object",
+          description: "Verifications of a key in one hour or UTC day, by code.",
+          properties: {
+            key_id: { type: ["string", "null"] },
+            time: { type: "string", format: "date-time", description: "The bucket's start." },
+            ...Object.fromEntries(VERIFY_CODES.map((code) => [code, { type: "integer", minimum: 0 }])),
+          },
+          required: ["key_id", "time", ...VERIFY_CODES],
+          additionalProperties: false,
+        },
         ApiKeySelection: {
           type: "object",
           description: "A key with every field, or with those `fields` selects (`id` always).",
