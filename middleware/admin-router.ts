@@ -262,6 +262,12 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
       res.json({ events, count, offset: config.skip, limit: config.take });
     },
 
+    async usageOfAll(req, res, route) {
+      const filters = queryOf(req.url, parametersOf(route));
+      validated(() => normalizeUsageQuery(filters, keys().now()));
+      res.json({ usage: await keys().getUsage(filters) });
+    },
+
     async usage(req, res, route) {
       const id = idOf(req);
       const filters = { ...queryOf(req.url, parametersOf(route)), key_id: id };

@@ -128,7 +128,7 @@ export interface AdminRoute {
 /** The fields create takes over HTTP: `created_by` is the acting key, never the client's word. */
 const CREATE_BODY = CREATE_INPUTS.filter((field) => field !== "created_by");
 
-// Routes are matched in this order: `/openapi.json` and `/audit-log` come before `/:id`, which would take them.
+// Routes are matched in this order: `/openapi.json`, `/audit-log` and `/usage` come before `/:id`, which would take them.
 export const ADMIN_ROUTES = [
   {
     operation: "openapi",
@@ -148,6 +148,16 @@ export const ADMIN_ROUTES = [
     description: "Every change to a key, oldest first: who made it (`actor_id`), when, and each changed field before and after; never a token or hash.",
     query: ["key_id", "actor_id", "action", "offset", "limit"],
     answer: "audit_events",
+  },
+  {
+    operation: "usageOfAll",
+    method: "get",
+    path: "/usage",
+    scope: "read",
+    summary: "Verifications of every key",
+    description: "Verifications by hour or UTC day, key and code, oldest first; tokens that name no key are counted under `key_id: null`.",
+    query: ["from", "to", "granularity"],
+    answer: "usage",
   },
   {
     operation: "list",

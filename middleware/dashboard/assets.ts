@@ -30,7 +30,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** Our own files sit next to this module: in `assets/` under the sources and, copied by the build, under dist. */
-const OWN_FILES = ["app.js", "app.css"];
+const OWN_FILES = ["app.js", "charts.js", "app.css"];
 
 function asset(name: string, body: Buffer): Asset {
   const extension = name.slice(name.lastIndexOf("."));

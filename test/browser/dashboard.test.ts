@@ -337,6 +337,41 @@ forEachBackend(
       assert.equal((await db.service.listApiKeys({ title: "Ada's laptop" }))[0]!.created_by, "user_ada");
     });
 
+    it("shows each key's verifications in the table and as a chart, with the numbers, and its audit trail", async () => {
+      const key = await db.service.createApiKeys({ title: "Checkout service", type: "secret", created_by: "user_ops" }, { actor: "user_ops" });
+      await db.service.updateApiKeys(key.id, { title: "Checkout API" }, { actingKey: admin.id });
+      // Verifications on another instance, written when it closes, as a flush would.
+      const instance = await db.open({ now: () => new Date() });
+      for (let i = 0; i < 3; i++) await instance.verifyApiKey(key.token);
+      await instance.verifyApiKey(key.token, { scopes: ["orders:write"] });
+      await instance.close();
+
+      await signIn();
+      await row("Checkout API").getByRole("cell", { name: "3 valid, 1 refused" }).waitFor();
+      const overview = page.getByRole("img", { name: /^All keys, last 30 days: \d+ valid and \d+ refused verifications over 30 days/ });
+      await overview.waitFor();
+
+      await row("Checkout API").getByRole("button", { name: "Details" }).click();
+      const chart = page.getByRole("img", { name: "Verifications of Checkout API, last 30 days: 3 valid and 1 refused verifications over 30 days, at most 4 in a day." });
+      await chart.waitFor();
+      // The numbers behind the bars, as a table a screen reader can walk.
+      const usage = page.getByRole("region", { name: "Usage", exact: true });
+      await usage.getByText("Numbers").click();
+      const today = usage.getByRole("table").getByRole("row").last();
+      assert.deepEqual((await today.getByRole("cell").allTextContents()).slice(0, 5), ["3", "0", "0", "0", "1"]);
+
+      const trail = page.getByRole("region", { name: "Audit trail" }).getByRole("listitem");
+      await trail.filter({ hasText: "Updated" }).waitFor();
+      assert.match(await trail.first().innerText(), /^Updated .* by Ops admin \(sk_.{3}\*\*\*.{3}\)\s+title: Checkout service \u2192 Checkout API/s);
+      assert.match(await trail.filter({ hasText: "Created" }).first().innerText(), /by user_ops/);
+
+      await page.setViewportSize(PHONE);
+      const box = await chart.boundingBox();
+      assert.ok(box && box.width <= PHONE.width && box.width > 200, `the chart fits a phone's width: ${box?.width}`);
+      await usage.getByText("Numbers").click();
+      await page.getByRole("region", { name: "Usage", exact: true }).screenshot({ path: path.join(RESULTS, "dashboard-usage-phone.png") });
+    });
+
     it("shows realistic keys readably at 1280x800 and on a phone", async () => {
       // Keys made over the past weeks, some in use: created and last used times set as they would be.
       const DAY = 86_400_000;

@@ -4,9 +4,12 @@
 // and the CSRF token it sends with each change is kept in memory only.
 import { Component, createRef, h, render } from "./vendor/preact.js";
 import htm from "./vendor/htm.js";
+import { AuditTrail, UsageChart, daysAgo, perDay, totalsByKey } from "./charts.js";
 
 const html = htm.bind(h);
 const PAGE_SIZE = 20;
+/** Days the usage charts cover. */
+const CHART_DAYS = 30;
 const GRACE_PERIODS = [
   ["0", "None: the old key stops now"],
   ["3600", "1 hour"],
@@ -326,14 +329,19 @@ function DeleteDialog({ apiKey, onClose, onDone }) {
 // A key's details, with its sales channels for a publishable key
 
 class KeyDetails extends Component {
-  state = { key: null, error: "", channel: "", busy: false };
+  state = { key: null, usage: null, events: null, error: "", channel: "", busy: false };
   componentDidMount() {
     this.load();
   }
   async load() {
     try {
-      const { api_key } = await call("GET", `api/${this.props.id}`);
-      this.setState({ key: api_key, error: "" });
+      const from = encodeURIComponent(daysAgo(CHART_DAYS).toISOString());
+      const [{ api_key }, { usage }, { events }] = await Promise.all([
+        call("GET", `api/${this.props.id}`),
+        call("GET", `api/${this.props.id}/usage?granularity=day&from=${from}`),
+        call("GET", `api/audit-log?key_id=${encodeURIComponent(this.props.id)}&limit=1000`),
+      ]);
+      this.setState({ key: api_key, usage: perDay(usage, CHART_DAYS), events: events.reverse(), error: "" });
     } catch (error) {
       this.setState({ error: error.message });
     }
@@ -353,7 +361,7 @@ class KeyDetails extends Component {
     if (!id) this.setState({ error: "Enter a sales channel ID to link." });
     else this.change({ add: [id] });
   };
-  render(_props, { key, error, channel, busy }) {
+  render({ names }, { key, usage, events, error, channel, busy }) {
     if (!key) return error ? html`<${ErrorMessage} error=${error} />` : html`<p class="muted">Loading...</p>`;
     const json = (value) => html`<code>${JSON.stringify(value)}</code>`;
     const rows = [
@@ -389,6 +397,13 @@ class KeyDetails extends Component {
             </form>
           </section>`
         : null}
+      <section aria-label="Usage">
+        <${UsageChart} title=${`Verifications of ${key.title}, last ${CHART_DAYS} days`} days=${usage} />
+      </section>
+      <section aria-label="Audit trail">
+        <h3>Audit trail</h3>
+        <${AuditTrail} events=${events} names=${names} />
+      </section>
       <${ErrorMessage} error=${error} />
     </div>`;
   }
@@ -398,7 +413,7 @@ class KeyDetails extends Component {
 // The list of keys
 
 class KeysPage extends Component {
-  state = { q: "", type: "", status: "", offset: 0, data: null, error: "", loading: true, dialog: null, notice: "", open: null };
+  state = { q: "", type: "", status: "", offset: 0, data: null, recent: new Map(), overview: null, error: "", loading: true, dialog: null, notice: "", open: null };
   searchTimer = 0;
   // Answers can arrive out of order (typing in the search box); only the latest is shown.
   latest = 0;
@@ -412,8 +427,14 @@ class KeysPage extends Component {
     const ticket = ++this.latest;
     this.setState({ loading: true });
     try {
-      const data = await call("GET", listQuery(this.state));
-      if (ticket === this.latest) this.setState({ data, error: "", loading: false });
+      const lastDay = encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString());
+      const lastMonth = encodeURIComponent(daysAgo(CHART_DAYS).toISOString());
+      const [data, { usage: recent }, { usage: daily }] = await Promise.all([
+        call("GET", listQuery(this.state)),
+        call("GET", `api/usage?from=${lastDay}`),
+        call("GET", `api/usage?granularity=day&from=${lastMonth}`),
+      ]);
+      if (ticket === this.latest) this.setState({ data, recent: totalsByKey(recent), overview: perDay(daily, CHART_DAYS), error: "", loading: false });
     } catch (error) {
       if (ticket === this.latest) this.setState({ error: error.message, loading: false });
     }
@@ -476,6 +497,7 @@ class KeysPage extends Component {
         <td data-label="Status"><span class=${`badge ${status.tone}`}>${status.label}</span></td>
         <td data-label="Created"><${When} at=${key.created_at} style="date" /></td>
         <td data-label="Last used"><${When} at=${key.last_used_at} empty="never" style="relative" /></td>
+        <td data-label="Last 24 h">${this.recentUse(key.id)}</td>
         <td data-label="Expires"><${When} at=${key.expires_at} empty="never" style="date" /></td>
         <td data-label="Actions" class="row-actions">
           <button type="button" class="small" aria-expanded=${open} onClick=${() => this.setState({ open: open ? null : key.id })}>Details</button>
@@ -486,7 +508,17 @@ class KeysPage extends Component {
                 <button type="button" class="small danger" onClick=${act("revoke")}>Revoke</button>`}
         </td>
       </tr>
-      ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="8"><${KeyDetails} key=${`${key.updated_at}|${key.revoked_at}|${key.title}`} id=${key.id} /></td></tr>` : null}`;
+      ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="9"><${KeyDetails} key=${`${key.updated_at}|${key.revoked_at}|${key.title}`} id=${key.id} names=${this.names()} /></td></tr>` : null}`;
+  }
+  /** Verifications of a key in the last 24 hours: valid, and refused when any were. */
+  recentUse(id) {
+    const use = this.state.recent.get(id);
+    if (!use) return html`<span class="muted">none</span>`;
+    return html`${use.valid} valid${use.refused > 0 ? html`, <span class="refused">${use.refused} refused</span>` : null}`;
+  }
+  /** The titles of the keys on this page, by id, to name the actors of audit events. */
+  names() {
+    return new Map((this.state.data?.api_keys ?? []).map((key) => [key.id, `${key.title} (${key.redacted})`]));
   }
   body() {
     const { data, error, loading, q, type, status } = this.state;
@@ -504,7 +536,7 @@ class KeysPage extends Component {
       <div class="table-frame">
       <table>
         <caption class="visually-hidden">API keys</caption>
-        <thead><tr><th scope="col">Title</th><th scope="col">Type</th><th scope="col">Key</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Actions</th></tr></thead>
+        <thead><tr><th scope="col">Title</th><th scope="col">Type</th><th scope="col">Key</th><th scope="col">Status</th><th scope="col">Created</th><th scope="col">Last used</th><th scope="col">Last 24 h</th><th scope="col">Expires</th><th scope="col">Actions</th></tr></thead>
         <tbody>${data.api_keys.map((key) => this.row(key))}</tbody>
       </table>
       </div>
@@ -529,6 +561,7 @@ class KeysPage extends Component {
       </div>
       <p role="status" class="notice">${notice}</p>
       ${error ? html`<div class="error" role="alert">${error} <button type="button" class="small" onClick=${() => this.load()}>Try again</button></div>` : null}
+      ${this.state.overview ? html`<section aria-label="Usage of all keys"><${UsageChart} title=${`All keys, last ${CHART_DAYS} days`} days=${this.state.overview} /></section>` : null}
       ${this.body()}
       ${this.dialog()}
     </main>`;
@@ -567,7 +600,10 @@ class SignIn extends Component {
 class App extends Component {
   state = { phase: "loading", who: null, keyId: null, canSignOut: false, notice: "", error: "", reveal: null };
   componentDidMount() {
-    onSessionEnded = (message) => this.signedOut(message);
+    // Several calls can find the session ended at once: the first one says why, the rest add nothing.
+    onSessionEnded = (message) => {
+      if (csrfToken) this.signedOut(message);
+    };
     this.check();
   }
   async check() {
