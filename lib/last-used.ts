@@ -1,6 +1,7 @@
 // Records when keys were last used without a database write on the request path: uses are
 // coalesced in memory and written in one statement per flush, so each key is written at most
 // once per interval however busy it is.
+import { FlushTimer } from "./flush-timer";
 import type { Logger } from "./logger";
 import type { ApiKeyStore } from "./store";
 
@@ -12,15 +13,14 @@ const MAX_PENDING = 100_000;
 export class LastUsedRecorder {
   readonly #pending = new Map<string, Date>();
   readonly #store: Pick<ApiKeyStore, "recordLastUsed">;
-  readonly #intervalMs: number;
   readonly #logger: Logger;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #timer: FlushTimer;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(store: Pick<ApiKeyStore, "recordLastUsed">, intervalMs: number, logger: Logger) {
     this.#store = store;
-    this.#intervalMs = intervalMs;
+    this.#timer = new FlushTimer(intervalMs, () => this.flush());
     this.#logger = logger;
   }
 
@@ -35,18 +35,7 @@ export class LastUsedRecorder {
     const known = this.#pending.get(id);
     if (!known || known < at) this.#pending.set(id, at);
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
-    this.#schedule();
-  }
-
-  #schedule(): void {
-    if (this.#timer || this.#closed) return;
-    // Jitter spreads the flushes of many instances that started together.
-    const delay = this.#intervalMs * (0.9 + Math.random() * 0.2);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, delay);
-    this.#timer.unref();
+    this.#timer.schedule();
   }
 
   /** Writes every pending use now. Failures are logged and the uses kept for the next flush. */
@@ -69,7 +58,7 @@ export class LastUsedRecorder {
           if (!known || known < at) this.#pending.set(id, at);
         }
         this.#logger.warn(`express-api-keys: could not record last_used_at for ${batch.length} keys; will retry`, error);
-        this.#schedule();
+        this.#timer.schedule();
       }
     }
   }
@@ -77,8 +66,7 @@ export class LastUsedRecorder {
   /** Stops the timer and writes what is pending. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#timer.stop();
     await this.flush();
   }
 }

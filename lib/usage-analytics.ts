@@ -4,6 +4,7 @@
 // malformed, forged, of the other type) are counted under `key_id: null`, so that a flood shows.
 import { ApiKeyError } from "./errors";
 import { ISO_DATE, isPlainObject } from "./filters";
+import { FlushTimer } from "./flush-timer";
 import type { Logger } from "./logger";
 import { VERIFY_CODES, type VerifyCode, type VerifyResult } from "./types";
 
@@ -68,7 +69,7 @@ export class UsageRecorder {
   #pairs = 0;
   readonly #sink: UsageSink;
   readonly #options: UsageRecorderOptions;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #timer: FlushTimer;
   #flushing: Promise<void> = Promise.resolve();
   #prunedAt = -Infinity;
   #closed = false;
@@ -76,6 +77,7 @@ export class UsageRecorder {
   constructor(sink: UsageSink, options: UsageRecorderOptions) {
     this.#sink = sink;
     this.#options = options;
+    this.#timer = new FlushTimer(options.intervalMs, () => this.flush());
   }
 
   /** (hour, key) pairs whose counts wait for the next flush. */
@@ -87,7 +89,7 @@ export class UsageRecorder {
   count(result: VerifyResult): void {
     if (this.#closed) return;
     this.#add(Math.floor(this.#options.now().getTime() / HOUR_MS), result.api_key?.id ?? "", CODE_INDEX[result.code], 1);
-    this.#schedule();
+    this.#timer.schedule();
   }
 
   #add(hour: number, key: string, code: number, count: number): void {
@@ -106,17 +108,6 @@ export class UsageRecorder {
     this.#pairs -= this.#pending.get(oldest)!.size;
     this.#pending.delete(oldest);
     this.#options.logger.warn("express-api-keys: too many verification counts waiting to be written; the oldest hour was dropped");
-  }
-
-  #schedule(): void {
-    if (this.#timer || this.#closed) return;
-    // Jitter spreads the flushes of many instances that started together.
-    const delay = this.#options.intervalMs * (0.9 + Math.random() * 0.2);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, delay);
-    this.#timer.unref();
   }
 
   /** Writes every pending count now. A failed batch is kept (added back) for the next flush. */
@@ -143,7 +134,7 @@ export class UsageRecorder {
       } catch (error) {
         for (const count of batch) this.#add(count.hour.getTime() / HOUR_MS, count.key_id ?? "", CODE_INDEX[count.code], count.count);
         this.#options.logger.warn(`express-api-keys: could not write ${batch.length} verification counts; will retry`, error);
-        this.#schedule();
+        this.#timer.schedule();
       }
     }
   }
@@ -163,8 +154,7 @@ export class UsageRecorder {
   /** Stops the timer and writes what is pending. */
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#timer.stop();
     await this.flush();
   }
 }

@@ -70,23 +70,28 @@ const EXAMPLE_KEY: Record<ApiKeyField, unknown> = {
   token_format: 2,
 };
 
+/** A page of a list: its items under `name`, each a `schema`, with the count of every match. */
+function pageOf(name: string, schema: string, what: string): JsonSchema {
+  return {
+    type: "object",
+    properties: {
+      [name]: { type: "array", items: { $ref: `#/components/schemas/${schema}` } },
+      count: { type: "integer", minimum: 0, description: `How many ${what} match, across every page.` },
+      offset: { type: "integer", minimum: 0 },
+      limit: { type: "integer", minimum: 0 },
+    },
+    required: [name, "count", "offset", "limit"],
+    additionalProperties: false,
+  };
+}
+
 const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = {
   api_key: {
     schema: { type: "object", properties: { api_key: { $ref: "#/components/schemas/ApiKey" } }, required: ["api_key"], additionalProperties: false },
     example: { api_key: { ...EXAMPLE_KEY, sales_channels: [{ id: "sc_01HZX4ZQ8Y" }] } },
   },
   list: {
-    schema: {
-      type: "object",
-      properties: {
-        api_keys: { type: "array", items: { $ref: "#/components/schemas/ApiKeySelection" } },
-        count: { type: "integer", minimum: 0, description: "How many keys match, across every page." },
-        offset: { type: "integer", minimum: 0 },
-        limit: { type: "integer", minimum: 0 },
-      },
-      required: ["api_keys", "count", "offset", "limit"],
-      additionalProperties: false,
-    },
+    schema: pageOf("api_keys", "ApiKeySelection", "keys"),
     example: { api_keys: [EXAMPLE_KEY], count: 1, offset: 0, limit: 20 },
   },
   deleted: {
@@ -100,17 +105,7 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
   },
   document: { schema: { type: "object", description: "An OpenAPI 3.1 document.", required: ["openapi", "info", "paths"] } },
   audit_events: {
-    schema: {
-      type: "object",
-      properties: {
-        events: { type: "array", items: { $ref: "#/components/schemas/AuditEvent" } },
-        count: { type: "integer", minimum: 0, description: "How many events match, across every page." },
-        offset: { type: "integer", minimum: 0 },
-        limit: { type: "integer", minimum: 0 },
-      },
-      required: ["events", "count", "offset", "limit"],
-      additionalProperties: false,
-    },
+    schema: pageOf("events", "AuditEvent", "events"),
     example: {
       events: [
         {
