@@ -23,6 +23,8 @@ export { readPublishableCredential, readSecretCredential, type Credential } from
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./middleware/admin-router";
 /** A web page for managing keys, as an Express router: app.use("/admin/keys", apiKeyDashboard()). */
 export { apiKeyDashboard, type DashboardOptions } from "./middleware/dashboard";
+/** The endpoint GitHub's secret scanning posts leaked tokens to: app.use("/github/secret-scanning", apiKeyLeakReceiver()). */
+export { apiKeyLeakReceiver, githubPublicKeys, type LeakReceiverOptions, type LeakReportKey } from "./middleware/leak-receiver";
 /** Events the service emits to in-process listeners. */
 export type { ApiKeyChange, ApiKeyEventName, ApiKeyEvents, ApiKeyEventListener } from "./lib/events";
 /** The stored audit log: what `listAuditEvents` answers and takes. */

@@ -27,6 +27,8 @@ export interface AuditEvent {
   at: Date;
   /** Each changed field by name; `links.<resource_type>` for links, `successor_id` for a roll. */
   changes: Record<string, AuditChange>;
+  /** Why the change was made, as its caller said (`auditDetails`): a leak report's `url` and `source`, say; null for nothing said. */
+  details: Record<string, string> | null;
 }
 
 /**
@@ -62,8 +64,23 @@ export interface AuditEntry {
   changes: Record<string, AuditChange>;
 }
 
-export function auditEvent(entry: AuditEntry, actor: string | null, at: Date): AuditEvent {
-  return { id: generateAuditEventId(at.getTime()), action: entry.action, key_id: entry.key_id, actor_id: actor, at, changes: entry.changes };
+export function auditEvent(entry: AuditEntry, actor: string | null, at: Date, details: Record<string, string> | null): AuditEvent {
+  return { id: generateAuditEventId(at.getTime()), action: entry.action, key_id: entry.key_id, actor_id: actor, at, changes: entry.changes, details };
+}
+
+/** At most this many details, each a string of at most MAX_DETAIL_LENGTH characters. */
+const MAX_DETAILS = 10;
+const MAX_DETAIL_LENGTH = 2000;
+
+/** The details a context gives its audit events (`auditDetails`), checked; null for none. */
+export function detailsOf(ctx: { auditDetails?: unknown } | undefined): Record<string, string> | null {
+  const details = ctx?.auditDetails;
+  if (details === undefined) return null;
+  const entries = isPlainObject(details) ? Object.entries(details) : undefined;
+  if (!entries || entries.length > MAX_DETAILS || !entries.every(([, value]) => typeof value === "string" && value.length <= MAX_DETAIL_LENGTH)) {
+    throw new ApiKeyError("invalid_data", `Expected 'auditDetails' to be an object of at most ${MAX_DETAILS} strings of at most ${MAX_DETAIL_LENGTH} characters`);
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 /** The longest actor id a context may give: as long as the columns that hold ids. */

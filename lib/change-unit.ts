@@ -3,7 +3,7 @@
 // locks, checked against what the acting key may manage; its audit events, in its transaction;
 // and, once committed, cache invalidation followed by events, in that order, so that no
 // listener acts on a stale cache.
-import { type AuditEntry, actorOf, auditEvent } from "./audit-log";
+import { type AuditEntry, actorOf, auditEvent, detailsOf } from "./audit-log";
 import { checkTargets } from "./delegation";
 import { ApiKeyError, redactError, unknownError } from "./errors";
 import type { ApiKeyEventBus, EventBatch } from "./events";
@@ -138,8 +138,9 @@ export class ChangeUnit {
     const recorded = entries.filter((entry) => Object.keys(entry.changes).length > 0);
     if (recorded.length === 0 || !store.insertAuditEvents) return;
     const actor = actorOf(ctx);
+    const details = detailsOf(ctx);
     const at = this.#parts.now();
-    await store.insertAuditEvents(recorded.map((entry) => auditEvent(entry, actor, at)));
+    await store.insertAuditEvents(recorded.map((entry) => auditEvent(entry, actor, at, details)));
   }
 
   /**

@@ -20,7 +20,7 @@ import type { ReplicaReads } from "./replica-reads";
 import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import { newKey, revocationTime } from "./new-key";
-import { type TokenRules, parseToken, storedTokenValue } from "./tokens";
+import { SECRET_TOKEN_PATTERN, type TokenRules, parseToken, storedTokenValue } from "./tokens";
 import type {
   ApiKeyDTO,
   ApiKeyField,
@@ -164,6 +164,11 @@ export class ApiKeyService {
       read: (work) => this.#changes.run(undefined, work),
       lookUp: (work, options) => this.#changes.read(undefined, "lookup", work, options),
     });
+  }
+
+  /** A regular expression (its source) that finds secret tokens in text, to register with secret scanners such as GitHub's. */
+  get tokenPattern(): string {
+    return SECRET_TOKEN_PATTERN;
   }
 
   /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */

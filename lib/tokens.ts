@@ -34,6 +34,13 @@ export const TOKEN_LENGTH = 3 + RANDOM_LENGTH + TAG_LENGTH + CHECKSUM_LENGTH;
 /** The length of a format-1 token, issued before tags. */
 export const LEGACY_TOKEN_LENGTH = 3 + RANDOM_LENGTH + CHECKSUM_LENGTH;
 
+/**
+ * A secret token of either format, standing on its own in a text: what a secret scanner is
+ * given to find leaked tokens. Every deployment's tokens share it; the checksum then tells a
+ * token from a look-alike offline, and the receiver asks the store whether it is one of ours.
+ */
+export const SECRET_TOKEN_PATTERN = `\\bsk_(?:[0-9A-Za-z]{${TOKEN_LENGTH - 3}}|[0-9A-Za-z]{${LEGACY_TOKEN_LENGTH - 3}})\\b`;
+
 function randomBase62(length: number): string {
   let out = "";
   while (out.length < length) {

@@ -119,6 +119,8 @@ export interface Context {
    * Without it the acting key is recorded, and without either, null.
    */
   actor?: string;
+  /** Why the change is made, stored with its audit events as `details` (at most 10 strings): `{ ticket: "OPS-12" }`, say. */
+  auditDetails?: Record<string, string>;
 }
 
 /** Ids affected by `softDeleteApiKeys` and `restoreApiKeys`, under the reference's linkable key. */

@@ -13,3 +13,5 @@ export { readPublishableCredential, readSecretCredential, type Credential } from
 export { apiKeyAdminRouter, type AdminRouterOptions } from "./admin-router";
 /** A web page for managing keys, as an Express router. */
 export { apiKeyDashboard, type DashboardOptions } from "./dashboard";
+/** The endpoint GitHub's secret scanning posts leaked tokens to, as an Express router. */
+export { apiKeyLeakReceiver, githubPublicKeys, type LeakReceiverOptions, type LeakReportKey } from "./leak-receiver";

@@ -115,6 +115,7 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
           actor_id: "apk_01HZX3M1QW5E8R7T6Y4U2I0O9P",
           at: "2026-02-01T10:00:00.000Z",
           changes: { revoked_at: { before: null, after: "2026-02-01T10:00:00.000Z" }, revoked_by: { before: null, after: "apk_01HZX3M1QW5E8R7T6Y4U2I0O9P" } },
+          details: null,
         },
       ],
       count: 1,
@@ -296,8 +297,13 @@ function buildDocument(version: string): JsonSchema {
               description: "Each changed field by name (`links.<resource_type>` for links, `successor_id` for a roll); never the token.",
               additionalProperties: AUDIT_CHANGE,
             },
+            details: {
+              type: ["object", "null"],
+              description: "Why the change was made, as its caller said: a leak report's `url` and `source`, say.",
+              additionalProperties: { type: "string" },
+            },
           },
-          required: ["id", "action", "key_id", "actor_id", "at", "changes"],
+          required: ["id", "action", "key_id", "actor_id", "at", "changes", "details"],
           additionalProperties: false,
         },
         UsageBucket: {

@@ -6,7 +6,7 @@ import type { AuditEvent, AuditFilter, AuditQuery } from "../lib/audit-log";
 import { type Dialect, qualifiedTable } from "./dialect";
 
 const TABLE = "api_key_audit_event";
-const COLUMNS = ["id", "action", "key_id", "actor_id", "at", "changes"] as const;
+const COLUMNS = ["id", "action", "key_id", "actor_id", "at", "changes", "details"] as const;
 
 interface AuditRow {
   id: string;
@@ -15,6 +15,7 @@ interface AuditRow {
   actor_id: string | null;
   at: unknown;
   changes: string;
+  details: string | null;
 }
 
 export class KnexAuditLog {
@@ -32,7 +33,7 @@ export class KnexAuditLog {
   async insert(events: readonly AuditEvent[]): Promise<void> {
     const size = Math.min(this.dialect.maxInsertRows, Math.floor(this.dialect.maxBindings / COLUMNS.length));
     for (let i = 0; i < events.length; i += size) {
-      const rows = events.slice(i, i + size).map((event) => ({ ...event, changes: JSON.stringify(event.changes) }));
+      const rows = events.slice(i, i + size).map((event) => ({ ...event, changes: JSON.stringify(event.changes), details: event.details && JSON.stringify(event.details) }));
       await this.table().insert(rows);
     }
   }
@@ -56,7 +57,12 @@ export class KnexAuditLog {
     if (query.skip !== undefined) builder.offset(query.skip);
     if (query.take !== undefined) builder.limit(query.take);
     const rows = (await builder) as AuditRow[];
-    return rows.map((row) => ({ ...row, at: this.dialect.toDate(row.at)!, changes: JSON.parse(row.changes) as AuditEvent["changes"] }));
+    return rows.map((row) => ({
+      ...row,
+      at: this.dialect.toDate(row.at)!,
+      changes: JSON.parse(row.changes) as AuditEvent["changes"],
+      details: row.details === null ? null : (JSON.parse(row.details) as Record<string, string>),
+    }));
   }
 
   async count(where: AuditFilter): Promise<number> {

@@ -236,6 +236,7 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
           types.key(table, "actor_id", 255).nullable();
           types.timestamp(table, "at").notNullable();
           types.text(table, "changes").notNullable();
+          types.text(table, "details").nullable();
           table.index(["key_id", "at"], "IDX_api_key_audit_event_key_at");
           table.index(["actor_id", "at"], "IDX_api_key_audit_event_actor_at");
           table.index(["at"], "IDX_api_key_audit_event_at");

@@ -41,6 +41,18 @@ forEachBackend("audit log", (db) => {
     assert.deepEqual(event!.changes.metadata, { before: null, after: { team: "web" } });
     assert.deepEqual(event!.changes.created_at, { before: null, after: key.created_at.toISOString() });
     for (const field of ["token", "updated_at", "last_used_at"]) assert.ok(!(field in event!.changes), field);
+    assert.equal(event!.details, null);
+  });
+
+  it("stores what a caller says of a change as its details, and refuses details that are not a few strings", async () => {
+    const key = await secret();
+    remember(key.token);
+    await db.service.revoke(key.id, { revoked_by: "ops" }, { actor: "ops", auditDetails: { ticket: "OPS-12", reason: "left the team" } });
+    const [, revoked] = await db.service.listAuditEvents({ key_id: key.id });
+    assert.deepEqual(revoked!.details, { ticket: "OPS-12", reason: "left the team" });
+    for (const auditDetails of ["why", { n: 1 }, Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`k${i}`, "v"])), { long: "x".repeat(2001) }]) {
+      await rejectsWith(db.service.updateApiKeys(key.id, { title: "t" }, { auditDetails: auditDetails as never }), "invalid_data", /auditDetails/);
+    }
   });
 
   it("records an update with only the fields it changed, before and after", async () => {

@@ -46,7 +46,7 @@ const WIDEN_REMAINING_POSTGRES_DDL = ['alter table "S"."api_key" alter column "r
 
 /** The audit log's table, on PostgreSQL: no foreign key to api_key (a trail outlives its key), indexed for a key's, an actor's and the whole log's trail in time. */
 const AUDIT_EVENT_POSTGRES_DDL = [
-  'create table "S"."api_key_audit_event" ("id" text, "action" text not null, "key_id" text not null, "actor_id" text null, "at" timestamptz not null, "changes" text not null, constraint "api_key_audit_event_pkey" primary key ("id"))',
+  'create table "S"."api_key_audit_event" ("id" text, "action" text not null, "key_id" text not null, "actor_id" text null, "at" timestamptz not null, "changes" text not null, "details" text null, constraint "api_key_audit_event_pkey" primary key ("id"))',
   'create index "IDX_api_key_audit_event_key_at" on "S"."api_key_audit_event" ("key_id", "at")',
   'create index "IDX_api_key_audit_event_actor_at" on "S"."api_key_audit_event" ("actor_id", "at")',
   'create index "IDX_api_key_audit_event_at" on "S"."api_key_audit_event" ("at")',
