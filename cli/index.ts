@@ -147,6 +147,7 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .option("--redis-sentinel-name <name>", "with --redis-sentinels: the master's name (default: REDIS_SENTINEL_NAME)")
     .option("--redis-prefix <prefix>", "the apps' cache.redisPrefix (default: API_KEYS_REDIS_PREFIX, else apikey:)")
     .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
+    .option("--token-prefix <segment>", "the apps' tokenPrefix, put into new tokens (default: API_KEYS_TOKEN_PREFIX, else none)")
     .option("--actor <name>", "who makes the changes, as the audit log records it", defaultActor())
     .showHelpAfterError()
     // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this.
@@ -330,6 +331,7 @@ interface GlobalOptions {
   redisSentinelName?: string;
   redisPrefix?: string;
   pepperFile?: Buffer;
+  tokenPrefix?: string;
   actor: string;
 }
 
@@ -344,13 +346,13 @@ async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = buildProgram(async (work) => {
     const flags = program.opts<GlobalOptions>();
-    const { database, readDatabase, schema, redisPrefix, pepperFile } = flags;
+    const { database, readDatabase, schema, redisPrefix, pepperFile, tokenPrefix } = flags;
     if (flags.redisSentinelName !== undefined && flags.redisSentinels === undefined) {
       program.error("error: --redis-sentinel-name goes with --redis-sentinels.", { exitCode: EXIT_USAGE });
     }
     // Flags left out stay undefined, so that initialize() falls back to the environment as an app does.
     const cache = redisPrefix === undefined ? undefined : { redisPrefix };
-    const service = await initialize({ database, readDatabase, schema, redis: redisOption(flags), cache, pepper: pepperFile, logger: cliLogger });
+    const service = await initialize({ database, readDatabase, schema, redis: redisOption(flags), cache, pepper: pepperFile, tokenPrefix, logger: cliLogger });
     try {
       await work(service);
     } finally {

@@ -31,7 +31,7 @@ export const UNKNOWN_ERROR_MESSAGE = "An unknown error occurred.";
  * run together with another token.
  * Eight characters are 48 bits of a token; shorter fragments say too little to be worth hiding.
  */
-const SECRET_TOKEN_TEXT = /sk_(?:(?!sk_)[0-9a-z]){8,}/gi; // stops where a second token starts
+const SECRET_TOKEN_TEXT = /sk_(?:[0-9a-z]{1,16}_)?(?:(?!sk_)[0-9a-z]){8,}/gi; // a deployment's segment, then up to where a second token starts
 
 /**
  * `text` with every secret token, or fragment of one, redacted: a whole token keeps the

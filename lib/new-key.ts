@@ -10,13 +10,14 @@ import type { CreateApiKeyDTO } from "./types";
 
 /**
  * A new key from a validated create input (or, for roll, the key it replaces): its token
- * tagged under `tagKey`, or in format 1 when the deployment has no tag key.
+ * tagged under `tagKey` with the deployment's `segment`, or in format 1 when the deployment has
+ * no tag key.
  */
 export function newKey(
   input: CreateApiKeyDTO | ApiKeyRecord,
-  { now, tagKey, pepper }: { now: Date; tagKey: Buffer | undefined; pepper: string | Buffer | undefined },
+  { now, tagKey, pepper, segment }: { now: Date; tagKey: Buffer | undefined; pepper: string | Buffer | undefined; segment?: string },
 ): { record: ApiKeyRecord; token: string } {
-  const token = generateToken(input.type, tagKey);
+  const token = generateToken(input.type, tagKey, segment);
   const policy = policyDefaults();
   for (const field of POLICY_FIELDS) {
     const value = input[field as keyof typeof input];

@@ -20,7 +20,7 @@ import type { ReplicaReads } from "./replica-reads";
 import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
 import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import { newKey, revocationTime } from "./new-key";
-import { SECRET_TOKEN_PATTERN, type TokenRules, parseToken, storedTokenValue } from "./tokens";
+import { type TokenRules, parseToken, secretTokenPattern, storedTokenValue } from "./tokens";
 import type {
   ApiKeyDTO,
   ApiKeyField,
@@ -58,6 +58,8 @@ export interface ServiceConfig {
   usageRetentionMs?: number;
   /** Hears every verification, when the app turned metrics on. */
   metrics?: Metrics;
+  /** The deployment's segment in new tokens (`sk_<segment>_...`); none by default. */
+  tokenPrefix?: string;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -166,9 +168,13 @@ export class ApiKeyService {
     });
   }
 
-  /** A regular expression (its source) that finds secret tokens in text, to register with secret scanners such as GitHub's. */
+  /**
+   * A regular expression (its source) that finds this deployment's secret tokens in text, to
+   * register with secret scanners such as GitHub's: with `tokenPrefix`, exactly the tokens issued
+   * under it.
+   */
   get tokenPattern(): string {
-    return SECRET_TOKEN_PATTERN;
+    return secretTokenPattern(this.#config.tokenPrefix);
   }
 
   /** Where the service reports failures no caller can act on; the middleware and admin router report their unexpected errors here too. */
@@ -217,7 +223,7 @@ export class ApiKeyService {
     const inputs = validateList(Array.isArray(data) ? data : [data], "keys", (item) => validateCreate(item, now));
     for (const input of inputs) checkEnforceable(this.#capabilities, input);
     const tagKey = await this.#tokens.tagKey();
-    const created = inputs.map((input) => newKey(input, { now, tagKey, pepper: this.#config.pepper }));
+    const created = inputs.map((input) => newKey(input, { now, tagKey, pepper: this.#config.pepper, segment: this.#config.tokenPrefix }));
     await this.#changes.run(
       ctx,
       async (store) => {
@@ -503,7 +509,7 @@ export class ApiKeyService {
         }
         const at = revocationTime(now, input.revoke_in);
         await store.update([old!.id], { revoked_at: at, revoked_by: input.revoked_by, updated_at: now });
-        const { record, token } = newKey(old!, { now, tagKey, pepper: this.#config.pepper });
+        const { record, token } = newKey(old!, { now, tagKey, pepper: this.#config.pepper, segment: this.#config.tokenPrefix });
         await store.insert([record]);
         await store.copyLinks(old!.id, record.id);
         const rolled = { ...old!, revoked_at: at, revoked_by: input.revoked_by, updated_at: now };

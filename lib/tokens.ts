@@ -1,10 +1,14 @@
 // Token format: generate, parse (format, checksum and tag, no I/O), hash for storage, redact for display.
 //
-// A token is `pk_` or `sk_`, then 36 random base62 characters (214 bits), then (format 2) an
-// 8-character base62 tag, then a 6-character base62 CRC32 of everything before it:
+// A token is `pk_` or `sk_`, then (format 2, when the deployment sets `tokenPrefix`) its own
+// segment and `_`, then 36 random base62 characters (214 bits), then (format 2) an 8-character
+// base62 tag, then a 6-character base62 CRC32 of everything before it:
 //
-//   format 2 (53 characters): prefix + random + tag + checksum
+//   format 2 (53 characters, more with a segment): prefix + [segment_] + random + tag + checksum
 //   format 1 (45 characters): prefix + random + checksum   (issued before the tag existed)
+//
+// The random part's alphabet has no `_`, so a `_` after the prefix can only end a segment. The
+// tag and the checksum both cover the segment: a token moved to another segment is neither.
 //
 // The checksum is public, so that anyone (a secret scanner, say) can tell a token from a typo
 // offline, as GitHub's tokens allow; it stops typos, not attackers. The tag is the first 8 base62
@@ -26,7 +30,9 @@ const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 const RANDOM_LENGTH = 36;
 const TAG_LENGTH = 8;
 const CHECKSUM_LENGTH = 6;
-const TOKEN_PATTERN = /^(pk|sk)_[0-9A-Za-z]+$/;
+const TOKEN_PATTERN = /^(pk|sk)_(?:[a-z0-9]{1,16}_)?[0-9A-Za-z]+$/;
+/** What a deployment's segment (`tokenPrefix`) may be: 1 to 16 lower-case letters and digits. */
+export const TOKEN_SEGMENT = /^[a-z0-9]{1,16}$/;
 
 /** The length of a format-2 (tagged) token. */
 export const TOKEN_LENGTH = 3 + RANDOM_LENGTH + TAG_LENGTH + CHECKSUM_LENGTH;
@@ -34,12 +40,27 @@ export const TOKEN_LENGTH = 3 + RANDOM_LENGTH + TAG_LENGTH + CHECKSUM_LENGTH;
 /** The length of a format-1 token, issued before tags. */
 export const LEGACY_TOKEN_LENGTH = 3 + RANDOM_LENGTH + CHECKSUM_LENGTH;
 
+/** What follows the prefix and segment in a format-2 token, and in a format-1 token. */
+const TAGGED_REST = TOKEN_LENGTH - 3;
+const LEGACY_REST = LEGACY_TOKEN_LENGTH - 3;
+
 /**
- * A secret token of either format, standing on its own in a text: what a secret scanner is
- * given to find leaked tokens. Every deployment's tokens share it; the checksum then tells a
- * token from a look-alike offline, and the receiver asks the store whether it is one of ours.
+ * A secret token standing on its own in a text: what a secret scanner is given to find leaked
+ * tokens. With a `segment`, exactly the tokens issued under it; without one, tokens of either
+ * format with no segment (every deployment without `tokenPrefix` shares that shape, and the
+ * receiver asks the store whether a match is one of ours).
  */
-export const SECRET_TOKEN_PATTERN = `\\bsk_(?:[0-9A-Za-z]{${TOKEN_LENGTH - 3}}|[0-9A-Za-z]{${LEGACY_TOKEN_LENGTH - 3}})\\b`;
+export function secretTokenPattern(segment?: string): string {
+  return segment === undefined
+    ? `\\bsk_(?:[0-9A-Za-z]{${TAGGED_REST}}|[0-9A-Za-z]{${LEGACY_REST}})\\b`
+    : `\\bsk_${segment}_[0-9A-Za-z]{${TAGGED_REST}}\\b`;
+}
+
+/** How many characters the prefix and segment (`sk_acme_`) take: 3 without a segment. */
+function headLength(token: string): number {
+  const end = token.indexOf("_", 3);
+  return end === -1 ? 3 : end + 1;
+}
 
 function randomBase62(length: number): string {
   let out = "";
@@ -79,16 +100,18 @@ function tag(head: string, tagKey: Buffer): string {
   return base62Digits(createHmac("sha256", tagKey).update(head).digest(), TAG_LENGTH);
 }
 
-/** A new token: tagged (format 2) under `tagKey`, or format 1 without one. */
-export function generateToken(type: ApiKeyType, tagKey?: Buffer): string {
-  const head = PREFIX[type] + randomBase62(RANDOM_LENGTH);
+/** A new token: tagged (format 2) under `tagKey`, with `segment` after its prefix when given; format 1 without a tag key. */
+export function generateToken(type: ApiKeyType, tagKey?: Buffer, segment?: string): string {
+  const head = PREFIX[type] + (tagKey && segment ? `${segment}_` : "") + randomBase62(RANDOM_LENGTH);
   const body = tagKey ? head + tag(head, tagKey) : head;
   return body + checksum(body);
 }
 
-/** The format a token's length says it has, or undefined for any other length. */
+/** The format a token's length says it has (after its segment, if any), or undefined for any other length. */
 export function tokenFormat(token: string): TokenFormat | undefined {
-  return token.length === TOKEN_LENGTH ? 2 : token.length === LEGACY_TOKEN_LENGTH ? 1 : undefined;
+  const rest = token.length - headLength(token);
+  if (rest === TAGGED_REST) return 2;
+  return rest === LEGACY_REST && headLength(token) === 3 ? 1 : undefined;
 }
 
 /**
@@ -104,10 +127,9 @@ export function parseToken(token: unknown): ApiKeyType | undefined {
 
 /** Whether a format-2 token's tag is the one `tagKey` gives, compared in constant time. */
 export function hasValidTag(token: string, tagKey: Buffer): boolean {
-  if (token.length !== TOKEN_LENGTH) return false;
-  const head = token.slice(0, 3 + RANDOM_LENGTH);
-  const given = token.slice(3 + RANDOM_LENGTH, 3 + RANDOM_LENGTH + TAG_LENGTH);
-  return sameSecret(tag(head, tagKey), given);
+  if (tokenFormat(token) !== 2) return false;
+  const tagStart = token.length - CHECKSUM_LENGTH - TAG_LENGTH;
+  return sameSecret(tag(token.slice(0, tagStart), tagKey), token.slice(tagStart, tagStart + TAG_LENGTH));
 }
 
 /** What the deployment accepts, beside well-formed checksums. */

@@ -54,7 +54,7 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
   const usageRetentionMs = resolved.usageAnalytics ? resolved.usageRetentionDays * 86_400_000 : undefined;
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs, metrics };
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs, metrics, tokenPrefix: resolved.tokenPrefix };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     forgetDefaultService(service);
     opened?.close();

@@ -1,6 +1,7 @@
 // Options for initialize(): the public shape, its documented defaults, and the one place
 // where the environment is read.
 import { failConfiguration } from "../lib/errors";
+import { TOKEN_SEGMENT } from "../lib/tokens";
 import type { Logger } from "../lib/logger";
 import { type ApiKeyStore, assertApiKeyStore } from "../lib/store";
 import { type DatabaseOption, isKnex } from "../store/connect";
@@ -126,6 +127,13 @@ export interface ApiKeysOptions {
    * CLI sharing keys must use the same one. Default: `API_KEYS_PEPPER` when set, else none (plain SHA-256).
    */
   pepper?: string | Buffer;
+  /**
+   * This deployment's own segment in new tokens, `sk_<tokenPrefix>_...` and `pk_<tokenPrefix>_...`
+   * (1 to 16 lower-case letters and digits), covered by the tag and the checksum, so that secret
+   * scanners can tell its tokens from everyone else's (`apiKeys.tokenPattern`). Tokens issued
+   * before it was set or changed keep working. Default: `API_KEYS_TOKEN_PREFIX` when set, else none.
+   */
+  tokenPrefix?: string;
   /** The clock. Default: `() => new Date()`. */
   now?: () => Date;
   /**
@@ -159,6 +167,7 @@ export interface ResolvedOptions {
   schema: string | undefined;
   runMigrations: boolean;
   pepper: string | Buffer | undefined;
+  tokenPrefix: string | undefined;
   now: () => Date;
   lastUsedFlushInterval: number;
   usageAnalytics: boolean;
@@ -172,7 +181,7 @@ export const DEFAULT_EMBEDDED_DIRECTORY = ".express-api-keys";
 
 const OPTION_NAMES = [
   "database", "store", "redis", "cache", "schema", "runMigrations", "pepper", "now", "lastUsedFlushInterval", "logger",
-  "readDatabase", "readDatabaseTimeout", "usageAnalytics", "usageRetentionDays", "metrics",
+  "readDatabase", "readDatabaseTimeout", "usageAnalytics", "usageRetentionDays", "metrics", "tokenPrefix",
 ];
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -318,6 +327,10 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     failConfiguration("`pepper` must be a string or a Buffer.");
   }
   if (pepper !== undefined && pepper.length === 0) failConfiguration("`pepper` must not be empty; leave it out for plain SHA-256.");
+  const tokenPrefix = options.tokenPrefix ?? fromEnvironment(env, "API_KEYS_TOKEN_PREFIX", (value) => TOKEN_SEGMENT.test(value), "must be 1 to 16 lower-case letters and digits");
+  if (tokenPrefix !== undefined && (typeof tokenPrefix !== "string" || !TOKEN_SEGMENT.test(tokenPrefix))) {
+    failConfiguration("`tokenPrefix` must be 1 to 16 lower-case letters and digits, such as `acme`.");
+  }
   if (now !== undefined && typeof now !== "function") failConfiguration("`now` must be a function returning a Date.");
   if (
     lastUsedFlushInterval !== undefined && !isPositive(lastUsedFlushInterval)
@@ -346,6 +359,7 @@ export function resolveOptions(options: ApiKeysOptions = {}, env: NodeJS.Process
     schema,
     runMigrations: runMigrations ?? true,
     pepper,
+    tokenPrefix,
     now: now ?? (() => new Date()),
     lastUsedFlushInterval: lastUsedFlushInterval ?? 10_000,
     usageAnalytics: usageAnalytics ?? true,

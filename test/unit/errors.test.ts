@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ApiKeyError, redactError, redactSecrets } from "../../lib/errors";
 import { normalizeFilters } from "../../lib/filters";
-import { generateToken } from "../../lib/tokens";
+import { randomBytes } from "node:crypto";
+import { generateToken, redactToken } from "../../lib/tokens";
 import { validateCreate, validateId, validateLinks } from "../../lib/validate-input";
 import { QueryStringError, parseQueryString } from "../../middleware/query-string";
 
@@ -82,6 +83,13 @@ describe("redaction of secret tokens in messages", () => {
       assert.equal(leaks(redactSecrets(placed)), false);
     });
   }
+
+  it("redacts tokens with a deployment's segment, whole or cut short", () => {
+    const token = generateToken("secret", randomBytes(32), "acme");
+    assert.equal(redactSecrets(`bad key ${token} here`), `bad key ${redactToken(token)} here`);
+    assert.equal(redactSecrets(`cut ${token.slice(0, 20)}`), "cut sk_***");
+    assert.ok(!redactSecrets(`x=${token.slice(0, 30)}y`).includes(token.slice(8, 20)));
+  });
 
   it("keeps the display form of a whole token, and leaves short sk_ words alone", () => {
     assert.equal(redactSecrets(`key ${token}.`), `key ${token.slice(0, 6)}***${token.slice(-3)}.`);

@@ -187,3 +187,43 @@ describe("tokens", () => {
     assert.equal(sameSecret("abc", "abcd"), false);
   });
 });
+
+describe("tokens with a deployment's segment (tokenPrefix)", () => {
+  const segment = fc.stringMatching(/^[a-z0-9]{1,16}$/);
+
+  it("are issued after the prefix, parse as format 2, and carry a valid tag", () => {
+    fc.assert(
+      fc.property(type, segment, (kind, name) => {
+        const token = generateTagged(kind, TAG_KEY, name);
+        assert.ok(token.startsWith(`${kind === "secret" ? "sk" : "pk"}_${name}_`), token);
+        assert.equal(token.length, TOKEN_LENGTH + name.length + 1);
+        assert.equal(parseToken(token), kind);
+        assert.equal(tokenFormat(token), 2);
+        assert.equal(acceptToken(token, CURRENT), kind);
+      }),
+    );
+  });
+
+  it("are covered by the checksum and the tag: a token moved to another segment is refused", () => {
+    fc.assert(
+      fc.property(segment, segment, (name, other) => {
+        fc.pre(name !== other);
+        const token = generateTagged("secret", TAG_KEY, name);
+        const moved = `sk_${other}_${token.slice(4 + name.length)}`;
+        assert.equal(parseToken(moved), undefined, "the checksum covers the segment");
+        const rechecked = withChecksum(moved.slice(0, -6));
+        assert.equal(parseToken(rechecked), "secret", "a forger can fix the public checksum");
+        assert.equal(acceptToken(rechecked, CURRENT), undefined, "but not the tag");
+      }),
+    );
+  });
+
+  it("refuses a segment that is too long, upper-case, empty, or followed by a format-1 body", () => {
+    const body = generateToken("secret").slice(3);
+    for (const head of [`sk_${"a".repeat(17)}_`, "sk_ACME_", "sk__", "sk_a_b_"]) {
+      assert.equal(parseToken(withChecksum(`${head}${body}`.slice(0, -6))), undefined, head);
+    }
+    const legacy = generateTagged("secret");
+    assert.equal(parseToken(withChecksum(`sk_acme_${legacy.slice(3, -6)}`)), undefined, "format 1 has no segment");
+  });
+});
