@@ -3,6 +3,7 @@
 // The service validates the values again; these checks are for the message, not the safety.
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { POLICY_FIELDS, type PolicyField } from "../lib/columns";
+import { canonicalEntry } from "../lib/ip-allow-list";
 import { keyState } from "../lib/key-status";
 import { isScope } from "../lib/scopes";
 import type { ApiKeyDTO } from "../lib/types";
@@ -55,6 +56,12 @@ export function remaining(value: string): number {
   return Number(value);
 }
 
+/** An address or CIDR range, IPv4 or IPv6; repeatable. */
+export function allowedIp(value: string, previous: string[] = []): string[] {
+  if (canonicalEntry(value) === undefined) throw new InvalidArgumentError("expected an IP address or a CIDR range, such as 203.0.113.7, 10.0.0.0/8 or 2001:db8::/32.");
+  return [...previous, value];
+}
+
 /** `amount/day` or `amount/month`, such as `1000/month`. */
 export function refill(value: string): QuotaRefill {
   const match = /^(\d{1,15})\/(day|month)$/.exec(value);
@@ -72,6 +79,8 @@ export interface PolicyFlags {
   rateLimit?: RateLimitRule[];
   remaining?: number;
   refill?: QuotaRefill;
+  allowedIp?: string[];
+  clearAllowedIps?: boolean;
 }
 
 /** How one policy field is set from the command line: its flags, and the field's value from them. */
@@ -125,6 +134,11 @@ const POLICY_FLAGS: { [F in PolicyField]: FieldFlags } = {
   refill: {
     options: () => [new Option("--refill <amount/day|month>", "refill the quota to amount each day or month, such as 1000/month").argParser(refill)],
     value: (flags) => flags.refill,
+  },
+  allowed_ips: {
+    options: () => [new Option("--allowed-ip <address|cidr>", "accept the key only from this address or range, such as 10.0.0.0/8 (repeatable)").argParser(allowedIp)],
+    forUpdate: () => [new Option("--clear-allowed-ips", "accept the key from any address again").conflicts("allowedIp")],
+    value: (flags) => (flags.clearAllowedIps ? [] : flags.allowedIp),
   },
 };
 

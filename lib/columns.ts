@@ -64,6 +64,7 @@ export const API_KEY_COLUMNS = {
   rate_limits: { description: "Request limits per key, across every instance.", kind: "json", nullable: false, filterable: false, fallback: [] },
   remaining: { description: "Successful uses left; null is unlimited.", kind: "integer", nullable: true, filterable: false },
   refill: { description: "How `remaining` is topped up; null for never.", kind: "json", nullable: true, filterable: false },
+  allowed_ips: { description: "The client addresses and CIDR ranges (IPv4, IPv6) the key is accepted from; empty for any.", kind: "json", nullable: false, filterable: false, fallback: [] },
   // 2 for tagged tokens, 1 for tokens issued before tags (lib/tokens.ts); rows written before the
   // column existed hold null, which reads as 1.
   token_format: { description: "2 for tokens with a keyed tag (53 characters), 1 for tokens issued before tags (45 characters).", kind: "integer", nullable: false, filterable: false, fallback: 1 },
@@ -77,6 +78,7 @@ interface JsonValues {
   metadata: KeyMetadata;
   rate_limits: RateLimitRule[];
   refill: QuotaRefill;
+  allowed_ips: string[];
 }
 
 type Spec<F extends ApiKeyField> = (typeof API_KEY_COLUMNS)[F];
@@ -144,7 +146,7 @@ export function fallbackOf(field: ApiKeyField): unknown {
 }
 
 /** The key-policy fields: `roll` copies them from a key to its successor. */
-export const POLICY_FIELDS = ["expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill"] as const;
+export const POLICY_FIELDS = ["expires_at", "owner_id", "scopes", "metadata", "rate_limits", "remaining", "refill", "allowed_ips"] as const;
 
 export type PolicyField = (typeof POLICY_FIELDS)[number];
 

@@ -6,6 +6,7 @@
 // a secret key with scopes holds those; a publishable key holds nothing, so any key
 // administrator may manage publishable keys.
 import { ApiKeyError } from "./errors";
+import { within } from "./ip-allow-list";
 import { grantsOne } from "./scopes";
 import type { ApiKeyRecord } from "./store";
 import type { RateLimitRule, UpdateApiKeyDTO } from "./types";
@@ -68,7 +69,8 @@ function noLooser(current: readonly RateLimitRule[], next: readonly RateLimitRul
 
 /**
  * The fields of `patch` with which a key would raise or remove its own limits: more or
- * looser rate limits, a higher or no quota, a refill that gives more, a later or no expiry.
+ * looser rate limits, a higher or no quota, a refill that gives more, a later or no expiry, an
+ * IP allow-list that accepts more addresses or none at all.
  */
 export function loosenedLimits(self: ApiKeyRecord, patch: UpdateApiKeyDTO & { expires_at?: Date | null }): string[] {
   const loosened: string[] = [];
@@ -79,6 +81,10 @@ export function loosenedLimits(self: ApiKeyRecord, patch: UpdateApiKeyDTO & { ex
     if (!same) loosened.push("refill");
   }
   if (patch.expires_at !== undefined && self.expires_at !== null && (patch.expires_at === null || patch.expires_at > self.expires_at)) loosened.push("expires_at");
+  // An empty list accepts every address: emptying one's own list, or adding to it, widens it.
+  if (patch.allowed_ips !== undefined && self.allowed_ips.length > 0 && (patch.allowed_ips.length === 0 || !within(self.allowed_ips, patch.allowed_ips))) {
+    loosened.push("allowed_ips");
+  }
   return loosened;
 }
 

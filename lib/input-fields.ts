@@ -3,6 +3,7 @@
 // admin router's bodies and its OpenAPI document are built from these same lists, so what the
 // document says a body takes is what validation accepts.
 import { ISO_DATE, MAX_YEAR } from "./filters";
+import { MAX_ALLOWED_IPS } from "./ip-allow-list";
 import { GRANTED_SCOPE, MAX_SCOPES, MAX_SCOPE_LENGTH } from "./scopes";
 
 /** A JSON Schema (2020-12) object, as OpenAPI 3.1 embeds it. */
@@ -106,6 +107,11 @@ export const INPUT_FIELDS = {
     },
     example: { amount: 10000, interval: "month" },
   },
+  allowed_ips: {
+    description: `The client addresses and CIDR ranges (IPv4 or IPv6) the key is accepted from, at most ${MAX_ALLOWED_IPS}; empty for any. Stored in a canonical form; an IPv4-mapped IPv6 address is its IPv4 address.`,
+    schema: { type: "array", items: { type: "string", minLength: 1, maxLength: 64 }, maxItems: MAX_ALLOWED_IPS },
+    example: ["203.0.113.7", "10.0.0.0/8", "2001:db8::/32"],
+  },
   revoked_by: { description: "Who revoked the key.", schema: { type: "string" }, example: "user_01HZX4ZQ8Y" },
   revoke_in: {
     description: "Seconds from now at which the revocation takes effect; zero, negative or absent means now.",
@@ -124,10 +130,10 @@ export const INPUT_FIELDS = {
 export type InputFieldName = keyof typeof INPUT_FIELDS;
 
 /** The policy fields create takes besides `title`, `type` and `created_by`. */
-export const POLICY_INPUTS = ["expires_at", "expires_in", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const satisfies readonly InputFieldName[];
+export const POLICY_INPUTS = ["expires_at", "expires_in", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill", "allowed_ips"] as const satisfies readonly InputFieldName[];
 
 /** The fields of each input: validation refuses any other. */
 export const CREATE_INPUTS = ["title", "type", "created_by", ...POLICY_INPUTS] as const satisfies readonly InputFieldName[];
-export const UPDATE_INPUTS = ["title", "expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill"] as const satisfies readonly InputFieldName[];
+export const UPDATE_INPUTS = ["title", "expires_at", "scopes", "owner_id", "metadata", "rate_limits", "remaining", "refill", "allowed_ips"] as const satisfies readonly InputFieldName[];
 export const REVOKE_INPUTS = ["revoked_by", "revoke_in"] as const satisfies readonly InputFieldName[];
 export const LINK_INPUTS = ["resource_type", "add", "remove"] as const satisfies readonly InputFieldName[];

@@ -3,6 +3,7 @@
 // scopes and usage limits, and its last use recorded for a later batched write.
 import { ApiKeyError } from "./errors";
 import { isPlainObject } from "./filters";
+import { type AllowList, allows, compileAllowList } from "./ip-allow-list";
 import { endedBy } from "./key-status";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
@@ -23,7 +24,14 @@ export interface CheckedVerifyOptions {
   readonly type?: ApiKeyType;
   readonly scopes: readonly string[];
   readonly cost: number;
+  readonly ip?: string;
 }
+
+/**
+ * The client's address, for keys with an IP allow-list: the address, or a function that reads it
+ * only when such a key asks (reading `req.ip` behind `trust proxy` has a cost of its own).
+ */
+export type ClientAddress = string | (() => string | undefined) | undefined;
 
 /**
  * The verification the middleware depends on. It answers at once when it can (a fresh entry in
@@ -32,7 +40,8 @@ export interface CheckedVerifyOptions {
  * it arrived. It never throws for any token; a store failure rejects with a typed error.
  */
 export interface KeyVerifier {
-  verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult>;
+  /** `ip`, when given, stands for `options.ip`. */
+  verify(token: string, options: CheckedVerifyOptions, ip?: ClientAddress): VerifyResult | Promise<VerifyResult>;
 }
 
 /** The default units a valid verification consumes. */
@@ -42,7 +51,7 @@ const DEFAULT_COST = 1;
 export function checkVerifyOptions(options: unknown): CheckedVerifyOptions {
   if (options === undefined) return { scopes: [], cost: DEFAULT_COST };
   if (!isPlainObject(options)) throw new ApiKeyError("invalid_data", "Expected an object for the verification options");
-  const { type, scopes, cost, ...rest } = options;
+  const { type, scopes, cost, ip, ...rest } = options;
   const unknown = Object.keys(rest).filter((key) => rest[key] !== undefined);
   if (unknown.length > 0) throw new ApiKeyError("invalid_data", `Unrecognized verification options: ${unknown.map((key) => `'${key}'`).join(", ")}`);
   if (type !== undefined && type !== "secret" && type !== "publishable") {
@@ -51,7 +60,8 @@ export function checkVerifyOptions(options: unknown): CheckedVerifyOptions {
   if (cost !== undefined && (typeof cost !== "number" || !Number.isSafeInteger(cost) || cost < 0)) {
     throw new ApiKeyError("invalid_data", "Expected a non-negative whole number for option 'cost'");
   }
-  return { type, scopes: scopes === undefined ? [] : validateRequiredScopes(scopes), cost: cost ?? DEFAULT_COST };
+  if (ip !== undefined && (typeof ip !== "string" || ip.length > 64)) throw new ApiKeyError("invalid_data", "Expected an IP address for option 'ip'");
+  return { type, scopes: scopes === undefined ? [] : validateRequiredScopes(scopes), cost: cost ?? DEFAULT_COST, ...(ip === undefined ? {} : { ip }) };
 }
 
 /** The DTO for a record: secret keys show `token: ""` unless the plaintext is being handed out once. */
@@ -86,14 +96,16 @@ export class CachedKeyVerifier implements KeyVerifier {
   readonly #parts: CachedKeyVerifierParts;
   /** Read-only copies of cached keys, by the cached key they copy; they go when it goes. */
   readonly #readOnlyKeys = new WeakMap<ApiKeyDTO, ApiKeyDTO>();
+  /** Cached keys' allow-lists, parsed once per entry, so that checking one costs no parse. */
+  readonly #allowLists = new WeakMap<ApiKeyDTO, AllowList>();
 
   constructor(parts: CachedKeyVerifierParts) {
     this.#parts = parts;
   }
 
-  verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
+  verify(token: string, options: CheckedVerifyOptions, ip: ClientAddress = options.ip): VerifyResult | Promise<VerifyResult> {
     const { analytics, metrics } = this.#parts;
-    const answer = this.#verify(token, options);
+    const answer = this.#verify(token, options, ip);
     if (!analytics && !metrics) return answer;
     // A store failure (a rejection) is no answer, and is not counted.
     if (answer instanceof Promise) return answer.then((result) => this.#counted(result));
@@ -106,7 +118,7 @@ export class CachedKeyVerifier implements KeyVerifier {
     return result;
   }
 
-  #verify(token: string, options: CheckedVerifyOptions): VerifyResult | Promise<VerifyResult> {
+  #verify(token: string, options: CheckedVerifyOptions, ip: ClientAddress): VerifyResult | Promise<VerifyResult> {
     const { type, scopes, cost } = options;
     const { cache, tokens, pepper, now } = this.#parts;
     // The public format and checksum first: no hash is paid for a typo.
@@ -120,17 +132,17 @@ export class CachedKeyVerifier implements KeyVerifier {
     const cached = cache.peek(hash, at);
     if (cached) {
       this.#parts.metrics?.answered("memory");
-      return this.#answer(cached, parsed, scopes, cost, at);
+      return this.#answer(cached, parsed, scopes, cost, at, ip);
     }
     // Tag and the format-1 rule before the Redis tier, the negative tier or the store.
     const accepted = tokens.accept(token);
-    if (accepted instanceof Promise) return accepted.then((ok) => (ok ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND }));
-    return accepted ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost) : { ...NOT_FOUND };
+    if (accepted instanceof Promise) return accepted.then((ok) => (ok ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost, ip) : { ...NOT_FOUND }));
+    return accepted ? this.#lookUpAndAnswer(token, parsed, hash, scopes, cost, ip) : { ...NOT_FOUND };
   }
 
-  #lookUpAndAnswer(token: string, parsed: ApiKeyType, hash: string, scopes: readonly string[], cost: number): Promise<VerifyResult> {
+  #lookUpAndAnswer(token: string, parsed: ApiKeyType, hash: string, scopes: readonly string[], cost: number, ip: ClientAddress): Promise<VerifyResult> {
     // Judged when the answer arrives, by the clock then.
-    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost, this.#parts.now()));
+    return this.#lookup(token, parsed, hash).then((entry) => this.#answer(entry, parsed, scopes, cost, this.#parts.now(), ip));
   }
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
@@ -153,11 +165,15 @@ export class CachedKeyVerifier implements KeyVerifier {
    * The verdict on a looked-up key: at once, unless its use must be counted outside this
    * process (a quota, a rate limit whose local lease cannot pay).
    */
-  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number, now: Date): VerifyResult | Promise<VerifyResult> {
+  #answer(entry: CacheEntry, parsed: ApiKeyType, scopes: readonly string[], cost: number, now: Date, ip: ClientAddress): VerifyResult | Promise<VerifyResult> {
     if (!entry.found || entry.api_key.type !== parsed || entry.api_key.deleted_at !== null) return { ...NOT_FOUND };
     // Decided on the entry itself, which no caller ever holds: they get the read-only copy.
     const ended = endedBy(entry.api_key, now);
     if (ended) return { valid: false, code: ended, api_key: this.#readOnly(entry) };
+    // Before scopes: a request from elsewhere learns nothing of what the key may do.
+    if (entry.api_key.allowed_ips.length > 0 && !allows(this.#allowList(entry), typeof ip === "function" ? ip() : ip)) {
+      return { valid: false, code: "ip_not_allowed", api_key: this.#readOnly(entry) };
+    }
     // Most routes require no scope: no arrays and no Set made for them.
     if (scopes.length > 0) {
       const missing = missingScopes(entry.api_key.scopes, scopes);
@@ -180,6 +196,15 @@ export class CachedKeyVerifier implements KeyVerifier {
     const result: VerifyResult = { valid: true, code: "valid", api_key, ...counts };
     if (parsed === "publishable") result.sales_channel_ids = [...entry.sales_channel_ids];
     return result;
+  }
+
+  #allowList(entry: FoundEntry): AllowList {
+    let list = this.#allowLists.get(entry.api_key);
+    if (!list) {
+      list = compileAllowList(entry.api_key.allowed_ips);
+      this.#allowLists.set(entry.api_key, list);
+    }
+    return list;
   }
 
   /** The read-only copy of an entry's key, made once per cached entry. */

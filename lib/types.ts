@@ -136,10 +136,12 @@ export interface VerifyOptions {
   scopes?: string[];
   /** Units a valid verification consumes from the key's rate limits and quota (default 1). */
   cost?: number;
+  /** The client's address, for keys with an IP allow-list (`allowed_ips`); such a key is refused without one. */
+  ip?: string;
 }
 
 /** Why a verification refused, or `valid`. */
-export const VERIFY_CODES = ["valid", "not_found", "revoked", "expired", "forbidden", "rate_limited", "usage_exceeded"] as const;
+export const VERIFY_CODES = ["valid", "not_found", "revoked", "expired", "forbidden", "ip_not_allowed", "rate_limited", "usage_exceeded"] as const;
 
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 

@@ -17,6 +17,7 @@ import {
   REVOKE_INPUTS,
   UPDATE_INPUTS,
 } from "./input-fields";
+import { MAX_ALLOWED_IPS, canonicalEntry } from "./ip-allow-list";
 import { GRANTED_SCOPE, MAX_SCOPES, MAX_SCOPE_LENGTH, REQUIRED_SCOPE } from "./scopes";
 import type { CreateApiKeyDTO, KeyMetadata, QuotaRefill, RateLimitRule, RevokeApiKeyDTO, UpdateApiKeyDTO, UpdateLinksDTO } from "./types";
 
@@ -123,7 +124,30 @@ const POLICY_CHECKS: { [F in PolicyField]: (value: unknown, issues: string[], no
   rate_limits: (value, issues) => rateLimits(value, issues),
   remaining: (value, issues) => remainingUses(value, issues),
   refill: (value, issues) => refillRule(value, issues),
+  allowed_ips: (value, issues) => allowedIps(value, issues),
 };
+
+/** An IP allow-list: addresses and CIDR ranges, bounded, each in its canonical form, without repeats. */
+function allowedIps(value: unknown, issues: string[]): string[] | undefined {
+  if (!Array.isArray(value) || !Array.from(value as unknown[]).every((entry) => typeof entry === "string")) {
+    issues.push(`Expected type: 'array' of strings for field 'allowed_ips', got: '${shown(value)}'`);
+    return undefined;
+  }
+  if (value.length > MAX_ALLOWED_IPS) {
+    issues.push(`Field 'allowed_ips' holds ${value.length} entries: at most ${MAX_ALLOWED_IPS} are allowed`);
+    return undefined;
+  }
+  const entries: string[] = [];
+  for (const entry of value as string[]) {
+    const canonical = entry.length <= 64 ? canonicalEntry(entry) : undefined;
+    if (canonical === undefined) {
+      issues.push(`Invalid entry in field 'allowed_ips': '${shown(entry)}' (an IPv4 or IPv6 address, or a CIDR range such as 10.0.0.0/8)`);
+      return undefined;
+    }
+    entries.push(canonical);
+  }
+  return [...new Set(entries)];
+}
 
 /**
  * The policy fields of a create or an update, each checked by its entry in POLICY_CHECKS; on an

@@ -9,6 +9,7 @@ import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "./request-context";
+import { clientAddress } from "./http/client-address";
 import { type FactorySpec, checkFactoryOptions, rules, scopesProblem } from "./http/options";
 import { type NextFunction, asApiKeyError, loggerOf, respondWithError } from "./http/respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
@@ -73,6 +74,9 @@ function usageExceeded(key: PolicyApiKey | undefined): ApiKeyError {
 /** What authenticating a request comes to: the rejection to answer with, or undefined to go on. */
 type Outcome = ApiKeyError | undefined;
 
+/** Refused for the client's address: 403, saying nothing of the key's list. */
+const IP_NOT_ALLOWED = new ApiKeyError("forbidden", "Forbidden: the API key is not accepted from this address");
+
 function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === "function";
 }
@@ -120,8 +124,8 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     // A service without the synchronous form (a wrapper of the app's, say) is asked the public way.
     const verifier = keys.verifier as ApiKeyService["verifier"] | undefined;
     const answer = typeof verifier?.verify === "function"
-      ? verifier.verify(credential.token, verifyOptions)
-      : keys.verifyApiKey(credential.token, { type, scopes: requiredScopes });
+      ? verifier.verify(credential.token, verifyOptions, () => clientAddress(req))
+      : keys.verifyApiKey(credential.token, { type, scopes: requiredScopes, ip: clientAddress(req) });
     return isThenable(answer) ? answer.then((result) => conclude(result, credential.token, req, res)) : conclude(answer, credential.token, req, res);
   }
 
@@ -146,6 +150,8 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
         return rateLimited(result);
       case "usage_exceeded":
         return usageExceeded(key);
+      case "ip_not_allowed":
+        return IP_NOT_ALLOWED;
       default:
         // not_found, revoked, expired, and any code this version does not know: refused alike,
         // so a client cannot tell an expired key from one that never existed.

@@ -67,6 +67,7 @@ const EXAMPLE_KEY: Record<ApiKeyField, unknown> = {
   rate_limits: [],
   remaining: null,
   refill: null,
+  allowed_ips: [],
   token_format: 2,
 };
 

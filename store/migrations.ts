@@ -268,6 +268,22 @@ function migrationList(schema: string | undefined): ApiKeyMigration[] {
         await knex.schema.withSchema(schema ?? "").dropTable("api_key_usage");
       },
     },
+    {
+      // IP allow-lists (lib/ip-allow-list.ts), as JSON text like the other lists; added nullable
+      // with no default, so no row is rewritten: null reads as [] (any address).
+      name: "20261231020000_add_allowed_ips",
+      async up(knex) {
+        const types = COLUMN_TYPES[dialectOf(knex).name];
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          types.text(table, "allowed_ips").nullable();
+        });
+      },
+      async down(knex) {
+        await knex.schema.withSchema(schema ?? "").alterTable("api_key", (table) => {
+          table.dropColumns("allowed_ips");
+        });
+      },
+    },
   ];
 }
 

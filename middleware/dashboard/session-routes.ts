@@ -3,10 +3,12 @@
 // session stands in for apiKeyAuth. A session is checked against its key on every request.
 import type { Request, Response, Router } from "express";
 import { ApiKeyError } from "../../lib/errors";
+import { allows, compileAllowList } from "../../lib/ip-allow-list";
 import { endedBy } from "../../lib/key-status";
 import type { ApiKeyService } from "../../lib/service";
 import type { ApiKeyDTO } from "../../lib/types";
 import type { AdminScopes } from "../admin-scopes";
+import { clientAddress } from "../http/client-address";
 import { type NextFunction, writeJson } from "../http/respond";
 import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
 import { CSRF_HEADER, GUARD_MESSAGES, changes, crossOrigin } from "./guards";
@@ -18,6 +20,7 @@ const MAX_TOKEN_LENGTH = 200;
 export const SIGN_IN_MESSAGES = {
   signedOut: "You are not signed in: sign in with a secret key",
   invalidKey: "That secret key is not valid: check that you pasted all of it, and that it is not revoked or expired",
+  address: "This key is not accepted from this address (its IP allow-list)",
   body: 'Send the body as JSON: { "secret_key": "sk_..." }',
 };
 
@@ -99,7 +102,14 @@ export function signInRoutes(router: Router, parts: SignInParts): void {
     }
     const key = await currentKey(session.keyId);
     const refusal = key ? refusalOf(key) : "was deleted";
-    if (key && refusal === undefined) return { session, key };
+    if (key && refusal === undefined) {
+      // Refused from here, for this request only: a cookie carried elsewhere ends no one's session.
+      if (key.allowed_ips.length > 0 && !allows(compileAllowList(key.allowed_ips), clientAddress(req))) {
+        sendJson(res, 403, { type: "forbidden", message: SIGN_IN_MESSAGES.address });
+        return undefined;
+      }
+      return { session, key };
+    }
     sessions.closeFor(session.keyId);
     res.setHeader("Set-Cookie", clearedCookie(cookieOf(req)));
     sendJson(res, 401, { type: "unauthorized", message: `Your session has ended: the key that opened it ${refusal}. Sign in with another key` });
@@ -129,7 +139,8 @@ export function signInRoutes(router: Router, parts: SignInParts): void {
       if (addressWait > 0) throw throttled(res, addressWait, "Too many sign-ins from this address");
       // One verification, at no cost: a session is a person at the page, not traffic of the
       // key's, and the sign-in throttles pace it; a key refused or throttled spends nothing.
-      const found = await keys().verifyApiKey(token.trim(), { type: "secret", cost: 0 });
+      const found = await keys().verifyApiKey(token.trim(), { type: "secret", cost: 0, ip: clientAddress(req) });
+      if (found.code === "ip_not_allowed") throw new ApiKeyError("forbidden", SIGN_IN_MESSAGES.address);
       if (!found.valid || !found.api_key) throw new ApiKeyError("unauthorized", SIGN_IN_MESSAGES.invalidKey);
       const refusal = refusalOf(found.api_key);
       if (refusal !== undefined) throw new ApiKeyError("forbidden", `This key may not use the dashboard: it ${refusal}. Sign in with another key`);

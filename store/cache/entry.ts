@@ -1,7 +1,7 @@
 // What the cache tiers hold for one token hash: the verified key without secret material, or
 // the fact that no key has that token; and the signed form in which Redis holds it.
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { DATE_FIELDS } from "../../lib/columns";
+import { API_KEY_FIELDS, DATE_FIELDS, fallbackOf } from "../../lib/columns";
 import type { CacheEntry } from "../../lib/key-lookup-cache";
 
 /** How the tiers name a key: the hex SHA-256 (or HMAC) of its token, as lib/tokens.ts hashToken makes it. */
@@ -15,13 +15,20 @@ export function serializeEntry(entry: CacheEntry): string {
   return JSON.stringify(entry);
 }
 
-/** Parses what serializeEntry wrote, bringing the DTO's dates back as Date objects. */
+/**
+ * Parses what serializeEntry wrote, bringing the DTO's dates back as Date objects. A field the
+ * writer did not know (an instance of an earlier release, during a rolling upgrade) reads as
+ * what a stored null reads as, as it would from the database.
+ */
 export function deserializeEntry(text: string): CacheEntry {
   const entry = JSON.parse(text) as CacheEntry;
   if (entry.found) {
     const key = entry.api_key as unknown as Record<string, unknown>;
     for (const field of DATE_FIELDS) {
       if (typeof key[field] === "string") key[field] = new Date(key[field]);
+    }
+    for (const field of API_KEY_FIELDS) {
+      if (key[field] === undefined) key[field] = fallbackOf(field);
     }
   }
   return entry;

@@ -180,6 +180,7 @@ forEachBackend(
         await dialog.getByLabel("Metadata").fill('{"team": "billing"}');
         await dialog.getByLabel("Rate limits").fill("api 100 60");
         await dialog.getByLabel("Remaining uses").fill("5000");
+        await dialog.getByLabel("Allowed IPs").fill("10.0.0.0/8, 2001:DB8::/32");
       });
       assert.match(secret, /^sk_/);
       const publishable = await createKey("Mobile app", "Publishable");
@@ -189,6 +190,7 @@ forEachBackend(
         [stored.scopes, stored.owner_id, stored.metadata, stored.rate_limits, stored.remaining],
         [["orders:read", "invoices:*"], "org_acme", { team: "billing" }, [{ name: "api", limit: 100, duration: 60 }], 5000],
       );
+      assert.deepEqual(stored.allowed_ips, ["10.0.0.0/8", "2001:db8::/32"]);
       assert.equal(await page.getByText(secret).count(), 0, "the token is not shown again");
 
       await page.getByLabel("Search").fill("billing");
@@ -197,6 +199,7 @@ forEachBackend(
       await row("Billing worker").getByRole("button", { name: "Details" }).click();
       await page.getByText("org_acme").waitFor();
       await page.getByText("api: 100 per 60 s").waitFor();
+      await page.getByText("10.0.0.0/8, 2001:db8::/32").waitFor();
 
       await row("Billing worker").getByRole("button", { name: "Revoke" }).click();
       const revoke = page.getByRole("dialog", { name: "Revoke Billing worker" });

@@ -39,6 +39,8 @@ forEachBackend(
         [["create", "--title", "x", "--type", "secret", "--metadata", "[1,2]"], /--metadata .*expected a JSON object/],
         [["update", "apk_1", "--clear-expiry", "--expires-at", "2030-01-01"], /--clear-expiry' cannot be used with option '--expires-at/],
         [["update", "apk_1"], /nothing to update/],
+        [["create", "--title", "x", "--type", "secret", "--allowed-ip", "10.0.0.0/33"], /--allowed-ip .*expected an IP address or a CIDR range/],
+        [["update", "apk_1", "--clear-allowed-ips", "--allowed-ip", "10.0.0.1"], /--clear-allowed-ips' cannot be used with option '--allowed-ip/],
       ];
       for (const [args, message] of cases) {
         const run = await cli(...args);
@@ -54,7 +56,7 @@ forEachBackend(
         "create", "--title", "Partner", "--type", "secret", "--json",
         "--expires-in", "1d", "--scope", "orders:read", "--scope", "orders:*", "--owner", "org_1",
         "--metadata", '{"plan":"pro"}', "--rate-limit", "per_minute:100/60", "--rate-limit", "daily:10000/1d",
-        "--remaining", "1000", "--refill", "1000/month",
+        "--remaining", "1000", "--refill", "1000/month", "--allowed-ip", "10.0.0.0/8", "--allowed-ip", "2001:DB8::/32",
       );
       assert.equal(created.code, 0, created.stderr);
       const key = JSON.parse(created.stdout) as ApiKeyDTO & Record<string, unknown>;
@@ -62,6 +64,9 @@ forEachBackend(
         [key.scopes, key.owner_id, key.metadata, key.rate_limits, key.remaining, key.refill],
         [["orders:read", "orders:*"], "org_1", { plan: "pro" }, [{ name: "per_minute", limit: 100, duration: 60 }, { name: "daily", limit: 10000, duration: 86400 }], 1000, { amount: 1000, interval: "month" }],
       );
+      assert.deepEqual(key.allowed_ips, ["10.0.0.0/8", "2001:db8::/32"]);
+      const cleared = await cli("update", key.id, "--clear-allowed-ips", "--json");
+      assert.deepEqual((JSON.parse(cleared.stdout) as ApiKeyDTO).allowed_ips, []);
       const expiresIn = new Date(key.expires_at as unknown as string).getTime() - Date.now();
       assert.ok(expiresIn > 86_400_000 - 600_000 && expiresIn <= 86_400_000, `expires in a day: ${expiresIn}`);
 

@@ -150,6 +150,21 @@ for (const version of ["express5", "express4"] as const) forEachBackend(
       assert.equal((await db.service.retrieveApiKey(metered.id)).remaining, 2);
     });
 
+    it("refuses signing in, and each request of a session, from outside the key's IP allow-list", async () => {
+      const proxied = dashboardApp(version, db.service, {}, { trustProxy: true });
+      const fenced = await db.service.createApiKeys({ title: "Fenced", type: "secret", created_by: "user_1", allowed_ips: ["198.51.100.0/24"] });
+      const outside = await request(proxied).post("/admin/keys/session").set("X-Forwarded-For", "203.0.113.5").send({ secret_key: fenced.token });
+      assert.deepEqual([outside.status, outside.body.type, outside.headers["set-cookie"]], [403, "forbidden", undefined]);
+      assert.match(outside.body.message, /not accepted from this address/);
+      const inside = await request(proxied).post("/admin/keys/session").set("X-Forwarded-For", "198.51.100.9").send({ secret_key: fenced.token });
+      assert.equal(inside.status, 200, inside.text);
+      const cookie = cookieOf(inside);
+      assert.equal((await request(proxied).get("/admin/keys/api/").set("Cookie", cookie).set("X-Forwarded-For", "198.51.100.9")).status, 200);
+      const carried = await request(proxied).get("/admin/keys/api/").set("Cookie", cookie).set("X-Forwarded-For", "203.0.113.5");
+      assert.equal(carried.status, 403, "the cookie carried elsewhere is refused");
+      assert.equal((await request(proxied).get("/admin/keys/api/").set("Cookie", cookie).set("X-Forwarded-For", "198.51.100.9")).status, 200, "and ends no session");
+    });
+
     it("refuses every change without the session's CSRF token, and changes nothing", async () => {
       const { cookie, csrf } = await signIn();
       const count = async () => (await db.service.listAndCountApiKeys({}, { take: 0 }))[1];

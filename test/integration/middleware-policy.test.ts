@@ -58,13 +58,13 @@ forEachBackend("apiKeyAuth with key policy (verification codes scripted)", (db) 
     return app;
   }
 
-  it("asks the service for the route's type and scopes", async () => {
+  it("asks the service for the route's type and scopes, with the client's address", async () => {
     const app = appWith(answering((key) => ({ valid: true, code: "valid", api_key: withPolicy(key, {}) })), { scopes: ["orders:read"] });
     await request(app).get("/admin").set("Authorization", basic(secret.token)).expect(200);
     await request(app).get("/store").set("x-publishable-api-key", publishable.token).expect(200);
     assert.deepEqual(calls, [
-      { type: "secret", scopes: ["orders:read"] },
-      { type: "publishable", scopes: [] },
+      { type: "secret", scopes: ["orders:read"], ip: "127.0.0.1" },
+      { type: "publishable", scopes: [], ip: "127.0.0.1" },
     ]);
   });
 

@@ -111,6 +111,7 @@ forEachBackend(
         "20261220000000_widen_remaining",
         "20261231000000_create_api_key_audit_event",
         "20261231010000_create_api_key_usage",
+        "20261231020000_add_allowed_ips",
       ]);
     });
 
@@ -191,7 +192,7 @@ forEachBackend(
           const ddl = statements
             .filter((sql) => /^(create|alter) /.test(sql) && !/api_key_migrations|api_key_secret/.test(sql) && !sql.startsWith("create schema"))
             .map((sql) => sql.replaceAll(`"${schema!}"`, '"S"'));
-          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL, ...WIDEN_REMAINING_POSTGRES_DDL, ...AUDIT_EVENT_POSTGRES_DDL, ...USAGE_POSTGRES_DDL]);
+          assert.deepEqual(ddl, [...FIRST_RELEASE_POSTGRES_DDL, ...KEY_POLICY_POSTGRES_DDL, ...TOKEN_FORMAT_POSTGRES_DDL, ...WIDEN_REMAINING_POSTGRES_DDL, ...AUDIT_EVENT_POSTGRES_DDL, ...USAGE_POSTGRES_DDL, 'alter table "S"."api_key" add column "allowed_ips" text null']);
         });
       });
     }
@@ -233,7 +234,7 @@ forEachBackend(
         await runMigrations(knex, { schema });
         const service = await initialize({ database: knex, schema, runMigrations: false, cache: false, redis: false, logger: { warn: () => {}, error: () => {} } });
         try {
-          const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null, token_format: 1 };
+          const defaults = { expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null, allowed_ips: [], token_format: 1 };
           const found = await service.authenticate(secret.token);
           assert.deepEqual(found, { ...secret.record, token: "", ...defaults });
           const match = await service.authenticatePublishable(publishable.token);

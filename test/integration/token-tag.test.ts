@@ -43,7 +43,7 @@ forEachBackend("token tag", (db) => {
     const record = {
       id, token: storedTokenValue(token, type), redacted: redactToken(token), title: id, type, last_used_at: null,
       created_by: "u", created_at: at, updated_at: at, deleted_at: null, revoked_by: null, revoked_at: null,
-      expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null, token_format: 1,
+      expires_at: null, owner_id: null, scopes: [], metadata: {}, rate_limits: [], remaining: null, refill: null, allowed_ips: [], token_format: 1,
     } satisfies ApiKeyRecord;
     await new KnexApiKeyStore(db.knex, db.schema).insert([record]);
     await db.table("api_key").where({ id }).update({ token_format: null });

@@ -240,6 +240,8 @@ function CreateDialog({ onClose, onCreated }) {
     if (remaining) body.remaining = Number(remaining);
     const refill = String(form.get("refill_amount")).trim();
     if (refill) body.refill = { amount: Number(refill), interval: form.get("refill_interval") };
+    const addresses = words(String(form.get("allowed_ips")));
+    if (addresses.length > 0) body.allowed_ips = addresses;
     const { api_key } = await call("POST", "api/", body);
     onCreated(api_key);
   };
@@ -263,6 +265,8 @@ function CreateDialog({ onClose, onCreated }) {
         <div class="field"><label for="f-refill_amount">Refill amount</label><input id="f-refill_amount" name="refill_amount" type="number" min="1" step="1" /></div>
         <div class="field"><label for="f-refill_interval">Refill interval</label><select id="f-refill_interval" name="refill_interval"><option value="day">Each day</option><option value="month">Each month</option></select></div>
       </div>
+      <label for="f-allowed_ips">Allowed IPs</label><input id="f-allowed_ips" name="allowed_ips" placeholder="203.0.113.7, 10.0.0.0/8" aria-describedby="ips-hint" autocomplete="off" />
+      <p id="ips-hint" class="hint">Addresses or CIDR ranges, IPv4 or IPv6, separated by commas or spaces; none means any address.</p>
     </details>
   <//>`;
 }
@@ -378,6 +382,7 @@ class KeyDetails extends Component {
       ["Rate limits", key.rate_limits.length ? key.rate_limits.map((r) => `${r.name}: ${r.limit} per ${r.duration} s`).join("; ") : "none"],
       ["Remaining uses", key.remaining ?? "unlimited"],
       ["Refill", key.refill ? `${key.refill.amount} each ${key.refill.interval}` : "-"],
+      ["Allowed IPs", key.allowed_ips.length ? key.allowed_ips.join(", ") : "any"],
     ];
     return html`<div class="details">
       <dl>${rows.map(([term, value]) => html`<div><dt>${term}</dt><dd>${value}</dd></div>`)}</dl>

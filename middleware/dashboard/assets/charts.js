@@ -8,13 +8,14 @@ const html = htm.bind(h);
 const DAY_MS = 86_400_000;
 
 /** The codes a refused verification can carry, in the order the bars stack them. */
-export const REFUSALS = ["not_found", "revoked", "expired", "forbidden", "rate_limited", "usage_exceeded"];
+export const REFUSALS = ["not_found", "revoked", "expired", "forbidden", "ip_not_allowed", "rate_limited", "usage_exceeded"];
 const LABELS = {
   valid: "Valid",
   not_found: "Unknown key",
   revoked: "Revoked",
   expired: "Expired",
   forbidden: "Forbidden",
+  ip_not_allowed: "Address refused",
   rate_limited: "Rate limited",
   usage_exceeded: "Quota spent",
 };
