@@ -2,8 +2,10 @@
 // it matters, and with no secret material in anything it returns after creation. It is a facade:
 // verification is the KeyVerifier's (lib/key-verifier.ts), how a change reaches the store, the
 // caches and the listeners is the ChangeUnit's (lib/change-unit.ts), and a new key's making is
-// lib/new-key.ts's. Over 400 lines for one reason: one method per method of the reference, each
-// its own transaction with its own rules, read best side by side.
+// lib/new-key.ts's; the audit log's and the verification counts' queries are lib/audit-log.ts's
+// and lib/usage-analytics.ts's, and here only as the public methods over them. Over 400 lines
+// for one reason: one method per method of the reference, each its own transaction with its own
+// rules, read best side by side.
 import { type AuditEvent, type AuditEventConfig, type AuditEventFilters, type AuditQuery, changesBetween, normalizeAuditQuery } from "./audit-log";
 import { ALL_ROWS, ChangeUnit, byId } from "./change-unit";
 import { checkGrant, checkSelfUpdate } from "./delegation";
