@@ -120,7 +120,7 @@ try {
         const base = "http://127.0.0.1:" + server.address().port + "/admin/keys/";
         const page = await (await fetch(base)).text();
         const files = [...page.matchAll(/(?:href|src)="(assets\\/[^"]+)"/g)].map((match) => match[1]);
-        assert.equal(files.length, 4, page);
+        assert.equal(files.length, 5, page); // stylesheet, Preact, htm, the script and its charts
         for (const file of files) assert.equal((await fetch(base + file)).status, 200, file);
         server.close();
         await keys.close();
@@ -147,7 +147,7 @@ export async function main(): Promise<void> {
   });
   const created = await keys.createApiKeys({ title: "t", type: "secret", created_by: "u", scopes: ["orders:*"], expires_in: 60 });
   const result: VerifyResult = await keys.verifyApiKey(created.token, { scopes: ["orders:read"] });
-  const code: "valid" | "not_found" | "revoked" | "expired" | "forbidden" | "rate_limited" | "usage_exceeded" = result.code;
+  const code: "valid" | "not_found" | "revoked" | "expired" | "forbidden" | "ip_not_allowed" | "rate_limited" | "usage_exceeded" = result.code;
   void code;
   const checks = apiKeyStoreConformance({ openStore: async (): Promise<ApiKeyStore> => { throw new Error("unused"); } });
   void checks;
