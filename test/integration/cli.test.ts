@@ -175,8 +175,8 @@ forEachBackend(
       assert.equal(shown.code, 0, shown.stderr);
       const today = new Date().toISOString().slice(0, 10);
       assert.deepEqual(shown.stdout.trim().split("\n").map((line) => line.split(/\s+/)), [
-        ["DAY", "VALID", "NOT_FOUND", "REVOKED", "EXPIRED", "FORBIDDEN", "RATE_LIMITED", "USAGE_EXCEEDED"],
-        [today, "3", "0", "0", "0", "1", "0", "0"],
+        ["DAY", "VALID", "NOT_FOUND", "REVOKED", "EXPIRED", "FORBIDDEN", "IP_NOT_ALLOWED", "RATE_LIMITED", "USAGE_EXCEEDED"],
+        [today, "3", "0", "0", "0", "1", "0", "0", "0"],
       ]);
       const json = JSON.parse((await cli("usage", key.id, "--json")).stdout) as { usage: { valid: number }[] };
       assert.deepEqual(json.usage.map((row) => row.valid), [3]);
