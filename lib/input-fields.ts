@@ -50,7 +50,7 @@ export const INPUT_FIELDS = {
   created_by: { description: "Who created the key.", schema: { type: "string" }, example: "user_01HZX4ZQ8Y" },
   expires_at: {
     description: `The instant after which the key never authenticates again, as ISO 8601; in the future, before the year ${MAX_YEAR + 1}. Not together with \`expires_in\`.`,
-    schema: { type: "string", pattern: ISO_DATE.source },
+    schema: { type: "string", format: "date-time", pattern: ISO_DATE.source },
     clearable: true,
     example: "2030-01-01T00:00:00.000Z",
   },
@@ -61,7 +61,7 @@ export const INPUT_FIELDS = {
   },
   scopes: {
     description: `Secret keys only: what the key may do, as \`resource:action\` words of [a-z0-9_.-] joined by \`:\`; a \`*\` segment grants every value there. At most ${MAX_SCOPES} different scopes; repeats count once.`,
-    schema: { type: "array", items: { type: "string", pattern: GRANTED_SCOPE.source, maxLength: MAX_SCOPE_LENGTH } },
+    schema: { type: "array", maxItems: MAX_SCOPES, items: { type: "string", pattern: GRANTED_SCOPE.source, maxLength: MAX_SCOPE_LENGTH } },
     example: ["orders:read", "products:*"],
   },
   owner_id: {
@@ -72,7 +72,8 @@ export const INPUT_FIELDS = {
   },
   metadata: {
     description: `The app's own JSON data, returned as given; at most ${MAX_METADATA_BYTES} bytes as JSON.`,
-    schema: { type: "object" },
+    // Any JSON object: said outright, as code generators read a bare `type: object` as an empty one.
+    schema: { type: "object", additionalProperties: true },
     example: { team: "mobile" },
   },
   rate_limits: {

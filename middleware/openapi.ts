@@ -4,7 +4,7 @@
 // Nothing here is a second copy of those, so the document follows them when they change.
 import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnSpec } from "../lib/columns";
 import { ERROR_STATUS, type ApiKeyErrorType } from "../lib/errors";
-import { INPUT_FIELDS, type JsonSchema } from "../lib/input-fields";
+import { INPUT_FIELDS, type InputFieldName, type JsonSchema } from "../lib/input-fields";
 import { ADMIN_ROUTES, type AdminRoute, type AnswerShape, ID_PATTERN, QUERY_PARAMETERS, type QueryParameter } from "./admin-routes";
 
 const SECURITY_SCHEME = "secretKey";
@@ -72,6 +72,15 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
   api_key: {
     schema: { type: "object", properties: { api_key: { $ref: "#/components/schemas/ApiKey" } }, required: ["api_key"], additionalProperties: false },
     example: { api_key: { ...EXAMPLE_KEY, sales_channels: [{ id: "sc_01HZX4ZQ8Y" }] } },
+  },
+  api_key_selection: {
+    schema: {
+      type: "object",
+      properties: { api_key: { $ref: "#/components/schemas/ApiKeySelection" } },
+      required: ["api_key"],
+      additionalProperties: false,
+    },
+    example: { api_key: { id: EXAMPLE_KEY.id, title: EXAMPLE_KEY.title, revoked_at: EXAMPLE_KEY.revoked_at } },
   },
   list: {
     schema: {
@@ -172,6 +181,16 @@ function parametersOf(route: AdminRoute): JsonSchema[] {
   return [...path, ...query];
 }
 
+/** The rules of lib/validate-input.ts that tie one field to another, for a body taking `fields`. */
+function crossFieldRules(fields: readonly InputFieldName[]): JsonSchema {
+  const rules: JsonSchema[] = [];
+  if (fields.includes("expires_at") && fields.includes("expires_in")) rules.push({ not: { required: ["expires_at", "expires_in"] } });
+  if (fields.includes("type") && fields.includes("scopes")) {
+    rules.push({ if: { properties: { type: { const: "publishable" } }, required: ["type"] }, then: { properties: { scopes: { maxItems: 0 } } } });
+  }
+  return rules.length === 0 ? {} : { allOf: rules };
+}
+
 function requestBodyOf(route: AdminRoute): JsonSchema | undefined {
   if (!route.body) return undefined;
   const clears = route.operation === "update";
@@ -187,7 +206,14 @@ function requestBodyOf(route: AdminRoute): JsonSchema | undefined {
     description: route.body.fields.length === 0 ? "Send `{}`: the route takes no fields." : "Fields not listed are refused.",
     content: {
       "application/json": {
-        schema: { type: "object", properties, ...(route.body.required ? { required: route.body.required } : {}), additionalProperties: false },
+        schema: {
+          type: "object",
+          properties,
+          ...(route.body.required ? { required: route.body.required } : {}),
+          ...(route.body.atLeastOne ? { minProperties: 1 } : {}),
+          ...crossFieldRules(route.body.fields),
+          additionalProperties: false,
+        },
         example: route.body.example,
       },
     },
