@@ -110,6 +110,8 @@ export interface AdminRoute {
   answer: AnswerShape;
   /** What the answer shows, when more than the key. */
   answerNote?: string;
+  /** Whether the answer is a key the client did not name (a new one), so OpenAPI `links` lead from its id to the routes on it. */
+  linksToKey?: boolean;
 }
 
 /** The fields create takes over HTTP: `created_by` is the acting key, never the client's word. */
@@ -145,6 +147,7 @@ export const ADMIN_ROUTES = [
     description: "`created_by` is the acting key's id. A secret key's plaintext token is in this answer and in no later one.",
     body: { fields: CREATE_BODY, required: ["title", "type"], example: { title: "Storefront", type: "publishable" } },
     answer: "api_key",
+    linksToKey: true,
   },
   {
     operation: "retrieve",
@@ -217,6 +220,7 @@ export const ADMIN_ROUTES = [
     body: { fields: ["revoke_in"], example: { revoke_in: 3600 } },
     answer: "api_key",
     answerNote: "The successor, with its plaintext token.",
+    linksToKey: true,
   },
   {
     operation: "salesChannels",

@@ -197,6 +197,25 @@ describe("the admin router's OpenAPI document", () => {
     }
   });
 
+  it("links the new key of POST / and POST /{id}/roll to the operations on a key, and says its license, tags and own shape", () => {
+    const onKey = Object.values(document.paths["/{id}"]).map((operation) => (operation as Json).operationId);
+    for (const [path, method] of [["/", "post"], ["/{id}/roll", "post"]] as const) {
+      const links = document.paths[path][method].responses["200"].links;
+      for (const operationId of onKey) assert.deepEqual(links[operationId].parameters, { id: "$response.body#/api_key/id" }, `${path} → ${operationId}`);
+      for (const link of Object.values<Json>(links)) {
+        const target = Object.values(document.paths).flatMap((item) => Object.values(item as Json)).find((op) => (op as Json).operationId === link.operationId);
+        assert.ok(target, link.operationId);
+      }
+    }
+    assert.equal(document.paths["/{id}"].post.responses["200"].links, undefined, "an update answers with the key the client named");
+    const license = (require("../../package.json") as { license: string }).license;
+    assert.deepEqual(document.info.license, { name: license, identifier: license });
+    for (const tag of document.tags as Json[]) assert.ok(tag.description, tag.name);
+    const own = document.paths["/openapi.json"].get.responses["200"].content["application/json"].schema;
+    assert.deepEqual(Object.keys(own.properties).sort(), ["components", "info", "openapi", "paths", "security", "servers", "tags"]);
+    assert.ok(documentAjv().validate(own, document), "the document matches its own route's schema");
+  });
+
   it("lets the test suite's check refuse answers the document does not describe", () => {
     const key = { api_key: { id: "apk_1" } };
     assert.match(checkAnswer("POST", "/apk_1", 200, "application/json", JSON.stringify(key)) ?? "", /schema refuses/, "a key without its fields");
@@ -248,6 +267,33 @@ forEachBackend(
       const extra = await request(scoped).get("/admin/api-keys/openapi.json?x=1").set("Authorization", auth);
       assert.equal(extra.status, 400, "no query parameters");
     });
+
+    for (const version of EXPRESS_VERSIONS) {
+      it(`answers a method a path does not list with 405, and OPTIONS with 204, each with that path's Allow, on ${version}`, async () => {
+        const app = createAdminApp(version, db.service);
+        const allows = {
+          "/openapi.json": "GET, HEAD, OPTIONS",
+          "/": "GET, POST, HEAD, OPTIONS",
+          [`/${admin.id}`]: "GET, POST, DELETE, HEAD, OPTIONS",
+          [`/${admin.id}/revoke`]: "POST, OPTIONS",
+        };
+        for (const [path, allow] of Object.entries(allows)) {
+          const options = await request(app).options(`/admin/api-keys${path}`).set("Authorization", auth);
+          assert.equal(options.status, 204, `OPTIONS ${path}`);
+          assert.equal(options.headers.allow, allow, `OPTIONS ${path}`);
+          for (const method of ["trace", "put", "patch"] as const) {
+            const res = await request(app)[method](`/admin/api-keys${path}`).set("Authorization", auth);
+            assert.equal(res.status, 405, `${method} ${path}`);
+            assert.equal(res.headers.allow, allow, `${method} ${path}`);
+            assert.match(res.headers["content-type"]!, /^application\/json/);
+            assert.deepEqual(Object.keys(res.body).sort(), ["message", "type"]);
+            assert.equal(res.body.type, "invalid_data");
+          }
+        }
+        const error405 = document.components.responses.Error405.content["application/json"];
+        assert.deepEqual(error405.schema.properties.type.enum, ["invalid_data"]);
+      });
+    }
 
     it("takes every value the document lists for GET /'s parameters with an enum, and no other", async () => {
       const app = createAdminApp("express5", db.service);
