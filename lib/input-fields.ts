@@ -33,6 +33,14 @@ export const MAX_RATE_LIMIT_NAME_LENGTH = 64;
 /** The longest rate-limit window, in seconds: 366 days, counted exactly with Redis, without it and during an outage. */
 export const MAX_RATE_LIMIT_DURATION = 366 * 86_400;
 
+/**
+ * What an allow-list entry looks like, for the document: an IPv4 address or range exactly, an
+ * IPv6 one by its characters (validation, through ipaddr.js, has the last word on those).
+ */
+const ALLOWED_IP_SHAPE =
+  "^(?:(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:/(?:3[0-2]|[12]?[0-9]))?" +
+  "|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$";
+
 const wholeNumber = (minimum: number): JsonSchema => ({ type: "integer", minimum, maximum: Number.MAX_SAFE_INTEGER });
 
 const idList = (what: string): InputField => ({
@@ -51,7 +59,7 @@ export const INPUT_FIELDS = {
   created_by: { description: "Who created the key.", schema: { type: "string" }, example: "user_01HZX4ZQ8Y" },
   expires_at: {
     description: `The instant after which the key never authenticates again, as ISO 8601; in the future, before the year ${MAX_YEAR + 1}. Not together with \`expires_in\`.`,
-    schema: { type: "string", pattern: ISO_DATE.source },
+    schema: { type: "string", format: "date-time", pattern: ISO_DATE.source },
     clearable: true,
     example: "2030-01-01T00:00:00.000Z",
   },
@@ -62,7 +70,7 @@ export const INPUT_FIELDS = {
   },
   scopes: {
     description: `Secret keys only: what the key may do, as \`resource:action\` words of [a-z0-9_.-] joined by \`:\`; a \`*\` segment grants every value there. At most ${MAX_SCOPES} different scopes; repeats count once.`,
-    schema: { type: "array", items: { type: "string", pattern: GRANTED_SCOPE.source, maxLength: MAX_SCOPE_LENGTH } },
+    schema: { type: "array", maxItems: MAX_SCOPES, items: { type: "string", pattern: GRANTED_SCOPE.source, maxLength: MAX_SCOPE_LENGTH } },
     example: ["orders:read", "products:*"],
   },
   owner_id: {
@@ -73,7 +81,8 @@ export const INPUT_FIELDS = {
   },
   metadata: {
     description: `The app's own JSON data, returned as given; at most ${MAX_METADATA_BYTES} bytes as JSON.`,
-    schema: { type: "object" },
+    // Any JSON object: said outright, as code generators read a bare `type: object` as an empty one.
+    schema: { type: "object", additionalProperties: true },
     example: { team: "mobile" },
   },
   rate_limits: {
@@ -109,7 +118,7 @@ export const INPUT_FIELDS = {
   },
   allowed_ips: {
     description: `The client addresses and CIDR ranges (IPv4 or IPv6) the key is accepted from, at most ${MAX_ALLOWED_IPS}; empty for any. Stored in a canonical form; an IPv4-mapped IPv6 address is its IPv4 address.`,
-    schema: { type: "array", items: { type: "string", minLength: 1, maxLength: 64 }, maxItems: MAX_ALLOWED_IPS },
+    schema: { type: "array", items: { type: "string", pattern: ALLOWED_IP_SHAPE, maxLength: 64 }, maxItems: MAX_ALLOWED_IPS },
     example: ["203.0.113.7", "10.0.0.0/8", "2001:db8::/32"],
   },
   revoked_by: { description: "Who revoked the key.", schema: { type: "string" }, example: "user_01HZX4ZQ8Y" },

@@ -368,19 +368,58 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
   };
 
   // The router is the route table: each route's path, method, scope and body come from it.
-  for (const route of ADMIN_ROUTES as readonly AdminRoute[]) {
-    const handler = handlers[route.operation as AdminOperation];
-    const run = (req: Request, res: Response, next: NextFunction) => {
-      handler(req, res, route).catch(next);
-    };
-    if (route.body) router[route.method](route.path, guard(route.scope), jsonBody, run);
-    else router[route.method](route.path, guard(route.scope), run);
+  // Each path's methods are followed at once by its answer to any other method, so that
+  // `/openapi.json` answers for itself before `/:id` can take it.
+  for (const [path, routes] of routesByPath()) {
+    for (const route of routes) {
+      const handler = handlers[route.operation as AdminOperation];
+      const run = (req: Request, res: Response, next: NextFunction) => {
+        handler(req, res, route).catch(next);
+      };
+      if (route.body) router[route.method](route.path, guard(route.scope), jsonBody, run);
+      else router[route.method](route.path, guard(route.scope), run);
+    }
+    router.all(path, otherMethods(allowedMethods(routes)));
   }
 
   // Ours as they are, those of Express and body-parser by their status.
   router.use(jsonErrorHandler({ service, during: "in the admin router", clientError: fromHttpError }));
 
   return router;
+}
+
+/** The route table's routes by path, in the order the paths first appear. */
+function routesByPath(): Map<string, AdminRoute[]> {
+  const paths = new Map<string, AdminRoute[]>();
+  for (const route of ADMIN_ROUTES as readonly AdminRoute[]) {
+    const routes = paths.get(route.path) ?? [];
+    routes.push(route);
+    paths.set(route.path, routes);
+  }
+  return paths;
+}
+
+/** What a path's `Allow` header lists: its methods, HEAD with GET (Express answers it), and OPTIONS. */
+function allowedMethods(routes: readonly AdminRoute[]): string {
+  const methods = routes.map((route) => route.method.toUpperCase());
+  if (methods.includes("GET")) methods.push("HEAD");
+  return [...methods, "OPTIONS"].join(", ");
+}
+
+/**
+ * A path's answer to the methods it does not list: OPTIONS is 204 with `Allow`, any other
+ * (TRACE, PUT...) is 405 `invalid_data` through the router's error handler, with `Allow` too.
+ */
+function otherMethods(allow: string) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    res.setHeader("Allow", allow);
+    if (req.method === "OPTIONS") {
+      res.setHeader("Cache-Control", "no-store");
+      res.status(204).end();
+      return;
+    }
+    next(new ApiKeyError("invalid_data", `Invalid request: ${req.method} is not allowed here; allowed: ${allow}`, { status: 405 }));
+  };
 }
 
 /**

@@ -29,7 +29,7 @@ function filterParameter(field: FilterableField): QueryParameter {
   const { kind } = API_KEY_COLUMNS[field];
   const value: JsonSchema =
     kind === "date"
-      ? { type: "string", description: "An ISO 8601 instant." }
+      ? { type: "string", format: "date-time", description: "An ISO 8601 instant (a date alone, `2026-01-01`, is taken too, as its midnight UTC)." }
       : kind === "type"
         ? { type: "string", enum: ["publishable", "secret"] }
         : { type: "string" };
@@ -103,7 +103,7 @@ export const QUERY_PARAMETERS = {
 export type QueryParameterName = keyof typeof QUERY_PARAMETERS;
 
 /** What a successful answer holds. */
-export type AnswerShape = "api_key" | "list" | "deleted" | "document" | "audit_events" | "usage";
+export type AnswerShape = "api_key" | "api_key_selection" | "list" | "deleted" | "document" | "audit_events" | "usage";
 
 export interface AdminRoute {
   /** The handler's name, and the operation's `operationId`. */
@@ -117,12 +117,14 @@ export interface AdminRoute {
   description?: string;
   query?: readonly QueryParameterName[];
   /** A JSON body and the fields it accepts (none: `{}`); absent for routes without a body. */
-  body?: { fields: readonly InputFieldName[]; required?: readonly InputFieldName[]; example: Record<string, unknown> };
+  body?: { fields: readonly InputFieldName[]; required?: readonly InputFieldName[]; atLeastOne?: boolean; example: Record<string, unknown> };
   /** An option of the router that the route calls: an error with a 4xx status it throws keeps that status. */
   hook?: "findMissingSalesChannels";
   answer: AnswerShape;
   /** What the answer shows, when more than the key. */
   answerNote?: string;
+  /** Whether the answer is a key the client did not name (a new one), so OpenAPI `links` lead from its id to the routes on it. */
+  linksToKey?: boolean;
 }
 
 /** The fields create takes over HTTP: `created_by` is the acting key, never the client's word. */
@@ -178,6 +180,7 @@ export const ADMIN_ROUTES = [
     description: "`created_by` is the acting key's id. A secret key's plaintext token is in this answer and in no later one.",
     body: { fields: CREATE_BODY, required: ["title", "type"], example: { title: "Storefront", type: "publishable" } },
     answer: "api_key",
+    linksToKey: true,
   },
   {
     operation: "retrieve",
@@ -186,7 +189,7 @@ export const ADMIN_ROUTES = [
     scope: "read",
     summary: "Retrieve a key",
     query: ["fields", "with_deleted"],
-    answer: "api_key",
+    answer: "api_key_selection",
     answerNote: "With `sales_channels` for a publishable key, unless `fields` is given.",
   },
   {
@@ -206,7 +209,7 @@ export const ADMIN_ROUTES = [
     scope: "write",
     summary: "Update a key",
     description: "Changes the fields given, at least one; `null` clears `expires_at` and `owner_id`.",
-    body: { fields: UPDATE_INPUTS, example: { title: "Storefront (EU)", expires_at: null } },
+    body: { fields: UPDATE_INPUTS, atLeastOne: true, example: { title: "Storefront (EU)", expires_at: null } },
     answer: "api_key",
   },
   {
@@ -244,7 +247,8 @@ export const ADMIN_ROUTES = [
     path: "/:id/revoke",
     scope: "write",
     summary: "Revoke a key",
-    description: "`revoked_by` is the acting key's id. With `revoke_in`, the key keeps working until then.",
+    description:
+      "`revoked_by` is the acting key's id. With `revoke_in`, the key keeps working until then. A key already revoked is refused with 400 `invalid_data`; a scheduled revocation may be brought forward, never pushed back.",
     body: { fields: ["revoke_in"], example: { revoke_in: 3600 } },
     answer: "api_key",
   },
@@ -255,10 +259,11 @@ export const ADMIN_ROUTES = [
     scope: "write",
     summary: "Roll a key",
     description:
-      "In one transaction: revokes the key (now, or after `revoke_in` seconds) and creates its successor, with the same title, type, creator, links and policy.",
+      "In one transaction: revokes the key (now, or after `revoke_in` seconds) and creates its successor, with the same title, type, creator, links and policy. A key already revoked (or scheduled to be) or expired is refused with 400 `not_allowed`.",
     body: { fields: ["revoke_in"], example: { revoke_in: 3600 } },
     answer: "api_key",
     answerNote: "The successor, with its plaintext token.",
+    linksToKey: true,
   },
   {
     operation: "salesChannels",

@@ -5,7 +5,7 @@
 import { AUDIT_ACTIONS } from "../lib/audit-log";
 import { API_KEY_COLUMNS, API_KEY_FIELDS, type ApiKeyField, type ColumnSpec } from "../lib/columns";
 import { ERROR_STATUS, type ApiKeyErrorType } from "../lib/errors";
-import { INPUT_FIELDS, type JsonSchema } from "../lib/input-fields";
+import { INPUT_FIELDS, type InputFieldName, type JsonSchema } from "../lib/input-fields";
 import { VERIFY_CODES } from "../lib/types";
 import { ADMIN_ROUTES, type AdminRoute, type AnswerShape, ID_PATTERN, QUERY_PARAMETERS, type QueryParameter } from "./admin-routes";
 
@@ -91,6 +91,15 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
     schema: { type: "object", properties: { api_key: { $ref: "#/components/schemas/ApiKey" } }, required: ["api_key"], additionalProperties: false },
     example: { api_key: { ...EXAMPLE_KEY, sales_channels: [{ id: "sc_01HZX4ZQ8Y" }] } },
   },
+  api_key_selection: {
+    schema: {
+      type: "object",
+      properties: { api_key: { $ref: "#/components/schemas/ApiKeySelection" } },
+      required: ["api_key"],
+      additionalProperties: false,
+    },
+    example: { api_key: { id: EXAMPLE_KEY.id, title: EXAMPLE_KEY.title, revoked_at: EXAMPLE_KEY.revoked_at } },
+  },
   list: {
     schema: pageOf("api_keys", "ApiKeySelection", "keys"),
     example: { api_keys: [EXAMPLE_KEY], count: 1, offset: 0, limit: 20 },
@@ -104,7 +113,26 @@ const ANSWERS: Record<AnswerShape, { schema: JsonSchema; example?: unknown }> = 
     },
     example: { id: EXAMPLE_KEY.id, object: "api_key", deleted: true },
   },
-  document: { schema: { type: "object", description: "An OpenAPI 3.1 document.", required: ["openapi", "info", "paths"] } },
+  document: {
+    schema: {
+      type: "object",
+      description: "An OpenAPI 3.1 document: this one.",
+      properties: {
+        openapi: { type: "string", pattern: "^3\\.1\\.\\d+$" },
+        info: {
+          type: "object",
+          properties: { title: { type: "string" }, version: { type: "string" }, description: { type: "string" }, license: { type: "object" } },
+          required: ["title", "version"],
+        },
+        servers: { type: "array", items: { type: "object", properties: { url: { type: "string" } }, required: ["url"] } },
+        security: { type: "array", items: { type: "object" } },
+        tags: { type: "array", items: { type: "object", properties: { name: { type: "string" } }, required: ["name"] } },
+        paths: { type: "object", additionalProperties: { type: "object" } },
+        components: { type: "object", additionalProperties: { type: "object" } },
+      },
+      required: ["openapi", "info", "paths"],
+    },
+  },
   audit_events: {
     schema: pageOf("events", "AuditEvent", "events"),
     example: {
@@ -150,6 +178,7 @@ const STATUS_MEANING: Record<ErrorStatus, string> = {
   403:
     "The calling key lacks a scope the router's `scopes` option requires (by default `api_keys:read` to read, and `api_keys:write` too to change, for keys with scopes), or the change would give or manage more than the calling key holds; the message names what is missing.",
   404: "No key has this id.",
+  405: "The path does not take this method; `Allow` lists those it takes. `OPTIONS` on any path answers 204 with the same `Allow`.",
   413: "The body is larger than 16 kB (also after gzip inflation).",
   415: "The body is not `application/json`, or its charset or `Content-Encoding` is not supported.",
   500: "An unexpected failure; its cause is logged, never sent.",
@@ -213,6 +242,16 @@ function parametersOf(route: AdminRoute): JsonSchema[] {
   return [...path, ...query];
 }
 
+/** The rules of lib/validate-input.ts that tie one field to another, for a body taking `fields`. */
+function crossFieldRules(fields: readonly InputFieldName[]): JsonSchema {
+  const rules: JsonSchema[] = [];
+  if (fields.includes("expires_at") && fields.includes("expires_in")) rules.push({ not: { required: ["expires_at", "expires_in"] } });
+  if (fields.includes("type") && fields.includes("scopes")) {
+    rules.push({ if: { properties: { type: { const: "publishable" } }, required: ["type"] }, then: { properties: { scopes: { maxItems: 0 } } } });
+  }
+  return rules.length === 0 ? {} : { allOf: rules };
+}
+
 function requestBodyOf(route: AdminRoute): JsonSchema | undefined {
   if (!route.body) return undefined;
   const clears = route.operation === "update";
@@ -228,12 +267,31 @@ function requestBodyOf(route: AdminRoute): JsonSchema | undefined {
     description: route.body.fields.length === 0 ? "Send `{}`: the route takes no fields." : "Fields not listed are refused.",
     content: {
       "application/json": {
-        schema: { type: "object", properties, ...(route.body.required ? { required: route.body.required } : {}), additionalProperties: false },
+        schema: {
+          type: "object",
+          properties,
+          ...(route.body.required ? { required: route.body.required } : {}),
+          ...(route.body.atLeastOne ? { minProperties: 1 } : {}),
+          ...crossFieldRules(route.body.fields),
+          additionalProperties: false,
+        },
         example: route.body.example,
       },
     },
   };
 }
+
+/** From an answer's key to each operation on a key, through its id. */
+const KEY_LINKS: Record<string, JsonSchema> = Object.fromEntries(
+  (ADMIN_ROUTES as readonly AdminRoute[])
+    .filter((route) => route.path.includes(":id"))
+    .map((route) => [
+      route.operation,
+      { operationId: route.operation, parameters: { id: "$response.body#/api_key/id" }, description: `${route.summary}: this key.` },
+    ]),
+);
+
+const TAG = "API keys";
 
 function operationOf(route: AdminRoute): JsonSchema {
   const answer = ANSWERS[route.answer];
@@ -243,35 +301,38 @@ function operationOf(route: AdminRoute): JsonSchema {
     operationId: route.operation,
     summary: route.summary,
     description: [route.description, scopeNote].filter(Boolean).join(" "),
-    tags: ["API keys"],
+    tags: [TAG],
     parameters: parametersOf(route),
     ...(requestBody ? { requestBody } : {}),
     responses: {
       200: {
         description: ["Done.", route.answerNote].filter(Boolean).join(" "),
         content: { "application/json": { schema: answer.schema, ...(answer.example === undefined ? {} : { example: answer.example }) } },
+        ...(route.linksToKey ? { links: KEY_LINKS } : {}),
       },
       ...Object.fromEntries(errorStatuses(route).map((status) => [status, { $ref: `#/components/responses/Error${status}` }])),
     },
   };
 }
 
-function buildDocument(version: string): JsonSchema {
+function buildDocument({ version, license }: { version: string; license: string }): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of ADMIN_ROUTES as readonly AdminRoute[]) {
     (paths[openApiPath(route.path)] ??= {})[route.method] = operationOf(route);
   }
-  const statuses = [...new Set((ADMIN_ROUTES as readonly AdminRoute[]).flatMap(errorStatuses))];
+  // 405 is no listed operation's answer: it is every path's answer to the methods it does not list.
+  const statuses = [...new Set([...(ADMIN_ROUTES as readonly AdminRoute[]).flatMap(errorStatuses), 405 as const])];
   return {
     openapi: "3.1.0",
     info: {
       title: "express-api-keys admin API",
       version,
+      license: { name: license, identifier: license },
       description:
-        "Manage API keys: the admin routes of Medusa's API Key Module, with key policy (expiry, scopes, owner, metadata, rate limits, quotas) and soft delete. Every answer carries `Cache-Control: no-store`.",
+        "Manage API keys: the admin routes of Medusa's API Key Module, with key policy (expiry, scopes, owner, metadata, rate limits, quotas) and soft delete. Every answer carries `Cache-Control: no-store`. A method a path does not list is answered 405 (`#/components/responses/Error405`) with an `Allow` header, and `OPTIONS` 204 with the same header.",
     },
     security: [{ [SECURITY_SCHEME]: [] }],
-    tags: [{ name: "API keys" }],
+    tags: [{ name: TAG, description: "Publishable and secret keys: create, read, change, revoke, roll and delete them, and this document." }],
     paths,
     components: {
       securitySchemes: {
@@ -338,7 +399,7 @@ let built: JsonSchema | undefined;
  * know where it is mounted until a request comes. The rest is built once.
  */
 export function openApiDocument(mountPath: string): JsonSchema {
-  // The package's own version, through its own name, so the same line works from source and from dist/.
-  built ??= buildDocument((require("express-api-keys/package.json") as { version: string }).version);
+  // The package's own version and license, through its own name, so the same line works from source and from dist/.
+  built ??= buildDocument(require("express-api-keys/package.json") as { version: string; license: string });
   return { ...built, servers: [{ url: mountPath || "/", description: "Where the app mounts the router." }] };
 }

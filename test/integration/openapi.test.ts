@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import type { Server } from "node:http";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import request from "supertest";
-import { CREATE_INPUTS, INPUT_FIELDS, LINK_INPUTS, REVOKE_INPUTS, UPDATE_INPUTS } from "../../lib/input-fields";
+import { CREATE_INPUTS, INPUT_FIELDS, LINK_INPUTS, MAX_IDS, MAX_RATE_LIMITS, REVOKE_INPUTS, UPDATE_INPUTS } from "../../lib/input-fields";
+import { MAX_SCOPES } from "../../lib/scopes";
 import type { ApiKeyDTO } from "../../lib/types";
 import { validateCreate, validateLinks, validateRevoke, validateUpdate } from "../../lib/validate-input";
 import { openApiDocument } from "../../middleware/openapi";
@@ -132,9 +133,93 @@ describe("the admin router's OpenAPI document", () => {
     assert.ok(document.paths["/{id}"].post.responses["415"], "a body route refuses forms");
   });
 
+  it("types metadata as any JSON object, wherever a schema has it", () => {
+    const ajv = documentAjv();
+    const schemas: [string, Json][] = [
+      ["ApiKey", document.components.schemas.ApiKey.properties.metadata],
+      ["ApiKeySelection", document.components.schemas.ApiKeySelection.properties.metadata],
+      ...documentedBodies()
+        .filter(({ schema }) => schema.properties.metadata)
+        .map(({ method, path, schema }): [string, Json] => [`${method} ${path}`, schema.properties.metadata]),
+    ];
+    assert.equal(schemas.length, 4);
+    for (const [where, schema] of schemas) {
+      const types = ([] as unknown[]).concat(schema.type);
+      assert.ok(types.includes("object"), where);
+      assert.equal(schema.additionalProperties, true, `${where}: generators read a bare object as an empty one`);
+      assert.ok(ajv.validate(schema, { team: "mobile", nested: { a: [1] } }), where);
+    }
+  });
+
+  it("answers GET /{id} with the schema of a selection, as `fields` may give one", () => {
+    const retrieve = document.paths["/{id}"].get.responses["200"].content["application/json"].schema;
+    assert.equal(retrieve.properties.api_key.$ref, "#/components/schemas/ApiKeySelection");
+    assert.equal(checkAnswer("GET", "/apk_1", 200, "application/json", JSON.stringify({ api_key: { id: "apk_1", title: "t" } })), undefined);
+  });
+
+  it("states the rules validation enforces across fields and on bounds", () => {
+    const ajv = documentAjv();
+    const body = (method: string, path: string) => ajv.compile({ $ref: pointer("paths", path, method, "requestBody", "content", "application/json", "schema") });
+    const create = body("post", "/");
+    const now = new Date("2026-01-01T00:00:00Z");
+    const agree = (input: Json, accepted: boolean) => {
+      assert.equal(create(input), accepted, `the document on ${JSON.stringify(input)}`);
+      const validates = (() => {
+        try {
+          validateCreate({ ...input, created_by: "u" }, now);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      assert.equal(validates, accepted, `validation on ${JSON.stringify(input)}`);
+    };
+    agree({ title: "t", type: "secret", expires_at: "2030-01-01T00:00:00Z" }, true);
+    agree({ title: "t", type: "secret", expires_at: "2030-01-01T00:00:00Z", expires_in: 60 }, false);
+    agree({ title: "t", type: "secret", scopes: ["orders:read"] }, true);
+    agree({ title: "t", type: "publishable", scopes: ["orders:read"] }, false);
+    agree({ title: "t", type: "publishable", scopes: [] }, true);
+    agree({ title: "t", type: "secret", scopes: Array.from({ length: MAX_SCOPES + 1 }, (_, i) => `s${i}:read`) }, false);
+    agree({ title: "t", type: "secret", rate_limits: Array.from({ length: MAX_RATE_LIMITS + 1 }, (_, i) => ({ name: `r${i}`, limit: 1, duration: 1 })) }, false);
+    const update = body("post", "/{id}");
+    assert.equal(update({}), false, "an update names at least one field");
+    assert.equal(update({ title: "t" }), true);
+    const links = document.paths["/{id}/sales-channels"].post.requestBody.content["application/json"].schema;
+    assert.equal(links.properties.add.maxItems, MAX_IDS);
+    for (const field of ["expires_at", "created_at", "updated_at", "deleted_at", "revoked_at"]) {
+      const parameter = (document.paths["/"].get.parameters as Json[]).find((p) => p.name === field);
+      assert.equal(parameter.schema.anyOf[0].format, "date-time", field);
+    }
+    for (const [path, item] of Object.entries(document.paths)) {
+      for (const method of METHODS.filter((name) => (item as Json)[name]?.requestBody)) {
+        for (const status of ["400", "413", "415"]) assert.ok((item as Json)[method].responses[status], `${method} ${path} ${status}`);
+      }
+    }
+  });
+
+  it("links the new key of POST / and POST /{id}/roll to the operations on a key, and says its license, tags and own shape", () => {
+    const onKey = Object.values(document.paths["/{id}"]).map((operation) => (operation as Json).operationId);
+    for (const [path, method] of [["/", "post"], ["/{id}/roll", "post"]] as const) {
+      const links = document.paths[path][method].responses["200"].links;
+      for (const operationId of onKey) assert.deepEqual(links[operationId].parameters, { id: "$response.body#/api_key/id" }, `${path} → ${operationId}`);
+      for (const link of Object.values<Json>(links)) {
+        const target = Object.values(document.paths).flatMap((item) => Object.values(item as Json)).find((op) => (op as Json).operationId === link.operationId);
+        assert.ok(target, link.operationId);
+      }
+    }
+    assert.equal(document.paths["/{id}"].post.responses["200"].links, undefined, "an update answers with the key the client named");
+    const license = (require("../../package.json") as { license: string }).license;
+    assert.deepEqual(document.info.license, { name: license, identifier: license });
+    for (const tag of document.tags as Json[]) assert.ok(tag.description, tag.name);
+    const own = document.paths["/openapi.json"].get.responses["200"].content["application/json"].schema;
+    assert.deepEqual(Object.keys(own.properties).sort(), ["components", "info", "openapi", "paths", "security", "servers", "tags"]);
+    assert.ok(documentAjv().validate(own, document), "the document matches its own route's schema");
+  });
+
   it("lets the test suite's check refuse answers the document does not describe", () => {
     const key = { api_key: { id: "apk_1" } };
-    assert.match(checkAnswer("GET", "/apk_1", 200, "application/json", JSON.stringify(key)) ?? "", /schema refuses/, "a key without its fields");
+    assert.match(checkAnswer("POST", "/apk_1", 200, "application/json", JSON.stringify(key)) ?? "", /schema refuses/, "a key without its fields");
+    assert.match(checkAnswer("GET", "/apk_1", 200, "application/json", JSON.stringify({ api_key: { title: "t" } })) ?? "", /schema refuses/, "a selection without its id");
     assert.match(checkAnswer("POST", "/", 418, "application/json", "{}") ?? "", /does not list/);
     assert.match(checkAnswer("GET", "/", 400, "text/html", "<p>") ?? "", /not JSON/);
     assert.match(checkAnswer("DELETE", "/apk_1", 200, "application/json", JSON.stringify({ id: "apk_1", object: "api_key", deleted: true, extra: 1 })) ?? "", /schema refuses/);
@@ -182,6 +267,33 @@ forEachBackend(
       const extra = await request(scoped).get("/admin/api-keys/openapi.json?x=1").set("Authorization", auth);
       assert.equal(extra.status, 400, "no query parameters");
     });
+
+    for (const version of EXPRESS_VERSIONS) {
+      it(`answers a method a path does not list with 405, and OPTIONS with 204, each with that path's Allow, on ${version}`, async () => {
+        const app = createAdminApp(version, db.service);
+        const allows = {
+          "/openapi.json": "GET, HEAD, OPTIONS",
+          "/": "GET, POST, HEAD, OPTIONS",
+          [`/${admin.id}`]: "GET, POST, DELETE, HEAD, OPTIONS",
+          [`/${admin.id}/revoke`]: "POST, OPTIONS",
+        };
+        for (const [path, allow] of Object.entries(allows)) {
+          const options = await request(app).options(`/admin/api-keys${path}`).set("Authorization", auth);
+          assert.equal(options.status, 204, `OPTIONS ${path}`);
+          assert.equal(options.headers.allow, allow, `OPTIONS ${path}`);
+          for (const method of ["trace", "put", "patch"] as const) {
+            const res = await request(app)[method](`/admin/api-keys${path}`).set("Authorization", auth);
+            assert.equal(res.status, 405, `${method} ${path}`);
+            assert.equal(res.headers.allow, allow, `${method} ${path}`);
+            assert.match(res.headers["content-type"]!, /^application\/json/);
+            assert.deepEqual(Object.keys(res.body).sort(), ["message", "type"]);
+            assert.equal(res.body.type, "invalid_data");
+          }
+        }
+        const error405 = document.components.responses.Error405.content["application/json"];
+        assert.deepEqual(error405.schema.properties.type.enum, ["invalid_data"]);
+      });
+    }
 
     it("takes every value the document lists for GET /'s parameters with an enum, and no other", async () => {
       const app = createAdminApp("express5", db.service);
