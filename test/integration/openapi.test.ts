@@ -201,7 +201,7 @@ describe("the admin router's OpenAPI document", () => {
     const onKey = Object.values(document.paths["/{id}"]).map((operation) => (operation as Json).operationId);
     for (const [path, method] of [["/", "post"], ["/{id}/roll", "post"]] as const) {
       const links = document.paths[path][method].responses["200"].links;
-      for (const operationId of onKey) assert.deepEqual(links[operationId].parameters, { id: "$response.body#/api_key/id" }, `${path} → ${operationId}`);
+      for (const operationId of onKey) assert.deepEqual(links[operationId].parameters, { id: "$response.body#/api_key/id" }, `${path} -> ${operationId}`);
       for (const link of Object.values<Json>(links)) {
         const target = Object.values(document.paths).flatMap((item) => Object.values(item as Json)).find((op) => (op as Json).operationId === link.operationId);
         assert.ok(target, link.operationId);
