@@ -3,7 +3,7 @@
 // when, and each field the change moved with its value before and after: never a token or a hash.
 import { API_KEY_FIELDS, type ApiKeyField } from "./columns";
 import { ApiKeyError } from "./errors";
-import { ISO_DATE, isPlainObject } from "./filters";
+import { asInstant, isPlainObject } from "./filters";
 import { generateAuditEventId } from "./ids";
 import type { ApiKeyDTO } from "./types";
 
@@ -38,21 +38,17 @@ export interface AuditEvent {
 const UNRECORDED: ReadonlySet<ApiKeyField> = new Set(["token", "updated_at", "last_used_at"]);
 const RECORDED = API_KEY_FIELDS.filter((field) => !UNRECORDED.has(field));
 
-/** As JSON holds it, so that the event reads the same from every store. */
-function plain(value: unknown): unknown {
-  return value === undefined ? null : JSON.parse(JSON.stringify(value)) as unknown;
-}
-
 /**
- * The fields that differ between a key before and after a change. A key created has no
- * "before" and one deleted no "after": every recorded field it holds is then listed.
+ * The fields that differ between a key before and after a change, values as JSON holds them
+ * (so that an event reads the same from every store). A key created has no "before" and one
+ * deleted no "after": every recorded field it holds is then listed.
  */
 export function changesBetween(before: ApiKeyDTO | undefined, after: ApiKeyDTO | undefined): Record<string, AuditChange> {
   const changes: Record<string, AuditChange> = {};
   for (const field of RECORDED) {
-    const was = plain(before?.[field]);
-    const is = plain(after?.[field]);
-    if (JSON.stringify(was) !== JSON.stringify(is)) changes[field] = { before: was, after: is };
+    const was = JSON.stringify(before?.[field] ?? null);
+    const is = JSON.stringify(after?.[field] ?? null);
+    if (was !== is) changes[field] = { before: JSON.parse(was) as unknown, after: JSON.parse(is) as unknown };
   }
   return changes;
 }
@@ -134,8 +130,8 @@ function strings(name: string, raw: unknown): string[] | undefined {
 }
 
 function instant(name: string, raw: unknown): Date {
-  const date = raw instanceof Date ? raw : typeof raw === "string" && ISO_DATE.test(raw) ? new Date(raw) : undefined;
-  if (!date || Number.isNaN(date.getTime())) invalid(`'${name}' must be a Date or an ISO 8601 date string`);
+  const date = asInstant(raw);
+  if (!date) invalid(`'${name}' must be a Date or an ISO 8601 date string`);
   return date;
 }
 

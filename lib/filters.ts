@@ -65,6 +65,12 @@ const MAX_LIST = 1000;
  */
 export const MAX_FILTER_VALUES = 5000;
 export const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}(:?\d{2})?)?)?$/;
+
+/** An instant every input takes: a valid Date, or an ISO 8601 string; a fresh Date, or undefined for anything else. */
+export function asInstant(raw: unknown): Date | undefined {
+  const date = raw instanceof Date ? new Date(raw.getTime()) : typeof raw === "string" && ISO_DATE.test(raw) ? new Date(raw) : undefined;
+  return date && !Number.isNaN(date.getTime()) ? date : undefined;
+}
 /** The years every supported database stores and compares as given. */
 export const MIN_YEAR = 1;
 export const MAX_YEAR = 9999;
@@ -104,8 +110,8 @@ function toValue(field: FilterableField, path: string, raw: unknown, mapToken: T
       if (raw !== "publishable" && raw !== "secret") invalid(path, "expected 'publishable' or 'secret'");
       return raw;
     case "date": {
-      const date = raw instanceof Date ? raw : typeof raw === "string" && ISO_DATE.test(raw) ? new Date(raw) : undefined;
-      if (!date || Number.isNaN(date.getTime())) invalid(path, "expected a Date or an ISO 8601 date string");
+      const date = asInstant(raw);
+      if (!date) invalid(path, "expected a Date or an ISO 8601 date string");
       const year = date.getUTCFullYear();
       if (year < MIN_YEAR || year > MAX_YEAR) invalid(path, `expected a date in the years ${MIN_YEAR} to ${MAX_YEAR}`);
       return date;

@@ -3,7 +3,7 @@
 // instance sum exactly, and never a write on the request path. Tokens that name no key (unknown,
 // malformed, forged, of the other type) are counted under `key_id: null`, so that a flood shows.
 import { ApiKeyError } from "./errors";
-import { ISO_DATE, isPlainObject } from "./filters";
+import { asInstant, isPlainObject } from "./filters";
 import { FlushTimer } from "./flush-timer";
 import type { Logger } from "./logger";
 import { VERIFY_CODES, type VerifyCode, type VerifyResult } from "./types";
@@ -165,8 +165,8 @@ function invalid(message: string): never {
 
 function instant(name: string, raw: unknown): Date | undefined {
   if (raw === undefined) return undefined;
-  const date = raw instanceof Date ? raw : typeof raw === "string" && ISO_DATE.test(raw) ? new Date(raw) : undefined;
-  if (!date || Number.isNaN(date.getTime())) invalid(`'${name}' must be a Date or an ISO 8601 date string`);
+  const date = asInstant(raw);
+  if (!date) invalid(`'${name}' must be a Date or an ISO 8601 date string`);
   return date;
 }
 

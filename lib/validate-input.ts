@@ -1,7 +1,7 @@
 // Validation of service inputs (ids and DTOs). Messages follow the reference's wording, so
 // the admin router can show them as they are.
 import { ApiKeyError, redactSecrets } from "./errors";
-import { ISO_DATE, MAX_YEAR, isPlainObject } from "./filters";
+import { MAX_YEAR, asInstant, isPlainObject } from "./filters";
 import { type ApiKeyColumnValues, POLICY_FIELDS, type PolicyField } from "./columns";
 import {
   CREATE_INPUTS,
@@ -170,8 +170,8 @@ function policyFields(body: Body, issues: string[], now: Date, update: boolean):
 
 /** An instant as a Date, from a Date or an ISO 8601 string; undefined (with an issue) otherwise. */
 function instant(value: unknown, field: string, issues: string[]): Date | undefined {
-  const date = value instanceof Date ? new Date(value.getTime()) : typeof value === "string" && ISO_DATE.test(value) ? new Date(value) : undefined;
-  if (!date || Number.isNaN(date.getTime())) {
+  const date = asInstant(value);
+  if (!date) {
     issues.push(`Expected a Date or an ISO 8601 date string for field '${field}', got: '${shown(value)}'`);
     return undefined;
   }
