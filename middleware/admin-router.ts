@@ -18,6 +18,7 @@ import { forbidden } from "./api-key-auth";
 import { type AdminScopesOption, adminScopes, adminScopesProblem } from "./admin-scopes";
 import { type FactorySpec, checkFactoryOptions, rules } from "./http/options";
 import type { AuthenticatedRequest } from "./request-context";
+import { clientHttpErrors } from "./http/client-errors";
 import { jsonErrorHandler } from "./http/respond";
 
 export interface AdminRouterOptions {
@@ -54,16 +55,6 @@ type Handler = (req: Request, res: Response, route: AdminRoute) => Promise<void>
 
 const UNSUPPORTED_MEDIA_TYPE =
   "Invalid request: send the body as JSON, with the header Content-Type: application/json ({} when there is nothing to send)";
-
-/** What body-parser's errors mean, by their `type`, in words a client can act on. */
-const BODY_ERRORS: Record<string, string> = {
-  "entity.parse.failed": "the body is not valid JSON",
-  "entity.too.large": `the body is larger than ${BODY_LIMIT}`,
-  "charset.unsupported": "the body's charset is not supported: send UTF-8",
-  "encoding.unsupported": "the body's Content-Encoding is not supported: send it uncompressed, or gzip-compressed",
-  "request.aborted": "the request was aborted before the body was read",
-  "request.size.invalid": "the body's length does not match its Content-Length",
-};
 
 function invalidRequest(message: string): ApiKeyError {
   return new ApiKeyError("invalid_data", `Invalid request: ${message}`);
@@ -383,7 +374,7 @@ export function apiKeyAdminRouter(givenOptions?: AdminRouterOptions): Router {
   }
 
   // Ours as they are, those of Express and body-parser by their status.
-  router.use(jsonErrorHandler({ service, during: "in the admin router", clientError: fromHttpError }));
+  router.use(jsonErrorHandler({ service, during: "in the admin router", clientError: clientHttpErrors(BODY_LIMIT) }));
 
   return router;
 }
@@ -420,23 +411,4 @@ function otherMethods(allow: string) {
     }
     next(new ApiKeyError("invalid_data", `Invalid request: ${req.method} is not allowed here; allowed: ${allow}`, { status: 405 }));
   };
-}
-
-/**
- * Errors from Express and body-parser that carry a 4xx status (a malformed body, a path
- * parameter with broken percent-encoding) as `invalid_data` with that status. Errors with
- * another status, or none, are not the client's doing: undefined.
- */
-function fromHttpError(error: unknown): ApiKeyError | undefined {
-  if (error instanceof ApiKeyError || typeof error !== "object" || error === null) return undefined;
-  const { status, statusCode, type, message } = error as { status?: unknown; statusCode?: unknown; type?: unknown; message?: unknown };
-  const code = typeof status === "number" ? status : statusCode;
-  if (typeof code !== "number" || !Number.isInteger(code) || code < 400 || code > 499) return undefined;
-  const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
-  const words =
-    known ??
-    (error instanceof URIError
-      ? "the path holds malformed percent-encoding"
-      : redactSecrets(typeof message === "string" ? message : "the request is malformed").slice(0, 200));
-  return new ApiKeyError("invalid_data", `Invalid request: ${words}`, { cause: error, status: code });
 }

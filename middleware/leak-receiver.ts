@@ -11,6 +11,7 @@ import { ApiKeyError } from "../lib/errors";
 import type { ApiKeyService } from "../lib/service";
 import { isActive } from "../lib/key-status";
 import { type FactorySpec, checkFactoryOptions, rules } from "./http/options";
+import { clientHttpErrors } from "./http/client-errors";
 import { jsonErrorHandler, writeJson } from "./http/respond";
 
 /** A key of GitHub's meta endpoint (`public_keys`), as `publicKeys` returns them. */
@@ -176,14 +177,6 @@ export function apiKeyLeakReceiver(givenOptions?: LeakReceiverOptions): Router {
     })().catch(next);
   });
 
-  router.use(jsonErrorHandler({ service: options.service, during: "in the leak receiver", clientError: bodyError }));
+  router.use(jsonErrorHandler({ service: options.service, during: "in the leak receiver", clientError: clientHttpErrors(BODY_LIMIT) }));
   return router;
-}
-
-/** body-parser's errors (too large, aborted) with their 4xx status, as `invalid_data`. */
-function bodyError(error: unknown): ApiKeyError | undefined {
-  if (error instanceof ApiKeyError) return undefined;
-  const status = (error as { status?: unknown } | null)?.status;
-  if (typeof status !== "number" || status < 400 || status > 499) return undefined;
-  return new ApiKeyError("invalid_data", status === 413 ? `Invalid request: the body is larger than ${BODY_LIMIT}` : "Invalid request: the body cannot be read", { status });
 }
