@@ -4,7 +4,8 @@
 export { initialize } from "./setup/initialize";
 export { getDefaultService } from "./lib/default-service";
 /** The service's type, for apps that pass it around. */
-export type { ApiKeyService, PublishableKeyMatch } from "./lib/service";
+export type { ApiKeyService, ImportedKeysStatus, PublishableKeyMatch } from "./lib/service";
+export type { ImportedKeyState, MedusaImportOptions, MedusaImportReport, MedusaKeyRow, MedusaKeySource, MedusaSalesChannelLink } from "./lib/medusa-import";
 /** The middleware that protects routes, and what it attaches to requests. */
 export { apiKeyAuth, type ApiKeyAuthOptions, type ErrorHandler, type NextFunction } from "./middleware/api-key-auth";
 /** A per-route scope check after apiKeyAuth, and the matching rule it applies. */

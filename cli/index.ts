@@ -13,6 +13,7 @@ import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { AuditEvent } from "../lib/audit-log";
 import { type ApiKeyDTO, type ApiKeyType, type Context, type FilterableApiKeyProps, VERIFY_CODES } from "../lib/types";
+import type { ImportedKeyState, MedusaImportReport } from "../lib/medusa-import";
 import type { UsageRow } from "../lib/usage-analytics";
 import type { Logger } from "../lib/logger";
 import type { ApiKeysOptions } from "../setup/options";
@@ -129,6 +130,29 @@ function reportAffected(verb: string, ids: string[], affected: Set<string>, othe
 /** The flags that say where Redis is, of which at most one may be given: those but `flag`. */
 function otherRedisFlags(flag: string): string[] {
   return ["redis", "redisClusterNodes", "redisSentinels"].filter((name) => name !== flag);
+}
+
+/** One line per batch on stderr (rewritten in place on a terminal), so that stdout keeps only the report. */
+function progressLine({ done, total }: { done: number; total: number }): void {
+  const line = `Read ${done} of ${total} keys`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${line}${done >= total ? "\n" : ""}`);
+  else process.stderr.write(`${line}\n`);
+}
+
+const IMPORT_STATES: ImportedKeyState[] = ["active", "revocation_scheduled", "revoked", "deleted"];
+
+function importSummary(report: MedusaImportReport): string {
+  const counts = columns([
+    ["TYPE", ...IMPORT_STATES.map((state) => state.toUpperCase())],
+    ...(["publishable", "secret"] as const).map((type) => [type, ...IMPORT_STATES.map((state) => String(report.by_type[type][state]))]),
+  ]);
+  const verb = report.dry_run ? "Would import" : "Imported";
+  return [
+    `${verb} ${report.imported} of ${report.found} keys (${report.already_present} already here, ${report.refused.length} refused) and ${report.links} sales-channel links.`,
+    counts,
+    ...report.refused.map((row) => safe`Refused ${row.id}: ${row.reason}`),
+    ...(report.dry_run ? ["Dry run: nothing was written."] : []),
+  ].join("\n");
 }
 
 export function buildProgram(run: (work: (service: ApiKeyService) => Promise<void>) => Promise<void>): Command {
@@ -306,6 +330,29 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
         const from = new Date(today - (options.days - 1) * 86_400_000);
         const usage = await service.getUsage({ key_id: id, from, granularity: "day" });
         print(Boolean(options.json), { usage }, usage.length > 0 ? usageTable(usage) : safe`No verifications of ${id} since ${from.toISOString().slice(0, 10)}`);
+      }),
+    );
+
+  program
+    .command("import-medusa <database-url>")
+    .description("Copy the keys of a Medusa database with their ids, fields and sales channels; their tokens keep working. Run again, it adds nothing.")
+    .option("--dry-run", "read and count everything, write nothing")
+    .option("--json", "print JSON")
+    .action((url: string, options: { dryRun?: boolean; json?: boolean }) =>
+      run(async (service) => {
+        const report = await service.importMedusaKeys(url, { dryRun: Boolean(options.dryRun), onProgress: progressLine }, as());
+        print(Boolean(options.json), report, importSummary(report));
+      }),
+    );
+
+  program
+    .command("status")
+    .description("Show how many keys imported from Medusa can still authenticate, and how many secret ones await their first use.")
+    .option("--json", "print JSON")
+    .action((options: { json?: boolean }) =>
+      run(async (service) => {
+        const status = await service.importedKeysStatus();
+        print(Boolean(options.json), status, `Keys imported from Medusa: ${status.imported} can authenticate, ${status.awaiting_first_use} secret ones await their first use.`);
       }),
     );
 

@@ -7,7 +7,7 @@ import { asInstant, isPlainObject } from "./filters";
 import { generateAuditEventId } from "./ids";
 import type { ApiKeyDTO } from "./types";
 
-export const AUDIT_ACTIONS = ["created", "updated", "revoked", "rolled", "soft_deleted", "restored", "deleted", "links_changed"] as const;
+export const AUDIT_ACTIONS = ["created", "updated", "revoked", "rolled", "soft_deleted", "restored", "deleted", "links_changed", "imported"] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

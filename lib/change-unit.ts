@@ -8,6 +8,7 @@ import { checkTargets } from "./delegation";
 import { ApiKeyError, redactError, unknownError } from "./errors";
 import type { ApiKeyEventBus, EventBatch } from "./events";
 import { type Condition, type NormalizedFindConfig, foldCondition, isPlainObject, normalizeFilters } from "./filters";
+import { IMPORTED_HASH_PREFIX } from "./imported-keys";
 import type { KeyLookupCache } from "./key-lookup-cache";
 import { endedBy } from "./key-status";
 import type { Logger } from "./logger";
@@ -87,8 +88,10 @@ export class ChangeUnit {
   }
 
   /** The cache name of a key: the hash of its token (a secret key's `token` column already is). */
-  #cacheKeyOf(record: ApiKeyRecord): string {
-    return record.type === "secret" ? record.token : hashToken(record.token, this.#parts.pepper);
+  /** What caches name a key by; none for an imported key awaiting its first use, which no cache can hold. */
+  #cacheKeyOf(record: ApiKeyRecord): string | undefined {
+    if (record.type === "publishable") return hashToken(record.token, this.#parts.pepper);
+    return record.token.startsWith(IMPORTED_HASH_PREFIX) ? undefined : record.token;
   }
 
   /**
@@ -99,7 +102,7 @@ export class ChangeUnit {
    */
   async committed(records: ApiKeyRecord[], events: EventBatch[], ctx: Context | undefined, probe: WriteProbe | undefined): Promise<void> {
     const { cache, tokens, store } = this.#parts;
-    const cacheKeys = records.map((record) => this.#cacheKeyOf(record));
+    const cacheKeys = records.map((record) => this.#cacheKeyOf(record)).filter((key) => key !== undefined);
     await cache.invalidate(cacheKeys);
     const transaction = ctx?.transaction;
     if (transaction === undefined) {

@@ -67,7 +67,7 @@ export const API_KEY_COLUMNS = {
   allowed_ips: { description: "The client addresses and CIDR ranges (IPv4, IPv6) the key is accepted from; empty for any.", kind: "json", nullable: false, filterable: false, fallback: [] },
   // 2 for tagged tokens, 1 for tokens issued before tags (lib/tokens.ts); rows written before the
   // column existed hold null, which reads as 1.
-  token_format: { description: "2 for tokens with a keyed tag (53 characters), 1 for tokens issued before tags (45 characters).", kind: "integer", nullable: false, filterable: false, fallback: 1 },
+  token_format: { description: "2 for tokens with a keyed tag (53 characters), 1 for tokens issued before tags (45 characters), 3 for Medusa tokens of imported keys (67 characters).", kind: "integer", nullable: false, filterable: false, fallback: 1 },
 } as const satisfies Record<string, ColumnSpec>;
 
 export type ApiKeyField = keyof typeof API_KEY_COLUMNS;

@@ -5,6 +5,7 @@ import { ApiKeyError } from "./errors";
 import { isPlainObject } from "./filters";
 import { type AllowList, allows, compileAllowList } from "./ip-allow-list";
 import { endedBy } from "./key-status";
+import type { ImportedFirstUse } from "./imported-keys";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
 import type { Metrics } from "./metrics";
@@ -14,7 +15,7 @@ import type { ReplicaReadOptions } from "./replica-reads";
 import { missingScopes } from "./scopes";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord } from "./store";
 import type { TokenGate } from "./token-gate";
-import { type ApiKeyType, hashToken, parseToken, sameSecret } from "./tokens";
+import { type ApiKeyType, hashToken, parseToken, sameSecret, tokenFormat } from "./tokens";
 import type { ApiKeyDTO, VerifyResult } from "./types";
 import type { UsageLimits } from "./usage-limits";
 import { validateRequiredScopes } from "./validate-input";
@@ -74,6 +75,8 @@ const NOT_FOUND: VerifyResult = Object.freeze({ valid: false, code: "not_found" 
 export interface CachedKeyVerifierParts {
   cache: KeyLookupCache;
   tokens: TokenGate;
+  /** Checks Medusa secret tokens that no stored hash matches against imported keys awaiting their first use. */
+  firstUse: ImportedFirstUse;
   usage: UsageLimits;
   lastUsed: LastUsedRecorder;
   /** Counts every answer, when verification analytics are on. */
@@ -147,8 +150,17 @@ export class CachedKeyVerifier implements KeyVerifier {
 
   /** Finds a token's key through the cache tiers; the store is asked only on a miss. */
   #lookup(token: string, type: ApiKeyType, hash: string): Promise<CacheEntry> {
-    return this.#parts.cache.lookup(hash, (latest) =>
-      this.#parts.lookUp(async (store): Promise<CacheEntry> => {
+    return this.#parts.cache.lookup(hash, async (latest) => {
+      const entry = await this.#find(token, type, hash, latest);
+      if (entry.found || type !== "secret" || tokenFormat(token) !== 3 || !this.#parts.tokens.awaitingFirstUse()) return entry;
+      const record = await this.#parts.firstUse.verify(token, hash);
+      return record ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : entry;
+    });
+  }
+
+  /** The store's answer for a token: one indexed lookup, by hash or (publishable) by the token itself. */
+  #find(token: string, type: ApiKeyType, hash: string, latest: boolean): Promise<CacheEntry> {
+    return this.#parts.lookUp(async (store): Promise<CacheEntry> => {
         if (type === "secret") {
           const record = await store.findByToken(hash, "secret");
           return record && sameSecret(record.token, hash) ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : { found: false };
@@ -157,8 +169,7 @@ export class CachedKeyVerifier implements KeyVerifier {
         if (!found) return { found: false };
         const { sales_channel_ids, ...record } = found;
         return { found: true, api_key: toDTO(record), sales_channel_ids };
-      }, { found: FOUND, latest }),
-    );
+      }, { found: FOUND, latest });
   }
 
   /**

@@ -15,12 +15,14 @@ import { type Condition, type NormalizedFindConfig, foldCondition, normalizeFilt
 import type { KeyLookupCache } from "./key-lookup-cache";
 import { endedBy, isActive, isExpired } from "./key-status";
 import { CachedKeyVerifier, type CheckedVerifyOptions, type KeyVerifier, checkVerifyOptions, toDTO } from "./key-verifier";
+import { ImportedFirstUse } from "./imported-keys";
 import { LastUsedRecorder } from "./last-used";
+import { type MedusaImportOptions, type MedusaImportReport, type MedusaKeySource, importMedusaKeys } from "./medusa-import";
 import type { Logger } from "./logger";
 import type { Metrics } from "./metrics";
 import type { ReplicaReads } from "./replica-reads";
 import { type ApiKeyRecord, type ApiKeyStore, type StoreCapabilities, capabilitiesOf } from "./store";
-import { TokenGate, legacyKeysRemain, loadTokenRules } from "./token-gate";
+import { TokenGate, importedKeysLeft, legacyKeysRemain, loadTokenRules } from "./token-gate";
 import { newKey, revocationTime } from "./new-key";
 import { type TokenRules, parseToken, secretTokenPattern, storedTokenValue } from "./tokens";
 import type {
@@ -62,6 +64,14 @@ export interface ServiceConfig {
   metrics?: Metrics;
   /** The deployment's segment in new tokens (`sk_<segment>_...`); none by default. */
   tokenPrefix?: string;
+  /** Opens a Medusa database (a Knex instance or a connection string) for `importMedusaKeys`. */
+  openMedusaSource?: (database: unknown) => Promise<MedusaKeySource>;
+}
+
+/** How many imported Medusa keys could still authenticate, and how many secret ones await their first use. */
+export interface ImportedKeysStatus {
+  imported: number;
+  awaiting_first_use: number;
 }
 
 /** What a valid publishable key gives a storefront request. */
@@ -120,6 +130,7 @@ export class ApiKeyService {
   readonly #tokens: TokenGate;
   readonly #changes: ChangeUnit;
   readonly #verifier: CachedKeyVerifier;
+  readonly #firstUse: ImportedFirstUse;
   readonly #capabilities: StoreCapabilities;
   #closing: Promise<void> | undefined;
 
@@ -140,6 +151,7 @@ export class ApiKeyService {
       rules: config.tokenRules,
       load: () => this.#changes.run(undefined, (store) => loadTokenRules(store, config.pepper, config.now())),
       legacyRemain: () => this.#changes.run(undefined, (store) => legacyKeysRemain(store, config.now())),
+      importedLeft: () => this.#changes.run(undefined, (store) => importedKeysLeft(store, config.now())),
       logger: config.logger,
       now: config.now,
     });
@@ -156,9 +168,17 @@ export class ApiKeyService {
       reads: config.replicaReads,
     });
     const usage = new UsageLimits({ store, rateLimits: config.rateLimits, now, emit: (event) => this.#events.emit([event]) });
+    this.#firstUse = new ImportedFirstUse({
+      read: (work) => this.#changes.run(undefined, work),
+      now,
+      counter: Date.now,
+      afterFirstUse: () => void this.#tokens.recheckImported(),
+      logger,
+    });
     this.#verifier = new CachedKeyVerifier({
       cache,
       tokens: this.#tokens,
+      firstUse: this.#firstUse,
       usage,
       lastUsed: this.#lastUsed,
       analytics: this.#usage,
@@ -610,6 +630,64 @@ export class ApiKeyService {
       throw new ApiKeyError("not_allowed", "This store keeps no audit log (it has no insertAuditEvents, findAuditEvents and countAuditEvents)");
     }
     return normalizeAuditQuery(filters, config);
+  }
+
+  /**
+   * Copies the keys of a Medusa database (a Knex instance, a connection string, or any
+   * MedusaKeySource) with their ids, fields and live sales-channel links, batch by batch; keys
+   * already here are left as they are. Their tokens keep working (see lib/imported-keys.ts).
+   */
+  async importMedusaKeys(source: unknown, options: MedusaImportOptions = {}, ctx?: Context): Promise<MedusaImportReport> {
+    const opened = await this.#openMedusaSource(source);
+    let report: MedusaImportReport;
+    try {
+      report = await importMedusaKeys(opened, {
+        existingIds: async (ids) => {
+          const condition: Condition = { kind: "in", field: "id", values: ids, negated: false };
+          const found = await this.#changes.run(ctx, (store) => store.find(condition, { ...ALL_ROWS, select: ["id"], withDeleted: true }));
+          return new Set(found.map((record) => record.id));
+        },
+        write: async (records, links) => {
+          await this.#changes.run(
+            ctx,
+            async (store) => {
+              await store.insert(records);
+              const byKey = new Map<string, string[]>();
+              for (const link of links) byKey.set(link.publishable_key_id, [...(byKey.get(link.publishable_key_id) ?? []), link.sales_channel_id]);
+              for (const [id, channels] of byKey) await store.addLinks(id, "sales_channel", channels);
+              const details = { ...ctx?.auditDetails, source: "medusa" };
+              await this.#changes.audit(store, { ...ctx, auditDetails: details }, records.map((record) => ({ action: "imported", key_id: record.id, changes: changesBetween(undefined, record) })));
+            },
+            true,
+          );
+          // Publishable tokens looked up before the import may be remembered as unknown.
+          await this.#changes.committed(records.filter((record) => record.type === "publishable"), [], ctx, undefined);
+        },
+      }, this.#config.now(), options);
+    } finally {
+      await opened.close();
+    }
+    if (!report.dry_run && report.imported > 0) {
+      this.#firstUse.forgetFailures();
+      await this.#tokens.recheckImported();
+    }
+    return report;
+  }
+
+  async #openMedusaSource(source: unknown): Promise<MedusaKeySource> {
+    const candidate = source as Partial<MedusaKeySource> | null;
+    if (typeof candidate?.keys === "function" && typeof candidate.salesChannels === "function" && typeof candidate.count === "function") {
+      return candidate as MedusaKeySource;
+    }
+    if (!this.#config.openMedusaSource) throw new ApiKeyError("not_allowed", "This service cannot open a Medusa database: pass a MedusaKeySource");
+    return this.#config.openMedusaSource(source);
+  }
+
+  /** How many imported Medusa keys could still authenticate, and how many secret ones still await their first use. */
+  async importedKeysStatus(ctx?: Context): Promise<ImportedKeysStatus> {
+    const left = await this.#changes.run(ctx, (store) => importedKeysLeft(store, this.#config.now()));
+    if (!left) throw new ApiKeyError("not_allowed", "This store cannot count imported keys (it has no importedKeys)");
+    return { imported: left.live, awaiting_first_use: left.awaiting };
   }
 
   /**

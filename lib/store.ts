@@ -32,8 +32,11 @@ import type { UsageCount, UsageQuery } from "./usage-analytics";
  */
 export type ApiKeyRecord = ApiKeyDTO;
 
-/** The fields a write may change. */
-export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "token" | "redacted" | "type" | "token_format" | "created_by" | "created_at">>;
+/**
+ * The fields a write may change. `token` changes only when an imported key's first use replaces
+ * Medusa's hash with this package's (lib/imported-keys.ts).
+ */
+export type ApiKeyPatch = Partial<Omit<ApiKeyRecord, "id" | "redacted" | "type" | "token_format" | "created_by" | "created_at">>;
 
 /** A publishable key with the ids of the sales channels it is linked to, sorted. */
 export type PublishableRecord = ApiKeyRecord & { sales_channel_ids: string[] };
@@ -183,6 +186,16 @@ export interface ApiKeyStore {
    * with no I/O. Without it, format-1 tokens are always looked up.
    */
   hasLegacyTokens?(now: Date): Promise<boolean>;
+
+  /**
+   * Recommended. Of the keys imported from Medusa (`token_format` 3) not revoked at or before
+   * `now` (soft-deleted ones count, as for `hasLegacyTokens`): how many there are, and how many
+   * of those are secret keys whose stored token still starts with `IMPORTED_HASH_PREFIX`
+   * (lib/imported-keys.ts), awaiting their first use. Called when a service starts, after an
+   * import or a first use, and every minute. Without it, Medusa-shaped tokens are always looked
+   * up, and a secret one that no hash matches is checked against imported keys' hashes.
+   */
+  importedKeys?(now: Date): Promise<{ live: number; awaiting: number }>;
 
   /** Optional. Maps an error this store threw to a typed one (see the conventions above). */
   translateError?(error: unknown): ApiKeyError;

@@ -9,6 +9,12 @@
 // other instances' changes reach this one. Until then a format-1 token takes the full path,
 // which cannot accept a token that names no live key: the lag costs I/O, never a false accept.
 //
+// Medusa's tokens (format 3) are accepted while imported keys remain, and imported secret keys
+// that await their first use are checked against Medusa's hashes (lib/imported-keys.ts). Unlike
+// format 1, both answers can also turn true again (an import, from this process or from the CLI),
+// so they are asked again every LEGACY_RECHECK_INTERVAL whatever they were: one query a minute
+// per instance, never one per token.
+//
 // Until the rules can be read (the database is down, or the secret table is missing), a
 // well-formed token takes that same full path, as before tags existed, and the read is tried
 // again at most once per RULES_RETRY_MS; issuing a key needs the tag key and fails meanwhile.
@@ -17,7 +23,7 @@ import type { Logger } from "./logger";
 import type { ApiKeyStore } from "./store";
 import { type TokenRules, meetsRules } from "./tokens";
 
-/** How often an instance that still accepts format-1 tokens asks whether any format-1 key is left, in milliseconds. */
+/** How often an instance asks whether format-1 keys (while it accepts them) and imported keys are left, in milliseconds. */
 export const LEGACY_RECHECK_INTERVAL = 60_000;
 
 /** How long after a failed read of the rules verifications go on without them before one tries again, in milliseconds. */
@@ -31,7 +37,23 @@ const RULES_RETRY_MS = 1_000;
 export async function loadTokenRules(store: ApiKeyStore, pepper: string | Buffer | undefined, now: Date): Promise<TokenRules> {
   const root = pepper ?? (store.loadSecret ? await readDeploymentSecret(store) : undefined);
   const tagKey = root === undefined ? undefined : deriveKey(root, KEY_PURPOSES.tokenTag);
-  return { tagKey, legacyAccepted: tagKey === undefined || (await legacyKeysRemain(store, now)) };
+  return { tagKey, legacyAccepted: tagKey === undefined || (await legacyKeysRemain(store, now)), ...importedRules(await importedKeysLeft(store, now)) };
+}
+
+/** How many imported keys could still authenticate, and how many of them await their first use. */
+export interface ImportedKeysLeft {
+  live: number;
+  awaiting: number;
+}
+
+/** What the store says of imported keys; undefined when it cannot say. */
+export async function importedKeysLeft(store: ApiKeyStore, now: Date): Promise<ImportedKeysLeft | undefined> {
+  return store.importedKeys ? store.importedKeys(now) : undefined;
+}
+
+/** The rules for Medusa's tokens; a store that cannot say is assumed to hold imported keys of both kinds. */
+function importedRules(left: ImportedKeysLeft | undefined): Pick<TokenRules, "importedAccepted" | "importedAwaiting"> {
+  return { importedAccepted: left === undefined || left.live > 0, importedAwaiting: left === undefined || left.awaiting > 0 };
 }
 
 /** Whether a format-1 key could still authenticate; true when the store cannot say. */
@@ -46,6 +68,8 @@ export interface TokenGateOptions {
   load(): Promise<TokenRules>;
   /** Asks the store again whether format-1 keys remain. */
   legacyRemain(): Promise<boolean>;
+  /** Asks the store again how many imported keys remain; undefined when it cannot say. */
+  importedLeft(): Promise<ImportedKeysLeft | undefined>;
   logger: Logger;
   now(): Date;
 }
@@ -66,7 +90,7 @@ export class TokenGate {
 
   #adopt(rules: TokenRules): void {
     this.#rules = rules;
-    if (rules.legacyAccepted && rules.tagKey !== undefined) this.#startRechecks();
+    this.#startRechecks();
   }
 
   /** The rules, read once; a failed read is tried again on the next call. */
@@ -103,27 +127,46 @@ export class TokenGate {
     );
   }
 
+  /** Whether a Medusa secret token that no key's hash matches may be one awaiting its first use. */
+  awaitingFirstUse(): boolean {
+    return this.#rules?.importedAwaiting ?? true;
+  }
+
   /** The key new tokens are tagged under; undefined when there is none (format 1 is issued). */
   async tagKey(): Promise<Buffer | undefined> {
     return (await this.rules()).tagKey;
   }
 
-  /** Asks again whether format-1 keys remain, if that can have changed; failures are logged, the old answer kept. */
+  /** Asks again whether format-1 and imported keys remain, where that can have changed; failures are logged, the old answers kept. */
   async recheck(): Promise<void> {
+    await this.#recheckLegacy();
+    await this.recheckImported();
+  }
+
+  async #recheckLegacy(): Promise<void> {
     const rules = this.#rules;
     if (!rules?.legacyAccepted || rules.tagKey === undefined) return;
     try {
       const remain = await this.#options.legacyRemain();
-      if (!remain && !this.#closed) {
-        this.#rules = { ...rules, legacyAccepted: false };
-        this.#stopRechecks();
-      }
+      if (!remain && !this.#closed && this.#rules) this.#rules = { ...this.#rules, legacyAccepted: false };
     } catch (error) {
       this.#options.logger.warn("express-api-keys: could not check whether keys with format-1 tokens remain; they are still accepted", error);
     }
   }
 
+  /** Asks again how many imported keys remain: after an import, a first use, and every interval. */
+  async recheckImported(): Promise<void> {
+    if (!this.#rules) return;
+    try {
+      const left = await this.#options.importedLeft();
+      if (left !== undefined && !this.#closed && this.#rules) this.#rules = { ...this.#rules, ...importedRules(left) };
+    } catch (error) {
+      this.#options.logger.warn("express-api-keys: could not check whether imported keys remain; the last answer stands", error);
+    }
+  }
+
   #startRechecks(): void {
+    if (this.#timer) return;
     this.#timer = setInterval(() => void this.recheck(), LEGACY_RECHECK_INTERVAL);
     this.#timer.unref();
   }

@@ -6,6 +6,7 @@
 //
 //   format 2 (53 characters, more with a segment): prefix + [segment_] + random + tag + checksum
 //   format 1 (45 characters): prefix + random + checksum   (issued before the tag existed)
+//   format 3 (67 characters): prefix + 64 lower-case hex   (Medusa's, imported: lib/imported-keys.ts)
 //
 // The random part's alphabet has no `_`, so a `_` after the prefix can only end a segment. The
 // tag and the checksum both cover the segment: a token moved to another segment is neither.
@@ -19,8 +20,8 @@ import { crc32 } from "node:zlib";
 
 export type ApiKeyType = "publishable" | "secret";
 
-/** 1: no tag (tokens issued before it existed); 2: tagged. Length tells them apart. */
-export type TokenFormat = 1 | 2;
+/** 1: no tag (tokens issued before it existed); 2: tagged; 3: Medusa's, imported. Length tells them apart. */
+export type TokenFormat = 1 | 2 | 3;
 
 /** The format of every token issued when a tag key is at hand. */
 export const CURRENT_TOKEN_FORMAT = 2;
@@ -31,6 +32,8 @@ const RANDOM_LENGTH = 36;
 const TAG_LENGTH = 8;
 const CHECKSUM_LENGTH = 6;
 const TOKEN_PATTERN = /^(pk|sk)_(?:[a-z0-9]{1,16}_)?[0-9A-Za-z]+$/;
+/** Medusa's tokens: the prefix and 32 random bytes in hex, with no checksum and no tag. */
+const IMPORTED_TOKEN_PATTERN = /^(pk|sk)_[0-9a-f]{64}$/;
 /** What a deployment's segment (`tokenPrefix`) may be: 1 to 16 lower-case letters and digits. */
 export const TOKEN_SEGMENT = /^[a-z0-9]{1,16}$/;
 
@@ -43,6 +46,7 @@ export const LEGACY_TOKEN_LENGTH = 3 + RANDOM_LENGTH + CHECKSUM_LENGTH;
 /** What follows the prefix and segment in a format-2 token, and in a format-1 token. */
 const TAGGED_REST = TOKEN_LENGTH - 3;
 const LEGACY_REST = LEGACY_TOKEN_LENGTH - 3;
+const IMPORTED_REST = 64;
 
 /**
  * A secret token standing on its own in a text: what a secret scanner is given to find leaked
@@ -109,17 +113,24 @@ export function generateToken(type: ApiKeyType, tagKey?: Buffer, segment?: strin
 
 /** The format a token's length says it has (after its segment, if any), or undefined for any other length. */
 export function tokenFormat(token: string): TokenFormat | undefined {
-  const rest = token.length - headLength(token);
+  const head = headLength(token);
+  const rest = token.length - head;
   if (rest === TAGGED_REST) return 2;
-  return rest === LEGACY_REST && headLength(token) === 3 ? 1 : undefined;
+  if (head !== 3) return undefined;
+  if (rest === LEGACY_REST) return 1;
+  return rest === IMPORTED_REST ? 3 : undefined;
 }
 
 /**
- * The key type of a well-formed token of either format, or undefined when its prefix, alphabet,
- * length or checksum is wrong. What anyone can check offline: the tag is not looked at.
+ * The key type of a well-formed token of any format, or undefined when its prefix, alphabet,
+ * length or checksum is wrong. What anyone can check offline: the tag is not looked at, and a
+ * Medusa token (format 3) has no checksum to check.
  */
 export function parseToken(token: unknown): ApiKeyType | undefined {
-  if (typeof token !== "string" || tokenFormat(token) === undefined || !TOKEN_PATTERN.test(token)) return undefined;
+  if (typeof token !== "string") return undefined;
+  const format = tokenFormat(token);
+  if (format === 3) return IMPORTED_TOKEN_PATTERN.test(token) ? (token.startsWith("pk_") ? "publishable" : "secret") : undefined;
+  if (format === undefined || !TOKEN_PATTERN.test(token)) return undefined;
   const body = token.slice(0, -CHECKSUM_LENGTH);
   if (checksum(body) !== token.slice(-CHECKSUM_LENGTH)) return undefined;
   return token.startsWith("pk_") ? "publishable" : "secret";
@@ -138,6 +149,10 @@ export interface TokenRules {
   tagKey: Buffer | undefined;
   /** Whether format-1 tokens may still name a key that authenticates. */
   legacyAccepted: boolean;
+  /** Whether Medusa's tokens (format 3) may name a key that authenticates: imported keys remain. */
+  importedAccepted: boolean;
+  /** Whether imported secret keys await their first use, which checks a token against Medusa's hashes. */
+  importedAwaiting: boolean;
 }
 
 /**
@@ -150,9 +165,11 @@ export function acceptToken(token: unknown, rules: TokenRules): ApiKeyType | und
   return type !== undefined && meetsRules(token as string, rules) ? type : undefined;
 }
 
-/** For a token `parseToken` accepted: whether its tag, or the format-1 rule, lets it through. */
+/** For a token `parseToken` accepted: whether its tag, or the rule of its untagged format, lets it through. */
 export function meetsRules(token: string, rules: TokenRules): boolean {
-  if (tokenFormat(token) === 1) return rules.legacyAccepted;
+  const format = tokenFormat(token);
+  if (format === 1) return rules.legacyAccepted;
+  if (format === 3) return rules.importedAccepted;
   return rules.tagKey !== undefined && hasValidTag(token, rules.tagKey);
 }
 

@@ -19,6 +19,7 @@ import type { RedisClient } from "../store/cache/redis-client";
 import { RateLimiters } from "../store/rate-limiters";
 import { RedisTier } from "../store/cache/redis";
 import { KnexApiKeyStore } from "../store/knex-store";
+import { openMedusaSource } from "../store/medusa-source";
 import { openMetrics } from "./metrics";
 import { type OpenedReplica, openReplica } from "./read-replica";
 
@@ -54,7 +55,7 @@ export async function initialize(options?: ApiKeysOptions): Promise<ApiKeyServic
   // connection of an embedded database; when they cannot be read, the service tries again on use.
   const tokenRules = await loadTokenRules(store, pepper, now()).catch(() => undefined);
   const usageRetentionMs = resolved.usageAnalytics ? resolved.usageRetentionDays * 86_400_000 : undefined;
-  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs, metrics, tokenPrefix: resolved.tokenPrefix };
+  const config = { pepper, now, lastUsedFlushInterval, logger, rateLimits, tokenRules, replicaReads: replica?.reads, usageRetentionMs, metrics, tokenPrefix: resolved.tokenPrefix, openMedusaSource };
   const service: ApiKeyService = new ApiKeyService(store, cache, config, async () => {
     forgetDefaultService(service);
     opened?.close();

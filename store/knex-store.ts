@@ -6,6 +6,7 @@ import type { AuditEvent, AuditFilter, AuditQuery } from "../lib/audit-log";
 import { API_KEY_FIELDS, DATE_FIELDS, INTEGER_FIELDS, JSON_FIELDS, fallbackOf } from "../lib/columns";
 import type { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
+import { IMPORTED_HASH_PREFIX, IMPORTED_TOKEN_FORMAT } from "../lib/imported-keys";
 import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
@@ -294,6 +295,17 @@ export class KnexApiKeyStore implements ApiKeyStore {
       .where((live) => void live.whereNull("revoked_at").orWhere("revoked_at", ">", now))
       .first();
     return row !== undefined;
+  }
+
+  /** Imported keys (format 3) not revoked by `now`, and those of them still holding Medusa's hash. */
+  async importedKeys(now: Date): Promise<{ live: number; awaiting: number }> {
+    const live = () =>
+      this.table("api_key")
+        .where("token_format", IMPORTED_TOKEN_FORMAT)
+        .where((open) => void open.whereNull("revoked_at").orWhere("revoked_at", ">", now));
+    const count = async (query: Knex.QueryBuilder) => Number(((await query.count({ count: "*" }).first()) as { count: number | string }).count);
+    const [all, awaiting] = await Promise.all([count(live()), count(live().where("token", "like", `${IMPORTED_HASH_PREFIX}%`))]);
+    return { live: all, awaiting };
   }
 
   /**

@@ -10,6 +10,7 @@
 // reaches the store) and a clock that moves only when the check moves it.
 import assert from "node:assert/strict";
 import { ApiKeyError, type ApiKeyErrorType } from "../lib/errors";
+import { importedHashValue } from "../lib/imported-keys";
 import { initialize } from "../setup/initialize";
 import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyStore } from "../lib/store";
@@ -578,6 +579,21 @@ const checks: [string, (h: Harness) => Promise<void>][] = [
     advance(1000);
     assert.equal(await upgraded.authenticate(token), false);
     assert.ok(await upgraded.authenticate(key.token));
+  }],
+
+  ["counts imported keys, and those awaiting their first use, until they are revoked", async ({ service, store, now }) => {
+    if (!store.importedKeys) return;
+    const base = await service.createApiKeys({ title: "base", type: "secret", created_by: "u" });
+    assert.deepEqual(await store.importedKeys(now()), { live: 0, awaiting: 0 });
+    const record = await service.retrieveApiKey(base.id);
+    const awaiting = { ...record, id: "apk_imported_secret", token: importedHashValue("0".repeat(32), "a".repeat(128)), redacted: "sk_abc***def", token_format: 3 as const };
+    const publishable = { ...record, id: "apk_imported_store", type: "publishable" as const, token: `pk_${"b".repeat(64)}`, redacted: "pk_bbb***bbb", token_format: 3 as const };
+    await store.insert([awaiting, publishable]);
+    assert.deepEqual(await store.importedKeys(now()), { live: 2, awaiting: 1 });
+    await store.update([awaiting.id], { token: "c".repeat(64) });
+    assert.deepEqual(await store.importedKeys(now()), { live: 2, awaiting: 0 }, "a first use replaces Medusa's hash");
+    await store.update([publishable.id, awaiting.id], { revoked_at: now(), revoked_by: "u" });
+    assert.deepEqual(await store.importedKeys(now()), { live: 0, awaiting: 0 });
   }],
 ];
 

@@ -9,6 +9,7 @@
 import type { AuditEvent, AuditFilter, AuditQuery } from "../lib/audit-log";
 import { ApiKeyError } from "../lib/errors";
 import type { Condition, NormalizedFindConfig } from "../lib/filters";
+import { IMPORTED_HASH_PREFIX, IMPORTED_TOKEN_FORMAT } from "../lib/imported-keys";
 import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "../lib/quota";
 import type { ApiKeyPatch, ApiKeyRecord, ApiKeyStore, PublishableRecord } from "../lib/store";
 import type { ApiKeyType } from "../lib/types";
@@ -361,6 +362,14 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     return [...this.#data.keys.values()].some(
       (record) => (record.token_format ?? 1) === 1 && (record.revoked_at === null || record.revoked_at > now),
     );
+  }
+
+  /** Imported keys (format 3) not revoked by `now`, and those of them still holding Medusa's hash. */
+  async importedKeys(now: Date): Promise<{ live: number; awaiting: number }> {
+    const live = [...this.#data.keys.values()].filter(
+      (record) => record.token_format === IMPORTED_TOKEN_FORMAT && (record.revoked_at === null || record.revoked_at > now),
+    );
+    return { live: live.length, awaiting: live.filter((record) => record.token.startsWith(IMPORTED_HASH_PREFIX)).length };
   }
 
   async loadSecret(name: string, create: () => string): Promise<string> {

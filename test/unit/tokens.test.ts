@@ -21,7 +21,7 @@ const type = fc.constantFrom("publishable" as const, "secret" as const);
 const TAG_KEY = randomBytes(32);
 /** Tagged (format 2) unless a test asks for format 1. */
 const generateToken = (kind: "publishable" | "secret") => generateTagged(kind, TAG_KEY);
-const CURRENT: TokenRules = { tagKey: TAG_KEY, legacyAccepted: false };
+const CURRENT: TokenRules = { tagKey: TAG_KEY, legacyAccepted: false, importedAccepted: false, importedAwaiting: false };
 
 /** The public checksum of `body`, computed as anyone can (a forger included). */
 function withChecksum(body: string): string {
@@ -59,8 +59,8 @@ describe("tokens", () => {
     assert.equal(hasValidTag(sk, TAG_KEY), true);
     assert.equal(hasValidTag(sk, randomBytes(32)), false, "another deployment's key");
     assert.equal(acceptToken(sk, CURRENT), "secret");
-    assert.equal(acceptToken(sk, { tagKey: randomBytes(32), legacyAccepted: true }), undefined);
-    assert.equal(acceptToken(sk, { tagKey: undefined, legacyAccepted: true }), undefined, "no key: no tagged token can be told from a forgery");
+    assert.equal(acceptToken(sk, { tagKey: randomBytes(32), legacyAccepted: true, importedAccepted: false, importedAwaiting: false }), undefined);
+    assert.equal(acceptToken(sk, { tagKey: undefined, legacyAccepted: true, importedAccepted: false, importedAwaiting: false }), undefined, "no key: no tagged token can be told from a forgery");
     const pk = generateToken("publishable");
     assert.equal(acceptToken(pk, CURRENT), "publishable", "publishable tokens carry the tag too");
   });
@@ -70,7 +70,7 @@ describe("tokens", () => {
       fc.property(type, (kind) => {
         const forged = withChecksum(`${kind === "secret" ? "sk" : "pk"}_${randomBase62(44)}`);
         assert.equal(parseToken(forged), kind, "the forgery passes the public checksum");
-        return acceptToken(forged, CURRENT) === undefined && acceptToken(forged, { ...CURRENT, legacyAccepted: true }) === undefined;
+        return acceptToken(forged, CURRENT) === undefined && acceptToken(forged, { ...CURRENT, legacyAccepted: true, importedAccepted: false, importedAwaiting: false }) === undefined;
       }),
       { numRuns: 2000 },
     );
@@ -78,10 +78,10 @@ describe("tokens", () => {
 
   it("accepts format-1 tokens only while format-1 keys remain", () => {
     const legacy = generateTagged("secret");
-    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: true }), "secret");
-    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: false }), undefined);
+    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: true, importedAccepted: false, importedAwaiting: false }), "secret");
+    assert.equal(acceptToken(legacy, { tagKey: TAG_KEY, legacyAccepted: false, importedAccepted: false, importedAwaiting: false }), undefined);
     const forged = withChecksum(`sk_${randomBase62(36)}`);
-    assert.equal(acceptToken(forged, { tagKey: TAG_KEY, legacyAccepted: false }), undefined);
+    assert.equal(acceptToken(forged, { tagKey: TAG_KEY, legacyAccepted: false, importedAccepted: false, importedAwaiting: false }), undefined);
   });
 
   it("property: flipping any one character of a valid token never lets it through", () => {
@@ -91,7 +91,7 @@ describe("tokens", () => {
         const index = rawIndex % token.length;
         fc.pre(char !== token[index]);
         const corrupted = token.slice(0, index) + char + token.slice(index + 1);
-        return acceptToken(corrupted, { tagKey: TAG_KEY, legacyAccepted: true }) === undefined;
+        return acceptToken(corrupted, { tagKey: TAG_KEY, legacyAccepted: true, importedAccepted: false, importedAwaiting: false }) === undefined;
       }),
       { numRuns: 5000 },
     );

@@ -106,6 +106,7 @@ const ACTIONS = {
   restored: "Restored",
   deleted: "Deleted",
   links_changed: "Links changed",
+  imported: "Imported from Medusa",
 };
 const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
