@@ -173,11 +173,12 @@ export function buildProgram(run: (work: (service: ApiKeyService) => Promise<voi
     .option("--pepper-file <path>", "file holding the apps' pepper (default: API_KEYS_PEPPER, else none)", pepperFile)
     .option("--token-prefix <segment>", "the apps' tokenPrefix, put into new tokens (default: API_KEYS_TOKEN_PREFIX, else none)")
     .option("--actor <name>", "who makes the changes, as the audit log records it", defaultActor())
-    .showHelpAfterError()
-    // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this.
+    // Usage errors quote the arguments back; help shows defaults. Subcommands inherit this. A
+    // usage error is one line that points to --help, rather than the whole help after it.
     .configureOutput({
       writeOut: (text) => process.stdout.write(terminalLines(text)),
       writeErr: (text) => process.stderr.write(terminalLines(text)),
+      outputError: (text, write) => write(terminalLines(`${text.trimEnd()} (--help shows usage)\n`)),
     })
     .exitOverride();
   // Every change names who made it, for the audit log.

@@ -1,10 +1,12 @@
-// Quick start on the embedded default: no database to set up. Creates keys, authenticates,
-// rolls and revokes, printing each step. Run with `npm start`.
+// A walk through the service: creates keys, authenticates, rolls and revokes, printing each
+// step. Run with `npm run example:quickstart`.
 import { initialize } from "../index";
 
 async function main(): Promise<void> {
-  // No options: DATABASE_URL when set, else an embedded PGlite database in ./.express-api-keys.
-  const apiKeys = await initialize();
+  // An in-memory database of its own, so that the walk-through leaves no key behind and runs
+  // beside `npm start`. In an app, `initialize()` with no options takes DATABASE_URL, else an
+  // embedded database in ./.express-api-keys.
+  const apiKeys = await initialize({ database: "pglite://memory" });
   try {
     const admin = await apiKeys.createApiKeys({ title: "Quick start admin", type: "secret", created_by: "user_quickstart" });
     console.log(`created secret key ${admin.id} (${admin.redacted})`);

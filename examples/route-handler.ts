@@ -21,7 +21,8 @@ export function createReportsRoute(apiKeys: ApiKeyService) {
 }
 
 async function main(): Promise<void> {
-  const apiKeys = await initialize();
+  // An in-memory database of its own: the demonstration leaves no key behind.
+  const apiKeys = await initialize({ database: "pglite://memory" });
   try {
     const key = await apiKeys.createApiKeys({ title: "Reporting job", type: "secret", created_by: "user_reports" });
     const GET = createReportsRoute(apiKeys);

@@ -21,8 +21,31 @@ async function bootstrap(apiKeys: ApiKeyService) {
   return { admin, store, channels };
 }
 
+/**
+ * How to create another admin key with the CLI, on the database this app uses: the embedded one
+ * admits one process at a time, so the app must stop first; a server takes the same settings.
+ */
+function anotherAdminKey(): string[] {
+  const create = 'create --type secret --title "Admin"';
+  const url = process.env.DATABASE_URL;
+  if (url === undefined || url.startsWith("pglite://")) {
+    const database = url === undefined ? "" : `--database '${url}' `;
+    return [
+      "Keys already exist. To create another admin key, stop this app (Ctrl+C; the embedded",
+      "database admits one process at a time) and run:",
+      `  npx express-api-keys ${database}${create}`,
+    ];
+  }
+  // The password, if the URL has one, is left for the reader to fill in rather than printed.
+  const shown = new URL(url);
+  if (shown.password) shown.password = "PASSWORD";
+  const schema = process.env.API_KEYS_SCHEMA ? ` --schema '${process.env.API_KEYS_SCHEMA}'` : "";
+  return ["Keys already exist. To create another admin key, run (this app can keep running):", `  npx express-api-keys --database '${shown.href}'${schema} ${create}`];
+}
+
 function createApp(): express.Express {
   const app = express();
+  app.get("/", (_req, res) => res.redirect("/admin/keys/"));
 
   // Storefront: a publishable key scopes every request to its sales channels.
   app.get("/store/products", apiKeyAuth({ type: "publishable" }), (req, res) => {
@@ -71,9 +94,7 @@ async function main(): Promise<void> {
     const dashboard = `Dashboard: ${base}/admin/keys/ (sign in with a secret key)`;
     if (!created) {
       console.log(dashboard);
-      console.log("Keys already exist. To create another admin key, stop this app (Ctrl+C; the embedded");
-      console.log("database admits one process at a time) and run:");
-      console.log('  npx express-api-keys create --type secret --title "Admin"');
+      for (const line of anotherAdminKey()) console.log(line);
       return;
     }
     const { admin, store, channels } = created;

@@ -50,7 +50,7 @@ const idList = (what: string): InputField => ({
 });
 
 export const INPUT_FIELDS = {
-  title: { description: "A name people recognise the key by.", schema: { type: "string" }, example: "Storefront" },
+  title: { description: "A name people recognise the key by; not empty.", schema: { type: "string", minLength: 1 }, example: "Storefront" },
   type: {
     description: "`publishable` keys identify a storefront; `secret` keys authenticate admin calls.",
     schema: { type: "string", enum: ["publishable", "secret"] },

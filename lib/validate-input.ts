@@ -57,6 +57,11 @@ function required(body: Body, field: string, issues: string[]): void {
   else typed(body, field, "string", issues);
 }
 
+/** A key needs a name people can recognise it by: an empty title is refused, as the reference refuses it. */
+function nonEmptyTitle(body: Body, issues: string[]): void {
+  if (body.title === "") issues.push("Field 'title' must not be empty");
+}
+
 /** An object holding only the `allowed` fields: the strict body check of the admin routes. */
 export function validateBody(data: unknown, allowed: readonly string[]): Body {
   const body = objectBody(data === undefined ? {} : data, "the request body");
@@ -75,6 +80,7 @@ export function validateCreate(data: unknown, now: Date): CreateApiKeyDTO {
   const issues: string[] = [];
   unrecognized(body, CREATE_INPUTS, issues);
   required(body, "title", issues);
+  nonEmptyTitle(body, issues);
   if (body.type === undefined) issues.push("Field 'type' is required");
   else if (body.type !== "publishable" && body.type !== "secret") {
     issues.push(`Expected: 'publishable, secret' for field 'type', but got: '${shown(body.type)}'`);
@@ -105,6 +111,7 @@ export function validateUpdate(data: unknown, now: Date): UpdateApiKeyDTO {
   const result: UpdateApiKeyDTO = {};
   if (body.title !== undefined) {
     typed(body, "title", "string", issues);
+    nonEmptyTitle(body, issues);
     result.title = body.title as string;
   }
   Object.assign(result, policyFields(body, issues, now, true));

@@ -11,6 +11,7 @@ import type { Metrics } from "../lib/metrics";
 import { loadTokenRules } from "../lib/token-gate";
 import { type ApiKeysOptions, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT, type ResolvedOptions, resolveOptions } from "./options";
 import { isPostgresServer, openDatabase } from "../store/connect";
+import { connectionError } from "../store/connection-errors";
 import type { InvalidationListener } from "../store/cache/invalidation-channel";
 import { KeyCache } from "../store/cache/key-cache";
 import { PgNotifyChannel } from "../store/cache/pg-notify";
@@ -89,7 +90,10 @@ async function openStore(resolved: ResolvedOptions): Promise<{ store: ApiKeyStor
     if (resolved.runMigrations) await store.migrate();
   } catch (error) {
     await database.close();
-    // An unreachable database at boot is `unavailable`, as it is on any later call.
+    // A database that cannot be used at boot (unreachable, a refused login, an unknown
+    // database) is `unavailable`, as on any later call, and the message says where and why.
+    const unusable = connectionError(error, database.knex);
+    if (unusable) throw unusable;
     const translated = store.translateError(error);
     throw translated.type === "unavailable" ? translated : error;
   }

@@ -2,6 +2,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
+import { KNEX_LOG } from "./connection-errors";
 import { lockDirectory } from "./directory-lock";
 import { openOwnerOnlyPglite } from "./owner-only-pglite";
 
@@ -64,7 +65,7 @@ export async function openDatabase(database: DatabaseOption): Promise<OpenedData
     throw new TypeError("express-api-keys: `database` must be a Knex instance or a connection string.");
   }
   if (/^postgres(ql)?:\/\//.test(database)) {
-    const knex = knexFactory({ client: "pg", connection: database, acquireConnectionTimeout: ACQUIRE_CONNECTION_TIMEOUT });
+    const knex = knexFactory({ client: "pg", connection: database, acquireConnectionTimeout: ACQUIRE_CONNECTION_TIMEOUT, log: KNEX_LOG });
     return { knex, close: () => knex.destroy() };
   }
   if (database.startsWith(PGLITE_PREFIX)) {
@@ -89,6 +90,7 @@ function openMysql(url: string): OpenedDatabase {
     // server's or the process's time zone.
     connection: { uri: url, timezone: "Z", dateStrings: false },
     acquireConnectionTimeout: ACQUIRE_CONNECTION_TIMEOUT,
+    log: KNEX_LOG,
     pool: {
       afterCreate(connection: { query(sql: string, done: (error: Error | null) => void): void }, done: (error: Error | null, connection: unknown) => void) {
         // Column defaults such as CURRENT_TIMESTAMP(3) follow the session's zone.

@@ -4,7 +4,8 @@ import type { Knex } from "knex";
 import { ApiKeyError } from "../lib/errors";
 import type { MedusaKeyRow, MedusaKeySource, MedusaSalesChannelLink } from "../lib/medusa-import";
 import { isKnex, openDatabase } from "./connect";
-import { classifyStoreError, translateStoreError } from "./store-errors";
+import { connectionError } from "./connection-errors";
+import { translateStoreError } from "./store-errors";
 
 const KEY_COLUMNS = [
   "id", "token", "salt", "redacted", "title", "type", "last_used_at", "created_by",
@@ -15,22 +16,15 @@ const KEY_COLUMNS = [
 const NOT_MEDUSA = /does not exist|no such table|doesn't exist|Unknown column|no such column/i;
 
 /** A driver's error as a typed one that says which database could not be read, and why. */
-function sourceError(error: unknown): ApiKeyError {
+function sourceError(error: unknown, knex: Knex): ApiKeyError {
   if (error instanceof ApiKeyError) return error;
+  const unusable = connectionError(error, knex, "The Medusa database");
+  if (unusable) return unusable;
   const message = error instanceof Error ? error.message : String(error);
-  if (classifyStoreError(error)?.type !== "unavailable" && NOT_MEDUSA.test(message)) {
+  if (NOT_MEDUSA.test(message)) {
     return new ApiKeyError("invalid_data", `The Medusa database has no API key tables as Medusa creates them (${message})`, { cause: error });
   }
-  const translated = translateStoreError(error);
-  return translated.type === "unavailable" ? new ApiKeyError("unavailable", `The Medusa database is unavailable (${message})`, { cause: error }) : translated;
-}
-
-async function read<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw sourceError(error);
-  }
+  return translateStoreError(error);
 }
 
 /** The import's source on a Medusa database: a Knex instance (left open) or a connection string (closed after). */
@@ -42,9 +36,17 @@ export async function openMedusaSource(database: unknown): Promise<MedusaKeySour
   try {
     opened = await openDatabase(database);
   } catch (error) {
-    throw error instanceof TypeError ? new ApiKeyError("invalid_data", error.message.replace(/^express-api-keys: /, "")) : sourceError(error);
+    if (error instanceof TypeError) throw new ApiKeyError("invalid_data", error.message.replace(/^express-api-keys: /, ""));
+    throw error;
   }
   const { knex, close } = opened;
+  const read = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw sourceError(error, knex);
+    }
+  };
   return {
     count: () =>
       read(async () => {

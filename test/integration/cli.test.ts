@@ -68,11 +68,30 @@ describe("CLI on the embedded database", function () {
     }
   });
 
-  it("says in one line that an unreachable database is unavailable, with no stack trace", async function () {
+  it("says in one line, with no stack trace, which database cannot be used and why: unreachable, a refused login, an unknown database", async function () {
     this.timeout(60_000);
-    const result = await runCli({}, ["--database", "postgres://postgres@127.0.0.1:1/test", "list"]);
-    assert.equal(result.code, 1);
-    assert.equal(result.stderr.trim(), "error: The API key store is unavailable");
+    const cases: [string, string][] = [
+      ["postgres://postgres@127.0.0.1:1/test", 'PostgreSQL at 127.0.0.1:1 (database "test"), cannot be used: connect ECONNREFUSED 127.0.0.1:1'],
+      ["postgres://no_such_role@127.0.0.1:5432/test", 'PostgreSQL at 127.0.0.1:5432 (database "test"), cannot be used: role "no_such_role" does not exist'],
+      ["postgres://postgres@127.0.0.1:5432/no_such_database", 'PostgreSQL at 127.0.0.1:5432 (database "no_such_database"), cannot be used: database "no_such_database" does not exist'],
+      ["mysql://root:wrong@127.0.0.1:3306/test", "MySQL at 127.0.0.1:3306 (database \"test\"), cannot be used: Access denied for user 'root'@"],
+    ];
+    for (const [url, expected] of cases) {
+      const result = await runCli({}, ["--database", url, "list"]);
+      assert.equal(result.code, 1, url);
+      assert.equal(result.stderr.split("\n").length, 2, `exactly one line: ${JSON.stringify(result.stderr)}`);
+      assert.ok(result.stderr.startsWith(`error: The database, ${expected}`), result.stderr);
+      assert.ok(!result.stderr.includes("wrong"), "never the password");
+    }
+  });
+
+  it("answers a usage error in one line that points to --help, not with the whole help", async () => {
+    for (const args of [["frobnicate"], ["create", "--type", "admin", "--title", "x"], ["create"]]) {
+      const result = await runCli({}, ["--database", "sqlite://memory", ...args]);
+      assert.equal(result.code, 2, args.join(" "));
+      assert.equal(result.stderr.split("\n").length, 2, `exactly one line: ${JSON.stringify(result.stderr)}`);
+      assert.match(result.stderr, /^error: .* \(--help shows usage\)\n$/);
+    }
   });
 
   it("says in one line on stderr who holds a locked directory and what to do, and exits 1", async () => {

@@ -66,6 +66,7 @@ forEachBackend("createApiKeys / retrieveApiKey", (db) => {
   const invalid: [string, unknown, string | RegExp][] = [
     ["no title", { type: "secret", created_by: "u" }, "Field 'title' is required"],
     ["a numeric title", { title: 5, type: "secret", created_by: "u" }, "Expected type: 'string' for field 'title', got: 'number'"],
+    ["an empty title", { title: "", type: "secret", created_by: "u" }, "Field 'title' must not be empty"],
     ["an unknown type", { title: "t", type: "admin", created_by: "u" }, "Expected: 'publishable, secret' for field 'type', but got: 'admin'"],
     ["no type", { title: "t", created_by: "u" }, "Field 'type' is required"],
     ["no created_by", { title: "t", type: "secret" }, "Field 'created_by' is required"],

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { openDatabase } from "../../store/connect";
 
 const root = path.resolve(__dirname, "../..");
 const execFileAsync = promisify(execFile);
@@ -81,19 +82,68 @@ describe("examples", function () {
       });
       assert.equal(created.status, 200);
       assert.equal((await fetch(`${base}/admin/whoami`)).status, 401);
+
+      const home = await fetch(`${base}/`, { redirect: "manual" });
+      assert.deepEqual([home.status, home.headers.get("location")], [302, "/admin/keys/"]);
+
+      // The walk-through runs beside the app, on a database of its own, whatever DATABASE_URL says.
+      const quickstart = await execFileAsync(process.execPath, ["--import", "tsx", "examples/quickstart.ts"], { cwd: root, env: cleanEnv({ DATABASE_URL: `pglite://${path.join(dir, "db")}` }), timeout: 60_000 });
+      assert.match(quickstart.stdout, /authenticate\(mistyped token\) -> false/);
+      assert.equal(((await (await fetch(`${base}/admin/api-keys`, { headers: { authorization: basic } })).json()) as { count: number }).count, 3, "no key of the walk-through in the app's database");
     } finally {
       process.kill(-child.pid!, "SIGTERM");
+    }
+    // SIGTERM closes the app as Ctrl+C does: the embedded database is released, and a second
+    // start finds the keys and says how to make another admin key.
+    const again = spawn("npm", ["start", "--silent"], {
+      cwd: root,
+      env: cleanEnv({ PORT: "0", DATABASE_URL: `pglite://${path.join(dir, "db")}` }),
+      detached: true,
+    });
+    try {
+      const output = await waitForOutput(again, /express-api-keys --database \S+ create --type secret/, 90_000);
+      assert.match(output, /stop this app/);
+      assert.ok(output.includes(`npx express-api-keys --database 'pglite://${path.join(dir, "db")}' create --type secret --title "Admin"`), output);
+    } finally {
+      process.kill(-again.pid!, "SIGTERM");
+    }
+  });
+
+  it("on a database server, says how to make another admin key with the CLI on that database, while the app runs", async function () {
+    const schema = `example_${Date.now().toString(36)}`;
+    const env = cleanEnv({ PORT: "0", DATABASE_URL: "mysql://root@127.0.0.1:3306/test", API_KEYS_SCHEMA: schema });
+    try {
+      for (const expected of [/-u 'sk_\S+:' -H 'content-type/, /npx express-api-keys --database \S+ --schema \S+ create/]) {
+        const child = spawn("npm", ["start", "--silent"], { cwd: root, env, detached: true });
+        try {
+          const output = await waitForOutput(child, expected, 90_000);
+          if (expected.source.startsWith("npx")) {
+            assert.ok(output.includes(`npx express-api-keys --database 'mysql://root@127.0.0.1:3306/test' --schema '${schema}' create --type secret --title "Admin"`), output);
+            assert.doesNotMatch(output, /stop this app/);
+          }
+        } finally {
+          process.kill(-child.pid!, "SIGTERM");
+        }
+      }
+    } finally {
+      const { knex } = await openDatabase("mysql://root@127.0.0.1:3306/test");
+      await knex.raw("drop database if exists ??", [schema]);
+      await knex.destroy();
     }
   });
 
   for (const example of ["quickstart", "route-handler"]) {
-    it(`the ${example} example runs to completion`, async () => {
-      const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", `examples/${example}.ts`], {
-        cwd: root,
-        env: cleanEnv({ DATABASE_URL: "pglite://memory" }),
-        timeout: 60_000,
-      });
-      assert.match(stdout, example === "quickstart" ? /authenticate\(mistyped token\) -> false/ : /with the key: 200/);
+    it(`the ${example} example runs to completion, twice, and leaves no database behind`, async () => {
+      const appDatabase = path.join(dir, "app-db");
+      for (let run = 0; run < 2; run++) {
+        const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", `examples/${example}.ts`], {
+          cwd: root,
+          env: cleanEnv({ DATABASE_URL: `pglite://${appDatabase}` }),
+          timeout: 60_000,
+        });
+        assert.match(stdout, example === "quickstart" ? /authenticate\(mistyped token\) -> false/ : /with the key: 200/);
+      }
+      assert.deepEqual(await readdir(dir), [], "the app's database was not written");
     });
   }
 });

@@ -335,7 +335,7 @@ describe("CLI import-medusa", function () {
 
     const unreachable = await cli("import-medusa", "postgres://postgres@127.0.0.1:1/none");
     assert.equal(unreachable.code, 1);
-    assert.match(unreachable.stderr, /^error: The Medusa database is unavailable/);
+    assert.match(unreachable.stderr, /^error: The Medusa database, PostgreSQL at 127\.0\.0\.1:1 \(database "none"\), cannot be used: connect ECONNREFUSED 127\.0\.0\.1:1/);
     assert.equal(unreachable.stderr.trim().split("\n").length, 1, "one line");
   });
 });

@@ -10,6 +10,8 @@ forEachBackend("updateApiKeys", (db) => {
     db.clock.advance(5000);
     const updated = await db.service.updateApiKeys(key.id, { title: "new" });
     assert.equal(updated.title, "new");
+    await assert.rejects(db.service.updateApiKeys(key.id, { title: "" }), { type: "invalid_data", message: "Field 'title' must not be empty" });
+    assert.equal((await db.service.retrieveApiKey(key.id)).title, "new");
     assert.equal(updated.token, "");
     assert.ok(updated.updated_at > key.updated_at);
     assert.deepEqual(await db.service.retrieveApiKey(key.id), updated);
