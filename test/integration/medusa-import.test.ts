@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import crypto, { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -235,6 +235,21 @@ forEachBackend("Medusa import", (db) => {
     // The real token works once the flood has passed.
     await new Promise((resolve) => setTimeout(resolve, 1100));
     assert.equal((await service.verifyApiKey(real)).code, "valid");
+  });
+
+  it("accepts the tokens of rows @medusajs/api-key itself made (test/fixtures/medusa-generated-keys.json)", async function () {
+    this.timeout(30_000);
+    const generated = JSON.parse(await readFile(path.join(__dirname, "../fixtures/medusa-generated-keys.json"), "utf8")) as {
+      keys: { id: string; type: string; raw_token: string; token: string; salt: string; redacted: string }[];
+    };
+    await source!.withSchema(schema).table("api_key").insert(
+      generated.keys.map(({ id, type, token, salt, redacted }) => ({ id, type, token, salt, redacted, title: id, created_by: "user_01" })),
+    );
+    assert.equal((await importInto(db.service)).imported, 7 + generated.keys.length);
+    for (const key of generated.keys) {
+      const result = await db.service.verifyApiKey(key.raw_token);
+      assert.deepEqual([result.code, result.api_key?.id], ["valid", key.id]);
+    }
   });
 
   it("refuses rows Medusa would not write, naming them, and imports the rest", async () => {

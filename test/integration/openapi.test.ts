@@ -290,8 +290,7 @@ forEachBackend(
             assert.equal(res.body.type, "invalid_data");
           }
         }
-        const error405 = document.components.responses.Error405.content["application/json"];
-        assert.deepEqual(error405.schema.properties.type.enum, ["invalid_data"]);
+        assert.match(document.info.description, /answered 405, with the body every error has \(`type` `invalid_data` and a `message`\) and an `Allow` header/);
       });
     }
 
