@@ -55,6 +55,7 @@ const route =
 
 const sessionBody = (key: ApiKeyDTO, session: Session) => ({
   sign_in: true,
+  signed_in: true,
   key: { id: key.id, title: key.title, redacted: key.redacted },
   csrf_token: session.csrfToken,
   expires_at: new Date(session.expiresAt).toISOString(),
@@ -119,6 +120,12 @@ export function signInRoutes(router: Router, parts: SignInParts): void {
   router.get(
     "/session",
     route(async (req, res) => {
+      // A first visit, with no cookie at all, is no error: the page shows its sign-in form (and
+      // the browser's console no failed request). A cookie that names no live session is 401.
+      if (readCookie(req, cookieOf(req).name) === undefined) {
+        sendJson(res, 200, { sign_in: true, signed_in: false });
+        return;
+      }
       const live = await liveSession(req, res);
       if (live) sendJson(res, 200, sessionBody(live.key, live.session));
     }),

@@ -178,7 +178,10 @@ forEachBackend(
         await dialog.getByLabel("Scopes").fill("orders:read, invoices:*");
         await dialog.getByLabel("Owner ID").fill("org_acme");
         await dialog.getByLabel("Metadata").fill('{"team": "billing"}');
-        await dialog.getByLabel("Rate limits").fill("api 100 60");
+        await dialog.getByRole("button", { name: "Add rate limit" }).click();
+        await dialog.getByLabel("Rate limit 1 name").fill("api");
+        await dialog.getByLabel("Rate limit 1 requests").fill("100");
+        await dialog.getByLabel("Rate limit 1 seconds").fill("60");
         await dialog.getByLabel("Remaining uses").fill("5000");
         await dialog.getByLabel("Allowed IPs").fill("10.0.0.0/8, 2001:DB8::/32");
       });
@@ -249,12 +252,136 @@ forEachBackend(
       await page.getByText("Not linked to any sales channel").waitFor();
       assert.deepEqual(await db.service.listLinks(storefront.id), []);
 
-      await row("Web storefront").getByRole("button", { name: "Rename" }).click();
-      const rename = page.getByRole("dialog", { name: "Rename Web storefront" });
+      await row("Web storefront").getByRole("button", { name: "Edit" }).click();
+      const rename = page.getByRole("dialog", { name: "Edit Web storefront" });
       await rename.getByLabel("Title").fill("Web shop (EU)");
       await rename.getByRole("button", { name: "Save" }).click();
       await row("Web shop (EU)").waitFor();
       assert.equal((await db.service.retrieveApiKey(storefront.id)).title, "Web shop (EU)");
+    });
+
+    for (const [size, viewport] of [["1280 px", DESKTOP], ["a phone's width", PHONE]] as const) {
+      it(`edits every policy field in place, at ${size}: expiry presets in the browser's time zone, rate limits as rows`, async () => {
+        await page.setViewportSize(viewport);
+        const key = await db.service.createApiKeys({ title: "Order sync", type: "secret", created_by: "user_ops", rate_limits: [{ name: "burst", limit: 10, duration: 1 }] });
+        await signIn();
+        await row("Order sync").getByRole("button", { name: "Edit" }).click();
+        const edit = page.getByRole("dialog", { name: "Edit Order sync" });
+        await edit.getByText(/Times are in your time zone, \S+\./).waitFor();
+        await edit.getByLabel("Expires", { exact: true }).selectOption({ label: "In 30 days" });
+        await edit.getByLabel("Scopes").fill("orders:read orders:write");
+        await edit.getByLabel("Owner ID").fill("org_acme");
+        await edit.getByLabel("Metadata").fill('{"team": "erp", "tier": 2}');
+        assert.equal(await edit.getByLabel("Rate limit 1 name").inputValue(), "burst", "the key's limits, as rows");
+        await edit.getByRole("button", { name: "Add rate limit" }).click();
+        await edit.getByLabel("Rate limit 2 name").fill("hourly");
+        await edit.getByLabel("Rate limit 2 requests").fill("1000");
+        await edit.getByLabel("Rate limit 2 seconds").fill("3600");
+        await edit.getByRole("button", { name: "Remove rate limit 1" }).click();
+        await edit.getByLabel("Remaining uses").fill("500");
+        await edit.getByLabel("Refill amount").fill("500");
+        await edit.getByLabel("Refill interval").selectOption("month");
+        await edit.getByLabel("Allowed IPs").fill("192.0.2.0/24 2001:db8::1");
+        await edit.getByRole("button", { name: "Save" }).click();
+        await edit.waitFor({ state: "detached" });
+        const saved = await db.service.retrieveApiKey(key.id);
+        const days = (new Date(saved.expires_at!).getTime() - Date.now()) / 86_400_000;
+        assert.ok(days > 29.9 && days <= 30, `expires in 30 days: ${days}`);
+        assert.deepEqual(
+          [saved.scopes, saved.owner_id, saved.metadata, saved.rate_limits, saved.remaining, saved.refill, saved.allowed_ips],
+          [["orders:read", "orders:write"], "org_acme", { team: "erp", tier: 2 }, [{ name: "hourly", limit: 1000, duration: 3600 }], 500, { amount: 500, interval: "month" }, ["192.0.2.0/24", "2001:db8::1"]],
+        );
+        // Focus returns to the button the dialog was opened from.
+        assert.equal(await page.evaluate("document.activeElement?.textContent"), "Edit");
+
+        // Cleared again: never expires, no limits, unlimited, any address.
+        await row("Order sync").getByRole("button", { name: "Edit" }).click();
+        const again = page.getByRole("dialog", { name: "Edit Order sync" });
+        await again.getByLabel("Expires", { exact: true }).selectOption({ label: "Never" });
+        await again.getByRole("button", { name: "Remove rate limit 1" }).click();
+        await again.getByLabel("Remaining uses").fill("");
+        await again.getByLabel("Refill amount").fill("");
+        await again.getByLabel("Allowed IPs").fill("");
+        await again.getByRole("button", { name: "Save" }).click();
+        await again.waitFor({ state: "detached" });
+        const cleared = await db.service.retrieveApiKey(key.id);
+        assert.deepEqual(
+          [cleared.expires_at, cleared.rate_limits, cleared.remaining, cleared.refill, cleared.allowed_ips, cleared.owner_id],
+          [null, [], null, null, [], "org_acme"],
+        );
+        if (viewport === PHONE) {
+          const overflow = Number(await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"));
+          assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+        }
+      });
+    }
+
+    it("shows a publishable token at any time with Copy, links several sales channels at once, and refuses what cannot be an id", async () => {
+      await signIn();
+      await page.getByRole("button", { name: "Create key" }).click();
+      const create = page.getByRole("dialog", { name: "Create key" });
+      await create.getByLabel("Title").fill("Kiosk");
+      await create.getByLabel("Type", { exact: true }).selectOption("publishable");
+      await create.getByRole("button", { name: "Create" }).click();
+      const reveal = page.getByRole("dialog", { name: "Key created: Kiosk" });
+      await reveal.getByText("A publishable token is public: the key's details show it at any time.").waitFor();
+      assert.equal(await reveal.getByText("not shown again").count(), 0);
+      const token = await reveal.getByLabel("Token").inputValue();
+      await reveal.getByRole("button", { name: "Done" }).click();
+
+      await row("Kiosk").getByRole("button", { name: "Details" }).click();
+      const details = page.locator(".details");
+      assert.equal(await details.getByLabel("Token").inputValue(), token);
+      await details.getByRole("button", { name: "Copy" }).click();
+      await details.getByText("Copied to the clipboard.").waitFor();
+      assert.equal(await page.evaluate("navigator.clipboard.readText()"), token);
+
+      const kiosk = (await db.service.listApiKeys({ title: "Kiosk" }))[0]!;
+      await details.getByLabel("Sales channel IDs").fill("sc_eu, sc_us  sc_ca");
+      await details.getByRole("button", { name: "Link", exact: true }).click();
+      await details.getByRole("button", { name: "Unlink sc_us" }).waitFor();
+      assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"]);
+      await details.getByLabel("Sales channel IDs").fill("sc_ok, not/an id");
+      await details.getByRole("button", { name: "Link", exact: true }).click();
+      await details.getByRole("alert").filter({ hasText: '"not/an" cannot be a sales channel ID' }).waitFor();
+      assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"], "nothing linked");
+    });
+
+    it("shows soft-deleted keys with Restore, keeps filters and page in the address, and names the key that created a key", async () => {
+      const made = await db.service.createApiKeys({ title: "Made by a key", type: "secret", created_by: admin.id });
+      const hidden = await db.service.createApiKeys({ title: "Parked integration", type: "secret", created_by: "user_ops" });
+      await db.service.softDeleteApiKeys(hidden.id);
+      for (let i = 0; i < 25; i++) await db.service.createApiKeys({ title: `Batch ${String(i).padStart(2, "0")}`, type: "publishable", created_by: "user_ops" });
+      await signIn();
+
+      await row("Made by a key").getByRole("button", { name: "Details" }).click();
+      await page.locator(".details").getByText(`Ops admin (${admin.redacted})`).waitFor();
+      assert.equal(made.created_by, admin.id);
+
+      await page.getByLabel("Status filter").selectOption("deleted");
+      await row("Parked integration").getByText("Deleted", { exact: true }).waitFor();
+      assert.match(page.url(), /[?&]status=deleted/);
+      await row("Parked integration").getByRole("button", { name: "Restore" }).click();
+      await page.getByText("No keys match these filters.").waitFor();
+      assert.equal((await db.service.retrieveApiKey(hidden.id)).deleted_at, null);
+      assert.ok(await db.service.authenticate(hidden.token), "a restored key authenticates again");
+
+      await page.getByLabel("Status filter").selectOption("");
+      await page.getByLabel("Type filter").selectOption("publishable");
+      await page.getByRole("button", { name: "Next" }).click();
+      await page.getByText("21-25 of 25").waitFor();
+      assert.match(page.url(), /\?type=publishable&page=2$/);
+      await page.reload();
+      await page.getByText("21-25 of 25").waitFor();
+      assert.equal(await page.getByLabel("Type filter").inputValue(), "publishable");
+    });
+
+    it("opens on the sign-in form with nothing in the browser's console", async () => {
+      const messages: string[] = [];
+      page.on("console", (message) => messages.push(`${message.type()}: ${message.text()}`));
+      await page.goto(`${base}/`);
+      await page.getByLabel("Secret key").waitFor();
+      assert.deepEqual(messages, []);
     });
 
     it("rolls the key it is signed in with, without a grace period: shows the new token, then signs in with it", async () => {

@@ -67,6 +67,9 @@ function listQuery({ q, type, status, offset }) {
     params.set("revoked_at[$lte]", now);
   } else if (status === "expired") {
     params.set("expires_at[$lte]", now);
+  } else if (status === "deleted") {
+    params.set("with_deleted", "true");
+    params.set("deleted_at[$exists]", "true");
   }
   return `api/?${params}`;
 }
@@ -77,6 +80,7 @@ function listQuery({ q, type, status, offset }) {
 const isPast = (when) => when !== null && when !== undefined && new Date(when).getTime() <= Date.now();
 
 function statusOf(key) {
+  if (key.deleted_at) return { label: "Deleted", tone: "off" };
   if (isPast(key.revoked_at)) return { label: "Revoked", tone: "off" };
   if (isPast(key.expires_at)) return { label: "Expired", tone: "off" };
   if (key.revoked_at) return { label: "Revokes soon", tone: "warn" };
@@ -128,6 +132,83 @@ function words(list) {
     .filter(Boolean);
 }
 
+/** The browser's time zone, which datetime inputs and the presets are in. */
+const TIME_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const EXPIRY_PRESETS = [
+  ["7", "In 7 days"],
+  ["30", "In 30 days"],
+  ["90", "In 90 days"],
+];
+/** What a sales channel id can be: the reference's ids (`sc_01...`) and the like. */
+const RESOURCE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The expiry the form chose: undefined to keep the key's, null for never, or an instant. */
+function expiryOf(form) {
+  const choice = String(form.get("expiry"));
+  if (choice === "keep") return undefined;
+  if (choice === "never") return null;
+  if (choice === "at") {
+    const at = fromLocalInput(form.get("expires_at"));
+    if (!at) throw new Error("Expires at is not a date and time.");
+    return at.toISOString();
+  }
+  return new Date(Date.now() + Number(choice) * 86_400_000).toISOString();
+}
+
+/** The rate-limit rows of the form, in order, as the API takes them. */
+function rateLimitsOf(form) {
+  const limits = [];
+  for (const [field, value] of form.entries()) {
+    const row = /^limit-name-(\d+)$/.exec(field);
+    if (!row) continue;
+    const name = String(value).trim();
+    const limit = String(form.get(`limit-requests-${row[1]}`)).trim();
+    const duration = String(form.get(`limit-seconds-${row[1]}`)).trim();
+    if (!name && !limit && !duration) continue;
+    if (!name || !/^\d+$/.test(limit) || !/^\d+$/.test(duration)) {
+      throw new Error("Each rate limit needs a name, a number of requests and a window in seconds.");
+    }
+    limits.push({ name, limit: Number(limit), duration: Number(duration) });
+  }
+  return limits;
+}
+
+/** Every policy field the form holds, as the API takes them (empty ones as their defaults). */
+function policyOf(form, type) {
+  const policy = {};
+  const expires = expiryOf(form);
+  if (expires !== undefined) policy.expires_at = expires;
+  if (type === "secret") policy.scopes = words(String(form.get("scopes")));
+  policy.owner_id = String(form.get("owner_id")).trim() || null;
+  const metadata = String(form.get("metadata")).trim();
+  try {
+    policy.metadata = metadata ? JSON.parse(metadata) : {};
+  } catch {
+    throw new Error('Metadata must be a JSON object, such as {"team": "web"}.');
+  }
+  if (typeof policy.metadata !== "object" || policy.metadata === null || Array.isArray(policy.metadata)) {
+    throw new Error('Metadata must be a JSON object, such as {"team": "web"}.');
+  }
+  policy.rate_limits = rateLimitsOf(form);
+  const remaining = String(form.get("remaining")).trim();
+  policy.remaining = remaining ? Number(remaining) : null;
+  const refill = String(form.get("refill_amount")).trim();
+  policy.refill = refill ? { amount: Number(refill), interval: form.get("refill_interval") } : null;
+  policy.allowed_ips = words(String(form.get("allowed_ips")));
+  return policy;
+}
+
+/** The fields of `policy` that differ from the key's: what an edit sends. */
+function changedFields(key, policy) {
+  return Object.fromEntries(Object.entries(policy).filter(([field, value]) => JSON.stringify(value) !== JSON.stringify(key[field] ?? null)));
+}
+
+/** A datetime-local value for an instant, in the browser's time zone. */
+function toLocalInput(at) {
+  const date = new Date(at);
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 
@@ -135,11 +216,24 @@ function ErrorMessage({ error }) {
   return error ? html`<p class="error" role="alert">${error}</p>` : null;
 }
 
-/** A modal dialog: the browser keeps focus inside it, and Escape closes it. */
+/**
+ * A modal dialog: the browser keeps focus inside it, and Escape closes it. When it goes, focus
+ * returns to what opened it, or, when that is gone (a row that changed), to the page's main area.
+ */
 class Modal extends Component {
   ref = createRef();
+  opener = null;
   componentDidMount() {
+    this.opener = document.activeElement;
     this.ref.current.showModal();
+  }
+  componentWillUnmount() {
+    const opener = this.opener;
+    // After the page has re-rendered: a row's buttons are kept by their key when the row stays.
+    setTimeout(() => {
+      if (opener?.isConnected) opener.focus();
+      else document.querySelector("main")?.focus();
+    });
   }
   render({ title, onClose, children }) {
     return html`<dialog ref=${this.ref} aria-labelledby="dialog-title" onClose=${onClose}>
@@ -175,11 +269,8 @@ class FormDialog extends Component {
   }
 }
 
-/**
- * A token shown this once, with a Copy button, and a `note` when there is more to say. The page
- * keeps it above everything else, so that it stays up even when the session ends behind it.
- */
-class TokenReveal extends Component {
+/** A token in a read-only field with a Copy button; where copying is refused, the field is selected instead. */
+class CopyableToken extends Component {
   state = { copied: "" };
   input = createRef();
   copy = async () => {
@@ -191,93 +282,124 @@ class TokenReveal extends Component {
       this.setState({ copied: "Select the token and copy it yourself: the browser did not allow copying." });
     }
   };
-  render({ title, token, note, onClose }, { copied }) {
-    return html`<${Modal} title=${title} onClose=${onClose}>
-      <p>Copy this token now: it is not shown again.</p>
-      ${note ? html`<p><strong>${note}</strong></p>` : null}
-      <div class="token-row">
+  render({ token, primary }, { copied }) {
+    return html`<div class="token-row">
         <input ref=${this.input} readonly value=${token} aria-label="Token" class="token" />
-        <button type="button" class="primary" onClick=${this.copy}>Copy</button>
+        <button type="button" class=${primary ? "primary" : "small"} onClick=${this.copy}>Copy</button>
       </div>
-      <p role="status" class="muted">${copied}</p>
-      <div class="actions"><button type="button" onClick=${onClose}>Done</button></div>
-    <//>`;
+      <p role="status" class="muted">${copied}</p>`;
   }
+}
+
+/**
+ * A new token, with a Copy button, and a `note` when there is more to say. The page keeps it
+ * above everything else, so that it stays up even when the session ends behind it. A secret
+ * token is shown this once; a publishable one is public, and the key's details show it again.
+ */
+function TokenReveal({ title, token, note, onClose }) {
+  const secret = token.startsWith("sk_");
+  return html`<${Modal} title=${title} onClose=${onClose}>
+    <p>${secret ? "Copy this token now: it is not shown again." : "A publishable token is public: the key's details show it at any time."}</p>
+    ${note ? html`<p><strong>${note}</strong></p>` : null}
+    <${CopyableToken} token=${token} primary />
+    <div class="actions"><button type="button" onClick=${onClose}>Done</button></div>
+  <//>`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Dialogs for each action
 
-function CreateDialog({ onClose, onCreated }) {
-  const submit = async (form) => {
-    const body = { title: titleOf(form), type: form.get("type") };
-    const expires = fromLocalInput(form.get("expires_at"));
-    if (form.get("expires_at") && !expires) throw new Error("Expires at is not a date and time.");
-    if (expires) body.expires_at = expires.toISOString();
-    const scopes = words(String(form.get("scopes")));
-    if (scopes.length > 0) body.scopes = scopes;
-    const owner = String(form.get("owner_id")).trim();
-    if (owner) body.owner_id = owner;
-    const metadata = String(form.get("metadata")).trim();
-    if (metadata) {
-      try {
-        body.metadata = JSON.parse(metadata);
-      } catch {
-        throw new Error('Metadata must be a JSON object, such as {"team": "web"}.');
-      }
-    }
-    const limits = String(form.get("rate_limits")).trim();
-    if (limits) {
-      body.rate_limits = limits.split("\n").map((line) => {
-        const [name, limit, duration] = words(line);
-        if (!name || !/^\d+$/.test(limit ?? "") || !/^\d+$/.test(duration ?? "")) {
-          throw new Error(`Rate limits: write each as "name requests seconds", such as "api 100 60" (not "${line.trim()}").`);
-        }
-        return { name, limit: Number(limit), duration: Number(duration) };
-      });
-    }
-    const remaining = String(form.get("remaining")).trim();
-    if (remaining) body.remaining = Number(remaining);
-    const refill = String(form.get("refill_amount")).trim();
-    if (refill) body.refill = { amount: Number(refill), interval: form.get("refill_interval") };
-    const addresses = words(String(form.get("allowed_ips")));
-    if (addresses.length > 0) body.allowed_ips = addresses;
-    const { api_key } = await call("POST", "api/", body);
-    onCreated(api_key);
-  };
-  return html`<${FormDialog} title="Create key" submitLabel="Create" onClose=${onClose} onSubmit=${submit}>
-    <label for="f-title">Title</label><input id="f-title" name="title" required maxlength="255" autocomplete="off" />
-    <label for="f-type">Type</label><select id="f-type" name="type">
-        <option value="secret">Secret (server-to-server, admin)</option>
-        <option value="publishable">Publishable (storefront)</option>
+/**
+ * The policy fields of a key, for creating one (`key` absent) and for editing one in place:
+ * expiry with presets, scopes (secret keys), owner, metadata, rate limits as rows, quota, refill
+ * and allowed addresses, each filled with the key's current value.
+ */
+class PolicyFields extends Component {
+  constructor(props) {
+    super(props);
+    const limits = props.apiKey?.rate_limits ?? [];
+    this.state = { expiry: props.apiKey ? "keep" : "never", rows: limits.map((limit, index) => ({ id: index, ...limit })), next: limits.length };
+  }
+  addRow = () => this.setState(({ rows, next }) => ({ rows: [...rows, { id: next, name: "", limit: "", duration: "" }], next: next + 1 }));
+  removeRow = (id) => this.setState(({ rows }) => ({ rows: rows.filter((row) => row.id !== id) }));
+  render({ apiKey, type }, { expiry, rows }) {
+    const key = apiKey ?? {};
+    const current = key.expires_at ? `Keep: ${DATE_TIME.format(new Date(key.expires_at))}` : "Keep: never";
+    return html`
+      <label for="f-expiry">Expires</label>
+      <select id="f-expiry" name="expiry" value=${expiry} aria-describedby="zone-hint" onChange=${(e) => this.setState({ expiry: e.currentTarget.value })}>
+        ${apiKey ? html`<option value="keep">${current}</option>` : null}
+        <option value="never">Never</option>
+        ${EXPIRY_PRESETS.map(([days, label]) => html`<option value=${days}>${label}</option>`)}
+        <option value="at">At a date and time</option>
       </select>
-    <details>
-      <summary>Policy (optional)</summary>
-      <label for="f-expires_at">Expires at</label><input id="f-expires_at" name="expires_at" type="datetime-local" />
-      <label for="f-scopes">Scopes</label><input id="f-scopes" name="scopes" placeholder="orders:read, products:*" aria-describedby="scopes-hint" autocomplete="off" />
-      <p id="scopes-hint" class="hint">Secret keys only. Comma-separated resource:action words; none means every scope.</p>
-      <label for="f-owner_id">Owner ID</label><input id="f-owner_id" name="owner_id" autocomplete="off" />
-      <label for="f-metadata">Metadata</label><textarea id="f-metadata" name="metadata" rows="2" placeholder='{"team": "web"}'></textarea>
-      <label for="f-rate_limits">Rate limits</label><textarea id="f-rate_limits" name="rate_limits" rows="2" placeholder="api 100 60" aria-describedby="limits-hint"></textarea>
-      <p id="limits-hint" class="hint">One per line: a name, a number of requests and a window in seconds.</p>
-      <label for="f-remaining">Remaining uses</label><input id="f-remaining" name="remaining" type="number" min="0" step="1" />
+      ${expiry === "at" ? html`<label for="f-expires_at">Expires at</label><input id="f-expires_at" name="expires_at" type="datetime-local" defaultValue=${key.expires_at ? toLocalInput(key.expires_at) : ""} aria-describedby="zone-hint" />` : null}
+      <p id="zone-hint" class="hint">Times are in your time zone, ${TIME_ZONE}.</p>
+      ${type === "secret"
+        ? html`<label for="f-scopes">Scopes</label><input id="f-scopes" name="scopes" defaultValue=${(key.scopes ?? []).join(", ")} placeholder="orders:read, products:*" aria-describedby="scopes-hint" autocomplete="off" />
+            <p id="scopes-hint" class="hint">Comma-separated resource:action words; none means every scope.</p>`
+        : null}
+      <label for="f-owner_id">Owner ID</label><input id="f-owner_id" name="owner_id" defaultValue=${key.owner_id ?? ""} autocomplete="off" />
+      <label for="f-metadata">Metadata</label><textarea id="f-metadata" name="metadata" rows="2" placeholder='{"team": "web"}' defaultValue=${Object.keys(key.metadata ?? {}).length ? JSON.stringify(key.metadata) : ""}></textarea>
+      <fieldset class="limits">
+        <legend>Rate limits</legend>
+        ${rows.length === 0 ? html`<p class="hint">None: the key is not rate limited.</p>` : null}
+        ${rows.map(
+          (row, index) => html`<div class="limit-row" key=${row.id}>
+            <div class="field"><label for=${`f-limit-name-${row.id}`}>Rate limit ${index + 1} name</label><input id=${`f-limit-name-${row.id}`} name=${`limit-name-${row.id}`} defaultValue=${row.name} autocomplete="off" /></div>
+            <div class="field"><label for=${`f-limit-requests-${row.id}`}>Rate limit ${index + 1} requests</label><input id=${`f-limit-requests-${row.id}`} name=${`limit-requests-${row.id}`} type="number" min="1" step="1" defaultValue=${row.limit} /></div>
+            <div class="field"><label for=${`f-limit-seconds-${row.id}`}>Rate limit ${index + 1} seconds</label><input id=${`f-limit-seconds-${row.id}`} name=${`limit-seconds-${row.id}`} type="number" min="1" step="1" defaultValue=${row.duration} /></div>
+            <button type="button" class="small" aria-label=${`Remove rate limit ${index + 1}`} onClick=${() => this.removeRow(row.id)}>Remove</button>
+          </div>`,
+        )}
+        <button type="button" class="small" onClick=${this.addRow}>Add rate limit</button>
+      </fieldset>
+      <label for="f-remaining">Remaining uses</label><input id="f-remaining" name="remaining" type="number" min="0" step="1" defaultValue=${key.remaining ?? ""} aria-describedby="remaining-hint" />
+      <p id="remaining-hint" class="hint">Empty: unlimited.</p>
       <div class="pair">
-        <div class="field"><label for="f-refill_amount">Refill amount</label><input id="f-refill_amount" name="refill_amount" type="number" min="1" step="1" /></div>
-        <div class="field"><label for="f-refill_interval">Refill interval</label><select id="f-refill_interval" name="refill_interval"><option value="day">Each day</option><option value="month">Each month</option></select></div>
+        <div class="field"><label for="f-refill_amount">Refill amount</label><input id="f-refill_amount" name="refill_amount" type="number" min="1" step="1" defaultValue=${key.refill?.amount ?? ""} /></div>
+        <div class="field"><label for="f-refill_interval">Refill interval</label><select id="f-refill_interval" name="refill_interval"><option value="day">Each day</option><option value="month" selected=${key.refill?.interval === "month"}>Each month</option></select></div>
       </div>
-      <label for="f-allowed_ips">Allowed IPs</label><input id="f-allowed_ips" name="allowed_ips" placeholder="203.0.113.7, 10.0.0.0/8" aria-describedby="ips-hint" autocomplete="off" />
-      <p id="ips-hint" class="hint">Addresses or CIDR ranges, IPv4 or IPv6, separated by commas or spaces; none means any address.</p>
-    </details>
-  <//>`;
+      <label for="f-allowed_ips">Allowed IPs</label><input id="f-allowed_ips" name="allowed_ips" defaultValue=${(key.allowed_ips ?? []).join(", ")} placeholder="203.0.113.7, 10.0.0.0/8" aria-describedby="ips-hint" autocomplete="off" />
+      <p id="ips-hint" class="hint">Addresses or CIDR ranges, IPv4 or IPv6, separated by commas or spaces; none means any address.</p>`;
+  }
 }
 
-function RenameDialog({ apiKey, onClose, onDone }) {
-  const submit = async (form) => {
-    await call("POST", `api/${apiKey.id}`, { title: titleOf(form) });
-    onDone(`Renamed ${apiKey.redacted}.`);
+class CreateDialog extends Component {
+  state = { type: "secret" };
+  submit = async (form) => {
+    const type = String(form.get("type"));
+    // Only what was filled in: empty fields keep the defaults.
+    const policy = changedFields({ scopes: [], owner_id: null, metadata: {}, rate_limits: [], remaining: null, refill: null, allowed_ips: [], expires_at: null }, policyOf(form, type));
+    const { api_key } = await call("POST", "api/", { title: titleOf(form), type, ...policy });
+    this.props.onCreated(api_key);
   };
-  return html`<${FormDialog} title=${`Rename ${apiKey.title}`} submitLabel="Save" onClose=${onClose} onSubmit=${submit}>
-    <label for="f-title">Title</label><input id="f-title" name="title" value=${apiKey.title} required maxlength="255" autocomplete="off" />
+  render({ onClose }, { type }) {
+    return html`<${FormDialog} title="Create key" submitLabel="Create" onClose=${onClose} onSubmit=${this.submit}>
+      <label for="f-title">Title</label><input id="f-title" name="title" required maxlength="255" autocomplete="off" />
+      <label for="f-type">Type</label><select id="f-type" name="type" value=${type} onChange=${(e) => this.setState({ type: e.currentTarget.value })}>
+          <option value="secret">Secret (server-to-server, admin)</option>
+          <option value="publishable">Publishable (storefront)</option>
+        </select>
+      <details>
+        <summary>Policy (optional)</summary>
+        <${PolicyFields} type=${type} />
+      </details>
+    <//>`;
+  }
+}
+
+/** Changes a key in place: its title and every policy field; only what changed is sent. */
+function EditDialog({ apiKey, onClose, onDone }) {
+  const submit = async (form) => {
+    const changes = changedFields(apiKey, { title: titleOf(form), ...policyOf(form, apiKey.type) });
+    if (Object.keys(changes).length === 0) return onDone("Nothing changed.");
+    await call("POST", `api/${apiKey.id}`, changes);
+    onDone(`Saved ${changes.title ?? apiKey.title}.`);
+  };
+  return html`<${FormDialog} title=${`Edit ${apiKey.title}`} submitLabel="Save" onClose=${onClose} onSubmit=${submit}>
+    <label for="f-title">Title</label><input id="f-title" name="title" defaultValue=${apiKey.title} required maxlength="255" autocomplete="off" />
+    <${PolicyFields} apiKey=${apiKey} type=${apiKey.type} />
   <//>`;
 }
 
@@ -333,7 +455,7 @@ function DeleteDialog({ apiKey, onClose, onDone }) {
 // A key's details, with its sales channels for a publishable key
 
 class KeyDetails extends Component {
-  state = { key: null, usage: null, events: null, error: "", channel: "", busy: false };
+  state = { key: null, usage: null, events: null, creator: "", error: "", channel: "", busy: false };
   componentDidMount() {
     this.load();
   }
@@ -346,8 +468,20 @@ class KeyDetails extends Component {
         call("GET", `api/audit-log?key_id=${encodeURIComponent(this.props.id)}&limit=1000`),
       ]);
       this.setState({ key: api_key, usage: perDay(usage, CHART_DAYS), events: events.reverse(), error: "" });
+      this.setState({ creator: await this.creatorOf(api_key.created_by) });
     } catch (error) {
       this.setState({ error: error.message });
+    }
+  }
+  /** A key made by another key names it by its title; anything else (a user id) is shown as it is. */
+  async creatorOf(createdBy) {
+    const known = this.props.names.get(createdBy);
+    if (known || !createdBy.startsWith("apk_")) return known ?? createdBy;
+    try {
+      const { api_key } = await call("GET", `api/${encodeURIComponent(createdBy)}?fields=title,redacted&with_deleted=true`);
+      return `${api_key.title} (${api_key.redacted})`;
+    } catch {
+      return createdBy;
     }
   }
   async change(body) {
@@ -359,18 +493,22 @@ class KeyDetails extends Component {
       this.setState({ error: error.message, busy: false });
     }
   }
+  /** Links every id typed, separated by commas or spaces; refuses the lot if one cannot be an id. */
   link = (event) => {
     event.preventDefault();
-    const id = this.state.channel.trim();
-    if (!id) this.setState({ error: "Enter a sales channel ID to link." });
-    else this.change({ add: [id] });
+    const ids = words(this.state.channel);
+    const bad = ids.find((id) => !RESOURCE_ID.test(id));
+    if (ids.length === 0) this.setState({ error: "Enter a sales channel ID to link." });
+    else if (bad) this.setState({ error: `"${bad}" cannot be a sales channel ID: use letters, digits, _ and -.` });
+    else this.change({ add: ids });
   };
-  render({ names }, { key, usage, events, error, channel, busy }) {
+  render({ names }, { key, usage, events, creator, error, channel, busy }) {
     if (!key) return error ? html`<${ErrorMessage} error=${error} />` : html`<p class="muted">Loading...</p>`;
     const json = (value) => html`<code>${JSON.stringify(value)}</code>`;
     const rows = [
       ["ID", html`<code>${key.id}</code>`],
-      ["Created by", key.created_by],
+      ...(key.type === "publishable" ? [["Token", html`<${CopyableToken} token=${key.token} />`]] : []),
+      ["Created by", creator && creator !== key.created_by ? html`${creator} <code>${key.created_by}</code>` : key.created_by],
       ["Created", html`<${When} at=${key.created_at} />`],
       ["Updated", html`<${When} at=${key.updated_at} />`],
       ["Last used", html`<${When} at=${key.last_used_at} empty="never" />`],
@@ -397,7 +535,7 @@ class KeyDetails extends Component {
               )}
             </ul>
             <form class="inline-form" onSubmit=${this.link}>
-              <label for="f-sales-channel-id">Sales channel ID</label><input id="f-sales-channel-id" value=${channel} onInput=${(e) => this.setState({ channel: e.currentTarget.value })} autocomplete="off" />
+              <label for="f-sales-channel-id">Sales channel IDs</label><input id="f-sales-channel-id" value=${channel} placeholder="sc_web, sc_app" onInput=${(e) => this.setState({ channel: e.currentTarget.value })} autocomplete="off" />
               <button type="submit" disabled=${busy}>Link</button>
             </form>
           </section>`
@@ -417,8 +555,31 @@ class KeyDetails extends Component {
 // ---------------------------------------------------------------------------------------------
 // The list of keys
 
+/** The filters and page the address holds (`?q=&type=&status=&page=`), so that a reload or a shared link keeps them. */
+function viewFromAddress() {
+  const params = new URLSearchParams(location.search);
+  const pick = (name, allowed) => (allowed.includes(params.get(name)) ? params.get(name) : "");
+  const page = Number(params.get("page"));
+  return {
+    q: params.get("q") ?? "",
+    type: pick("type", ["secret", "publishable"]),
+    status: pick("status", ["active", "revoked", "expired", "deleted"]),
+    offset: Number.isSafeInteger(page) && page > 1 ? (page - 1) * PAGE_SIZE : 0,
+  };
+}
+
+function saveViewInAddress({ q, type, status, offset }) {
+  const params = new URLSearchParams();
+  if (q) params.set("q", q);
+  if (type) params.set("type", type);
+  if (status) params.set("status", status);
+  if (offset > 0) params.set("page", String(offset / PAGE_SIZE + 1));
+  const search = params.size > 0 ? `?${params}` : "";
+  if (search !== location.search) window.history.replaceState(null, "", `${location.pathname}${search}`);
+}
+
 class KeysPage extends Component {
-  state = { q: "", type: "", status: "", offset: 0, data: null, recent: new Map(), overview: null, error: "", loading: true, dialog: null, notice: "", open: null };
+  state = { ...viewFromAddress(), data: null, recent: new Map(), overview: null, error: "", loading: true, dialog: null, notice: "", open: null };
   searchTimer = 0;
   // Answers can arrive out of order (typing in the search box); only the latest is shown.
   latest = 0;
@@ -430,6 +591,7 @@ class KeysPage extends Component {
   }
   async load() {
     const ticket = ++this.latest;
+    saveViewInAddress(this.state);
     this.setState({ loading: true });
     try {
       const lastDay = encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString());
@@ -478,8 +640,8 @@ class KeysPage extends Component {
     switch (dialog.kind) {
       case "create":
         return html`<${CreateDialog} onClose=${this.close} onCreated=${this.created} />`;
-      case "rename":
-        return html`<${RenameDialog} ...${common} />`;
+      case "edit":
+        return html`<${EditDialog} ...${common} />`;
       case "revoke":
         return html`<${RevokeDialog} ...${common} />`;
       case "roll":
@@ -495,6 +657,13 @@ class KeysPage extends Component {
     const revokedNow = isPast(key.revoked_at);
     const open = this.state.open === key.id;
     const act = (kind) => () => this.setState({ dialog: { kind, key }, notice: "" });
+    const actions = key.deleted_at
+      ? html`<button type="button" class="small" onClick=${() => this.restore(key)}>Restore</button>`
+      : html`<button type="button" class="small" onClick=${act("edit")}>Edit</button>
+          ${revokedNow
+            ? html`<button type="button" class="small danger" onClick=${act("delete")}>Delete</button>`
+            : html`<button type="button" class="small" onClick=${act("roll")}>Roll</button>
+                <button type="button" class="small danger" onClick=${act("revoke")}>Revoke</button>`}`;
     return html`<tr key=${key.id}>
         <td data-label="Title"><strong>${key.title}</strong></td>
         <td data-label="Type">${key.type === "secret" ? "Secret" : "Publishable"}</td>
@@ -506,14 +675,19 @@ class KeysPage extends Component {
         <td data-label="Expires"><${When} at=${key.expires_at} empty="never" style="date" /></td>
         <td data-label="Actions" class="row-actions">
           <button type="button" class="small" aria-expanded=${open} onClick=${() => this.setState({ open: open ? null : key.id })}>Details</button>
-          <button type="button" class="small" onClick=${act("rename")}>Rename</button>
-          ${revokedNow
-            ? html`<button type="button" class="small danger" onClick=${act("delete")}>Delete</button>`
-            : html`<button type="button" class="small" onClick=${act("roll")}>Roll</button>
-                <button type="button" class="small danger" onClick=${act("revoke")}>Revoke</button>`}
+          ${actions}
         </td>
       </tr>
       ${open ? html`<tr class="details-row" key=${`${key.id}-details`}><td colspan="9"><${KeyDetails} key=${`${key.updated_at}|${key.revoked_at}|${key.title}`} id=${key.id} names=${this.names()} /></td></tr>` : null}`;
+  }
+  /** Brings a soft-deleted key back; it authenticates again. */
+  async restore(key) {
+    try {
+      await call("POST", `api/${key.id}/restore`, {});
+      this.done(`Restored ${key.title}.`);
+    } catch (error) {
+      this.setState({ error: error.message });
+    }
   }
   /** Verifications of a key in the last 24 hours: valid, and refused when any were. */
   recentUse(id) {
@@ -553,14 +727,14 @@ class KeysPage extends Component {
     </div>`;
   }
   render(_props, { q, type, status, error, notice }) {
-    return html`<main>
+    return html`<main tabindex="-1">
       <div class="toolbar">
         <div class="field"><label for="f-search">Search</label><input id="f-search" type="search" value=${q} placeholder="Title or key" onInput=${(e) => this.filter({ q: e.currentTarget.value }, 250)} /></div>
         <div class="field"><label for="f-type-filter">Type filter</label><select id="f-type-filter" value=${type} onChange=${(e) => this.filter({ type: e.currentTarget.value })}>
             <option value="">All types</option><option value="secret">Secret</option><option value="publishable">Publishable</option>
           </select></div>
         <div class="field"><label for="f-status-filter">Status filter</label><select id="f-status-filter" value=${status} onChange=${(e) => this.filter({ status: e.currentTarget.value })}>
-            <option value="">Any status</option><option value="active">Active</option><option value="revoked">Revoked</option><option value="expired">Expired</option>
+            <option value="">Any status</option><option value="active">Active</option><option value="revoked">Revoked</option><option value="expired">Expired</option><option value="deleted">Deleted</option>
           </select></div>
         <button type="button" class="primary" onClick=${() => this.setState({ dialog: { kind: "create" }, notice: "" })}>Create key</button>
       </div>
@@ -613,7 +787,9 @@ class App extends Component {
   }
   async check() {
     try {
-      this.signedIn(await call("GET", "session"));
+      const session = await call("GET", "session");
+      if (session.signed_in === false) this.setState({ phase: "sign-in", error: "" });
+      else this.signedIn(session);
     } catch (error) {
       if (error.status === 401 && error.signIn) this.setState({ phase: "sign-in", error: "" });
       else this.setState({ error: error.message });
