@@ -316,65 +316,69 @@ forEachBackend(
       });
     }
 
-    it("shows a publishable token at any time with Copy, links several sales channels at once, and refuses what cannot be an id", async () => {
-      await signIn();
-      await page.getByRole("button", { name: "Create key" }).click();
-      const create = page.getByRole("dialog", { name: "Create key" });
-      await create.getByLabel("Title").fill("Kiosk");
-      await create.getByLabel("Type", { exact: true }).selectOption("publishable");
-      await create.getByRole("button", { name: "Create" }).click();
-      const reveal = page.getByRole("dialog", { name: "Key created: Kiosk" });
-      await reveal.getByText("A publishable token is public: the key's details show it at any time.").waitFor();
-      assert.equal(await reveal.getByText("not shown again").count(), 0);
-      const token = await reveal.getByLabel("Token").inputValue();
-      await reveal.getByRole("button", { name: "Done" }).click();
+    for (const [size, viewport] of [["1280 px", DESKTOP], ["a phone's width", PHONE]] as const) {
+      it(`shows a publishable token at any time with Copy, links several sales channels at once, and refuses what cannot be an id, at ${size}`, async () => {
+        await page.setViewportSize(viewport);
+        await signIn();
+        await page.getByRole("button", { name: "Create key" }).click();
+        const create = page.getByRole("dialog", { name: "Create key" });
+        await create.getByLabel("Title").fill("Kiosk");
+        await create.getByLabel("Type", { exact: true }).selectOption("publishable");
+        await create.getByRole("button", { name: "Create" }).click();
+        const reveal = page.getByRole("dialog", { name: "Key created: Kiosk" });
+        await reveal.getByText("A publishable token is public: the key's details show it at any time.").waitFor();
+        assert.equal(await reveal.getByText("not shown again").count(), 0);
+        const token = await reveal.getByLabel("Token").inputValue();
+        await reveal.getByRole("button", { name: "Done" }).click();
 
-      await row("Kiosk").getByRole("button", { name: "Details" }).click();
-      const details = page.locator(".details");
-      assert.equal(await details.getByLabel("Token").inputValue(), token);
-      await details.getByRole("button", { name: "Copy" }).click();
-      await details.getByText("Copied to the clipboard.").waitFor();
-      assert.equal(await page.evaluate("navigator.clipboard.readText()"), token);
+        await row("Kiosk").getByRole("button", { name: "Details" }).click();
+        const details = page.locator(".details");
+        assert.equal(await details.getByLabel("Token").inputValue(), token);
+        await details.getByRole("button", { name: "Copy" }).click();
+        await details.getByText("Copied to the clipboard.").waitFor();
+        assert.equal(await page.evaluate("navigator.clipboard.readText()"), token);
 
-      const kiosk = (await db.service.listApiKeys({ title: "Kiosk" }))[0]!;
-      await details.getByLabel("Sales channel IDs").fill("sc_eu, sc_us  sc_ca");
-      await details.getByRole("button", { name: "Link", exact: true }).click();
-      await details.getByRole("button", { name: "Unlink sc_us" }).waitFor();
-      assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"]);
-      await details.getByLabel("Sales channel IDs").fill("sc_ok, not/an id");
-      await details.getByRole("button", { name: "Link", exact: true }).click();
-      await details.getByRole("alert").filter({ hasText: '"not/an" cannot be a sales channel ID' }).waitFor();
-      assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"], "nothing linked");
-    });
+        const kiosk = (await db.service.listApiKeys({ title: "Kiosk" }))[0]!;
+        await details.getByLabel("Sales channel IDs").fill("sc_eu, sc_us  sc_ca");
+        await details.getByRole("button", { name: "Link", exact: true }).click();
+        await details.getByRole("button", { name: "Unlink sc_us" }).waitFor();
+        assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"]);
+        await details.getByLabel("Sales channel IDs").fill("sc_ok, not/an id");
+        await details.getByRole("button", { name: "Link", exact: true }).click();
+        await details.getByRole("alert").filter({ hasText: '"not/an" cannot be a sales channel ID' }).waitFor();
+        assert.deepEqual(await db.service.listLinks(kiosk.id), ["sc_ca", "sc_eu", "sc_us"], "nothing linked");
+      });
 
-    it("shows soft-deleted keys with Restore, keeps filters and page in the address, and names the key that created a key", async () => {
-      const made = await db.service.createApiKeys({ title: "Made by a key", type: "secret", created_by: admin.id });
-      const hidden = await db.service.createApiKeys({ title: "Parked integration", type: "secret", created_by: "user_ops" });
-      await db.service.softDeleteApiKeys(hidden.id);
-      for (let i = 0; i < 25; i++) await db.service.createApiKeys({ title: `Batch ${String(i).padStart(2, "0")}`, type: "publishable", created_by: "user_ops" });
-      await signIn();
+      it(`shows soft-deleted keys with Restore, keeps filters and page in the address, and names the key that created a key, at ${size}`, async () => {
+        await page.setViewportSize(viewport);
+        const made = await db.service.createApiKeys({ title: "Made by a key", type: "secret", created_by: admin.id });
+        const hidden = await db.service.createApiKeys({ title: "Parked integration", type: "secret", created_by: "user_ops" });
+        await db.service.softDeleteApiKeys(hidden.id);
+        for (let i = 0; i < 25; i++) await db.service.createApiKeys({ title: `Batch ${String(i).padStart(2, "0")}`, type: "publishable", created_by: "user_ops" });
+        await signIn();
 
-      await row("Made by a key").getByRole("button", { name: "Details" }).click();
-      await page.locator(".details").getByText(`Ops admin (${admin.redacted})`).waitFor();
-      assert.equal(made.created_by, admin.id);
+        await row("Made by a key").getByRole("button", { name: "Details" }).click();
+        await page.locator(".details").getByText(`Ops admin (${admin.redacted})`).waitFor();
+        assert.equal(made.created_by, admin.id);
 
-      await page.getByLabel("Status filter").selectOption("deleted");
-      await row("Parked integration").getByText("Deleted", { exact: true }).waitFor();
-      assert.match(page.url(), /[?&]status=deleted/);
-      await row("Parked integration").getByRole("button", { name: "Restore" }).click();
-      await page.getByText("No keys match these filters.").waitFor();
-      assert.equal((await db.service.retrieveApiKey(hidden.id)).deleted_at, null);
-      assert.ok(await db.service.authenticate(hidden.token), "a restored key authenticates again");
+        await page.getByLabel("Status filter").selectOption("deleted");
+        await row("Parked integration").getByText("Deleted", { exact: true }).waitFor();
+        assert.match(page.url(), /[?&]status=deleted/);
+        await row("Parked integration").getByRole("button", { name: "Restore" }).click();
+        await page.getByText("No keys match these filters.").waitFor();
+        assert.equal((await db.service.retrieveApiKey(hidden.id)).deleted_at, null);
+        assert.ok(await db.service.authenticate(hidden.token), "a restored key authenticates again");
 
-      await page.getByLabel("Status filter").selectOption("");
-      await page.getByLabel("Type filter").selectOption("publishable");
-      await page.getByRole("button", { name: "Next" }).click();
-      await page.getByText("21-25 of 25").waitFor();
-      assert.match(page.url(), /\?type=publishable&page=2$/);
-      await page.reload();
-      await page.getByText("21-25 of 25").waitFor();
-      assert.equal(await page.getByLabel("Type filter").inputValue(), "publishable");
-    });
+        await page.getByLabel("Status filter").selectOption("");
+        await page.getByLabel("Type filter").selectOption("publishable");
+        await page.getByRole("button", { name: "Next" }).click();
+        await page.getByText("21-25 of 25").waitFor();
+        assert.match(page.url(), /\?type=publishable&page=2$/);
+        await page.reload();
+        await page.getByText("21-25 of 25").waitFor();
+        assert.equal(await page.getByLabel("Type filter").inputValue(), "publishable");
+      });
+    }
 
     it("opens on the sign-in form with nothing in the browser's console", async () => {
       const messages: string[] = [];
