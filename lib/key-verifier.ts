@@ -192,7 +192,12 @@ export class CachedKeyVerifier implements KeyVerifier {
     }
     if (cost === 0) return this.#valid(entry, parsed, now, {});
     const local = this.#parts.usage.consumeLocal(entry.api_key, cost);
-    if (local) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
+    if (local) {
+      if (local.remaining === undefined) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
+      // Paid from a quota lease: the count this instance knows, as the store's answer would be.
+      const api_key = Object.freeze({ ...this.#readOnly(entry), remaining: local.remaining });
+      return this.#valid(entry, parsed, now, { ...(local.rate_limit ? { rate_limit: local.rate_limit } : {}), remaining: local.remaining }, api_key);
+    }
     return this.#consume(entry, cost).then(({ refused, ...counts }) => {
       let api_key = this.#readOnly(entry);
       // The cached key's quota is as last read; the store's answer is the truth.

@@ -131,6 +131,7 @@ export class ApiKeyService {
   readonly #changes: ChangeUnit;
   readonly #verifier: CachedKeyVerifier;
   readonly #firstUse: ImportedFirstUse;
+  readonly #limits: UsageLimits;
   readonly #capabilities: StoreCapabilities;
   #closing: Promise<void> | undefined;
 
@@ -167,7 +168,8 @@ export class ApiKeyService {
       mapToken: this.#mapToken,
       reads: config.replicaReads,
     });
-    const usage = new UsageLimits({ store, rateLimits: config.rateLimits, now, emit: (event) => this.#events.emit([event]) });
+    const usage = new UsageLimits({ store, rateLimits: config.rateLimits, now, emit: (event) => this.#events.emit([event]), logger });
+    this.#limits = usage;
     this.#firstUse = new ImportedFirstUse({
       read: (work) => this.#changes.run(undefined, work),
       now,
@@ -697,6 +699,7 @@ export class ApiKeyService {
   close(): Promise<void> {
     this.#closing ??= this.#tokens
       .close()
+      .then(() => this.#limits.close())
       .then(() => this.#lastUsed.close())
       .then(() => this.#usage?.close())
       .then(() => this.#cache.close())

@@ -119,6 +119,16 @@ export interface ApiKeyStore {
   consumeQuota?(id: string, cost: number, now: Date, refill?: QuotaRefill): Promise<QuotaConsumption>;
 
   /**
+   * Recommended, with `consumeQuota`. Gives `units` back to the quota of key `id`: units an
+   * instance took with `consumeQuota` at `takenAt` as a lease (lib/quota-leases.ts) and did not
+   * spend, returned when its service closes. Only if the key still has a quota, is not
+   * soft-deleted, still has the `updated_at` it had then (`version`: an edit set a new value)
+   * and was not refilled after `takenAt` (the units belong to the interval they were taken in):
+   * one atomic conditional write. Without it, unspent units are lost when a service closes.
+   */
+  returnQuota?(id: string, units: number, takenAt: Date, version: Date): Promise<void>;
+
+  /**
    * Required. Runs `work` atomically: every change made through the store it is given commits
    * together or not at all, and rows read with `forUpdate` stay locked until it ends. Called
    * inside another transaction (from `within`), it must nest (a savepoint) or join it.

@@ -1,9 +1,11 @@
 // Per-key usage limits, applied once a key has been verified: its rate limits (named windows,
 // counted by a RateLimitCounter, in Redis when there is one) and then its usage quota (counted
-// by the store, in the database). A refused use consumes nothing: when the quota refuses, what
-// the rate limits took is given back.
+// in the database, through leases of units: lib/quota-leases.ts). A refused use consumes
+// nothing: when the quota refuses, what the rate limits took is given back.
 import { ApiKeyError } from "./errors";
 import type { EventBatch } from "./events";
+import type { Logger } from "./logger";
+import { QuotaLeases } from "./quota-leases";
 import type { QuotaRefill, RateLimitRule } from "./columns";
 import type { ApiKeyStore } from "./store";
 import type { RateLimitState } from "./types";
@@ -59,6 +61,8 @@ export interface UsageLimitedKey {
   /** The quota as last read; null or absent: no quota. The database holds the truth. */
   remaining?: number | null;
   refill?: QuotaRefill | null;
+  /** When the key last changed: a quota lease is spent only on the key as it was leased. */
+  updated_at?: Date;
 }
 
 export type UsageDecision =
@@ -71,6 +75,7 @@ export interface UsageLimitsOptions {
   now: () => Date;
   /** Where `api_key.usage_exceeded` and `api_key.refilled` go: the service's event bus. */
   emit: (event: EventBatch) => void;
+  logger: Logger;
 }
 
 function assertCost(cost: number): void {
@@ -81,9 +86,16 @@ const ADMITTED: UsageDecision = Object.freeze({ admitted: true });
 
 export class UsageLimits {
   readonly #options: UsageLimitsOptions;
+  readonly #quotas: QuotaLeases;
 
   constructor(options: UsageLimitsOptions) {
     this.#options = options;
+    this.#quotas = new QuotaLeases(options.store, options.logger);
+  }
+
+  /** Gives the quota units this instance leased and did not spend back to their keys. */
+  close(): Promise<void> {
+    return this.#quotas.close();
   }
 
   /**
@@ -93,18 +105,27 @@ export class UsageLimits {
    * back to counting per instance.
    */
   /**
-   * `consume` for a use that can be decided at once: a key with no limits, or with rate limits
-   * only, whose local leases admit the use. Undefined (nothing consumed) when only `consume`
-   * can decide: a quota (counted in the database), or a lease that cannot pay.
+   * `consume` for a use that can be decided at once: a key with no limits, or whose local leases
+   * (of its rate limits, of its quota) admit the use. Undefined (nothing consumed) when only
+   * `consume` can decide: a lease that cannot pay.
    */
   consumeLocal(key: UsageLimitedKey, cost = 1): UsageDecision | undefined {
     assertCost(cost);
-    if (key.remaining !== undefined && key.remaining !== null) return undefined;
+    const hasQuota = key.remaining !== undefined && key.remaining !== null;
+    const now = hasQuota ? this.#options.now() : undefined;
+    // Checked before the rate limits spend anything, so that a partial answer spends nothing.
+    if (now && !this.#quotas.canPay(key, cost, now)) return undefined;
     const windows = key.rate_limits ?? [];
-    if (windows.length === 0) return ADMITTED;
-    // Only an admission is taken from memory: a refusal may be a lease ending, which Redis settles.
-    const state = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
-    return state && { admitted: true, rate_limit: state };
+    let state: RateLimitState | undefined;
+    if (windows.length > 0) {
+      // Only an admission is taken from memory: a refusal may be a lease ending, which Redis settles.
+      state = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
+      if (!state) return undefined;
+    }
+    if (!now) return state ? { admitted: true, rate_limit: state } : ADMITTED;
+    const quota = this.#quotas.spend(key, cost, now);
+    if (quota.remaining === 0) this.#options.emit({ name: "api_key.usage_exceeded", payload: { id: key.id } });
+    return { admitted: true, ...(state ? { rate_limit: state } : {}), remaining: quota.remaining };
   }
 
   async consume(key: UsageLimitedKey, cost = 1): Promise<UsageDecision> {
@@ -128,7 +149,7 @@ export class UsageLimits {
     }
     let quota;
     try {
-      quota = await store.consumeQuota(key.id, cost, this.#options.now(), key.refill ?? undefined);
+      quota = await this.#quotas.consume(key, cost, this.#options.now());
     } catch (error) {
       await rateLimit?.refund();
       throw error;

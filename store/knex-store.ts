@@ -349,6 +349,16 @@ export class KnexApiKeyStore implements ApiKeyStore {
     return { admitted: false, remaining: row ? Number(row.remaining) : null, refilled };
   }
 
+  /** Gives unspent leased units back in one conditional UPDATE: same `updated_at`, no refill since they were taken. */
+  async returnQuota(id: string, units: number, takenAt: Date, version: Date): Promise<void> {
+    await this.table("api_key")
+      .where({ id, updated_at: version })
+      .whereNull("deleted_at")
+      .whereNotNull("remaining")
+      .whereRaw("coalesce(??, ??) <= ?", ["refilled_at", "created_at", takenAt])
+      .update({ remaining: this.db.raw("?? + ?", ["remaining", units]) });
+  }
+
   private async quotaLeft(id: string): Promise<number> {
     const row = (await this.table("api_key").select("remaining").where({ id }).first()) as { remaining: number | string };
     return Number(row.remaining);

@@ -286,6 +286,16 @@ export class MemoryApiKeyStore implements ApiKeyStore {
     });
   }
 
+  /** Gives unspent leased units back, if the key is as it was and was not refilled since they were taken. */
+  returnQuota(id: string, units: number, takenAt: Date, version: Date): Promise<void> {
+    return this.#exclusive(() => {
+      const record = this.#data.keys.get(id);
+      if (!record || record.deleted_at !== null || record.remaining === null || record.updated_at.getTime() !== version.getTime()) return;
+      if ((this.#data.refilledAt.get(id) ?? record.created_at) > takenAt) return;
+      this.#data.keys.set(id, { ...record, remaining: record.remaining + units });
+    });
+  }
+
   transaction<T>(work: (store: ApiKeyStore) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
       const draft = copyData(this.#data);

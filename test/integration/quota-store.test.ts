@@ -85,6 +85,30 @@ function quotaTests(fixture: QuotaFixture): void {
     assert.deepEqual(await consume(b, id, 2, refill), { admitted: true, remaining: 3, refilled: true });
   });
 
+  it("returnQuota gives back leased units, unless the key was edited or refilled since they were taken", async () => {
+    const [store] = fixture.stores();
+    if (!store.returnQuota) return;
+    const versionOf = async (id: string) => (await store.find({ kind: "compare", field: "id", op: "=", value: id }, { order: [["id", "asc"]], withDeleted: true }))[0]!.updated_at;
+    const id = await fixture.keyWith(10);
+    const takenAt = fixture.clock().now();
+    await consume(store, id, 6);
+    await store.returnQuota(id, 2, takenAt, await versionOf(id));
+    assert.equal(await fixture.stored(id), 6);
+    const edited = new Date((await versionOf(id)).getTime() + 1000);
+    await store.update([id], { updated_at: edited });
+    await store.returnQuota(id, 2, takenAt, new Date(edited.getTime() - 1000));
+    assert.equal(await fixture.stored(id), 6, "an edit since: the units are not added to what was set");
+
+    const daily: QuotaRefill = { amount: 5, interval: "day" };
+    const refilled = await fixture.keyWith(5);
+    const leasedAt = fixture.clock().now();
+    await consume(store, refilled, 3, daily);
+    fixture.clock().advance(untilMidnight(fixture.clock().now()));
+    assert.deepEqual(await consume(store, refilled, 1, daily), { admitted: true, remaining: 4, refilled: true });
+    await store.returnQuota(refilled, 2, leasedAt, await versionOf(refilled));
+    assert.equal(await fixture.stored(refilled), 4, "refilled since: yesterday's units stay gone");
+  });
+
   it("a monthly refill waits for the first of the next UTC month", async () => {
     const refill: QuotaRefill = { amount: 3, interval: "month" };
     const id = await fixture.keyWith(1);

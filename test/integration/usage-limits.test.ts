@@ -28,6 +28,7 @@ forEachBackend("usage limits, two instances on one Redis", (db) => {
       rateLimits: new RateLimiters({ redis: client, prefix, timeout: 5000, logger: quiet, now: Date.now }),
       now: db.clock.now,
       emit: (event) => void events.push(event),
+      logger: quiet,
     });
 
   beforeEach(async () => {
@@ -97,6 +98,7 @@ describe("usage limits: keys without limits", () => {
         rateLimits: new RateLimiters({ redis: client, logger: quiet, now: Date.now }),
         now: () => new Date(),
         emit: () => assert.fail("no event"),
+        logger: quiet,
       });
       assert.deepEqual(await limits.consume({ id: "apk_free", rate_limits: [], remaining: null, refill: null }), { admitted: true });
       assert.deepEqual(await limits.consume({ id: "apk_free" }, 5), { admitted: true });
@@ -128,6 +130,7 @@ forEachBackend("usage limits across a Redis restart", (db) => {
       rateLimits: new RateLimiters({ redis: client, prefix: "p:", timeout: 5000, logger: quiet, now: Date.now }),
       now: db.clock.now,
       emit: () => {},
+      logger: quiet,
     });
     const key = await db.service.createApiKeys({ title: "q", type: "secret", created_by: "u" });
     await db.table("api_key").where({ id: key.id }).update({ remaining: 10 });
