@@ -13,6 +13,7 @@ import { initialize } from "../index";
 import { generateToken } from "../lib/tokens";
 import type { MicroResult } from "./micro";
 import { type Machine, type Measured, report, type Scale } from "./report";
+import { profileDirectory, stopProfiled } from "./profile";
 import { startServer, stats } from "./servers";
 import { CONNECTIONS, type Load, LOAD_CORE, requireTools, runWrk, SERVER_CORE, workspace, wrkVersion } from "./wrk";
 
@@ -122,6 +123,10 @@ async function main(): Promise<void> {
     created_by: "bench",
     rate_limits: [{ name: "bench", limit: 1_000_000_000, duration: 60 }],
   });
+  // A quota no run spends: what counting it costs, through leases of units from the database.
+  const metered = await setup.createApiKeys({ title: "bench quota", type: "secret", created_by: "bench", remaining: 1_000_000_000 });
+  const scoped = await setup.createApiKeys({ title: "bench scoped", type: "secret", created_by: "bench", scopes: ["orders:read", "orders:write", "products:*"] });
+  const fenced = await setup.createApiKeys({ title: "bench allow-list", type: "secret", created_by: "bench", allowed_ips: ["10.0.0.0/8", "127.0.0.1"] });
   await setup.close();
 
   const secretHeader = { header: ["Authorization", basic(secret.token)] } satisfies Load;
@@ -137,7 +142,12 @@ async function main(): Promise<void> {
     { id: "scrypt-reference", label: "7. the reference's way: salted scrypt per request", server: "scrypt-reference", load: secretHeader },
     { id: "last-used", label: "8. last_used_at writes (flush every 1 s)", server: "last-used", load: secretHeader },
     { id: "rate-limited", label: "9. secret key with a rate limit never reached, warm cache, Redis on", server: "rate-limited", load: { header: ["Authorization", basic(limited.token)] } },
+    { id: "quota", label: "10. secret key with a usage quota never spent (leased from PostgreSQL)", server: "secret-memory", load: { header: ["Authorization", basic(metered.token)] } },
+    { id: "scopes", label: "11. secret key with scopes, on a route that requires one", server: "secret-scoped", load: { header: ["Authorization", basic(scoped.token)] } },
+    { id: "ip-allow-list", label: "12. secret key with an IP allow-list (2 entries)", server: "secret-memory", load: { header: ["Authorization", basic(fenced.token)] } },
   ];
+  /** The warm routes whose server CPU is profiled for the package's share of it. */
+  const profiled = ["secret-memory", "publishable-memory", "rate-limited", "quota", "scopes", "ip-allow-list"];
   const env = {
     BENCH_DATABASE: DATABASE,
     BENCH_SCHEMA: schema,
@@ -199,14 +209,37 @@ async function main(): Promise<void> {
         process.stderr.write(`  ${benchCase.label}: ${result.rps.toFixed(0)} req/s (its bare route ${reference.result.rps.toFixed(0)}), p99 ${result.p99_ms.toFixed(2)} ms\n`);
       }
     }
-  } finally {
-    for (const { child } of servers.values()) child.kill();
+  } catch (error) {
     scratch.close();
     await knex.raw("drop schema if exists ?? cascade", [schema]);
     await knex.destroy();
+    throw error;
+  } finally {
+    for (const { child } of servers.values()) child.kill();
   }
   const measured = cases.map((benchCase) => summarise(samples.get(benchCase.id)!));
   const loadAverageAfterHttp = os.loadavg()[0]!;
+
+  // Each profiled case once more, in a server of its own under --cpu-prof: where its CPU goes.
+  for (const benchCase of cases.filter((candidate) => profiled.includes(candidate.id))) {
+    process.stderr.write(`profiling ${benchCase.label} ...\n`);
+    const profile = profileDirectory();
+    try {
+      const server = await startServer(benchCase.server, env, SERVER_CORE, ["--cpu-prof", `--cpu-prof-dir=${profile.dir}`]);
+      await runWrk(scratch.dir, server.port, benchCase.load, 1);
+      await runWrk(scratch.dir, server.port, benchCase.load, DURATION_S);
+      await stopProfiled(server.child);
+      const share = profile.read();
+      const row = measured.find((candidate) => candidate.id === benchCase.id)!;
+      row.package_share = share.package_share;
+      row.package_top = share.top;
+    } finally {
+      profile.close();
+    }
+  }
+  scratch.close();
+  await knex.raw("drop schema if exists ?? cascade", [schema]);
+  await knex.destroy();
 
   process.stderr.write("micro-benchmark (warm authenticate in process, beside its floor) ...\n");
   const micro = runJson<MicroResult>("bench/micro.ts", [], SERVER_CORE);

@@ -43,6 +43,10 @@ async function main(): Promise<void> {
     case "secret-memory":
       app.get("/", apiKeyAuth({ service: await service() }), ok);
       break;
+    case "secret-scoped":
+      // A route that requires a scope the key holds among others.
+      app.get("/", apiKeyAuth({ service: await service(), scopes: ["orders:read"] }), ok);
+      break;
     case "secret-memory-no-analytics":
       app.get("/", apiKeyAuth({ service: await service({ usageAnalytics: false }) }), ok);
       break;
@@ -86,6 +90,8 @@ async function main(): Promise<void> {
     default:
       throw new Error(`unknown BENCH_CASE ${CASE}`);
   }
+  // Under --cpu-prof the profile is written when the process exits: a stop signal must exit.
+  process.once("SIGTERM", () => process.exit(0));
   const server = app.listen(0, "127.0.0.1", () => {
     console.log(`listening ${(server.address() as AddressInfo).port}`);
   });

@@ -6,9 +6,10 @@ import { SERVER_CORE } from "./wrk";
 
 const root = path.resolve(__dirname, "..");
 
-export async function startServer(kind: string, env: Record<string, string>, core = SERVER_CORE): Promise<{ child: ChildProcess; port: number }> {
+/** Starts a case's server; `nodeArgs` (such as `--cpu-prof`) go to its node. */
+export async function startServer(kind: string, env: Record<string, string>, core = SERVER_CORE, nodeArgs: string[] = []): Promise<{ child: ChildProcess; port: number }> {
   // taskset execs node in place, so the child is the server itself.
-  const child = spawn("taskset", ["-c", core, process.execPath, "--import", "tsx", "bench/server.ts"], {
+  const child = spawn("taskset", ["-c", core, process.execPath, ...nodeArgs, "--import", "tsx", "bench/server.ts"], {
     cwd: root,
     env: { ...process.env, ...env, BENCH_CASE: kind },
     stdio: ["ignore", "pipe", "inherit"],

@@ -8,7 +8,7 @@ import type { ApiKeyService } from "../lib/service";
 import type { ApiKeyType } from "../lib/types";
 import { type Credential, MESSAGES, readPublishableCredential, readSecretCredential } from "./credentials";
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
-import { type AuthenticatedRequest, secretKeyAuthContext } from "./request-context";
+import { type AuthenticatedRequest, secretKeyContexts } from "./request-context";
 import { clientAddress } from "./http/client-address";
 import { type FactorySpec, checkFactoryOptions, rules, scopesProblem } from "./http/options";
 import { type NextFunction, asApiKeyError, loggerOf, respondWithError } from "./http/respond";
@@ -159,8 +159,9 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
     }
     if (!key) return invalidKey;
     if (secret) {
-      req.auth_context = secretKeyAuthContext(key);
-      req.secret_key_context = { created_by: key.created_by };
+      const contexts = secretKeyContexts(key);
+      req.auth_context = contexts.auth;
+      req.secret_key_context = contexts.secret;
     } else {
       req.publishable_key_context = { key: token, sales_channel_ids: result.sales_channel_ids ?? [] };
     }

@@ -24,15 +24,34 @@ export interface PublishableKeyContext {
   sales_channel_ids: string[];
 }
 
-/** The `auth_context` a secret key acts under, wherever a request is authenticated by one. */
+/** A secret key's two contexts, read-only, made once per key object. */
+const SECRET_CONTEXTS = new WeakMap<ApiKeyDTO, SecretKeyContexts>();
+
+interface SecretKeyContexts {
+  auth: AuthContext;
+  secret: SecretKeyContext;
+}
+
+/**
+ * The `auth_context` and `secret_key_context` a secret key acts under, wherever a request is
+ * authenticated by one. Made once per key object (the verifier hands out one read-only key per
+ * cached entry, so a warm request allocates none) and read-only, as the key itself is.
+ */
+export function secretKeyContexts(key: ApiKeyDTO): SecretKeyContexts {
+  let contexts = SECRET_CONTEXTS.get(key);
+  if (!contexts) {
+    const app_metadata = Object.freeze({ scopes: Object.isFrozen(key.scopes) ? key.scopes : Object.freeze([...(key.scopes ?? [])]), owner_id: key.owner_id ?? null });
+    const auth: AuthContext = Object.freeze({ actor_id: key.id, actor_type: "api-key", auth_identity_id: "", app_metadata, user_metadata: Object.freeze({}) });
+    const secret = Object.freeze({ created_by: key.created_by });
+    contexts = { auth, secret };
+    SECRET_CONTEXTS.set(key, contexts);
+  }
+  return contexts;
+}
+
+/** The `auth_context` a secret key acts under (see `secretKeyContexts`). */
 export function secretKeyAuthContext(key: ApiKeyDTO): AuthContext {
-  return {
-    actor_id: key.id,
-    actor_type: "api-key",
-    auth_identity_id: "",
-    app_metadata: { scopes: key.scopes ?? [], owner_id: key.owner_id ?? null },
-    user_metadata: {},
-  };
+  return secretKeyContexts(key).auth;
 }
 
 export interface ApiKeyRequestProperties {
