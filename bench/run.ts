@@ -13,6 +13,7 @@ import { initialize } from "../index";
 import { generateToken } from "../lib/tokens";
 import type { MicroResult } from "./micro";
 import { type Machine, type Measured, report, type Scale } from "./report";
+import { PrivateCluster } from "../test/helpers/redis-topologies";
 import { profileDirectory, stopProfiled } from "./profile";
 import { startServer, stats } from "./servers";
 import { CONNECTIONS, type Load, LOAD_CORE, requireTools, runWrk, SERVER_CORE, workspace, wrkVersion } from "./wrk";
@@ -145,10 +146,15 @@ async function main(): Promise<void> {
     { id: "quota", label: "10. secret key with a usage quota never spent (leased from PostgreSQL)", server: "secret-memory", load: { header: ["Authorization", basic(metered.token)] } },
     { id: "scopes", label: "11. secret key with scopes, on a route that requires one", server: "secret-scoped", load: { header: ["Authorization", basic(scoped.token)] } },
     { id: "ip-allow-list", label: "12. secret key with an IP allow-list (2 entries)", server: "secret-memory", load: { header: ["Authorization", basic(fenced.token)] } },
+    { id: "cluster", label: "13. secret key, warm cache, on a Redis Cluster of three masters", server: "secret-cluster", load: secretHeader },
   ];
   /** The warm routes whose server CPU is profiled for the package's share of it. */
   const profiled = ["secret-memory", "publishable-memory", "rate-limited", "quota", "scopes", "ip-allow-list"];
+  // A cluster of the run's own (its servers unpinned, as PostgreSQL and Redis are), for case 13.
+  process.stderr.write("starting a Redis Cluster of three masters ...\n");
+  const cluster = await PrivateCluster.start(3, 0);
   const env = {
+    BENCH_REDIS_CLUSTER: cluster.addresses,
     BENCH_DATABASE: DATABASE,
     BENCH_SCHEMA: schema,
     BENCH_REDIS: REDIS,
@@ -211,6 +217,7 @@ async function main(): Promise<void> {
     }
   } catch (error) {
     scratch.close();
+    await cluster.stop();
     await knex.raw("drop schema if exists ?? cascade", [schema]);
     await knex.destroy();
     throw error;
@@ -238,6 +245,7 @@ async function main(): Promise<void> {
     }
   }
   scratch.close();
+  await cluster.stop();
   await knex.raw("drop schema if exists ?? cascade", [schema]);
   await knex.destroy();
 
