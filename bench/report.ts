@@ -181,6 +181,12 @@ export function report(machine: Machine, rows: Measured[], micro: MicroResult, s
         "A miss here is most likely the shared machine's load during the larger pass: re-run on a quiet machine, and if it persists, read the query plan.",
     ],
     [
+      "memory after distinct valid keys, each verified once, bounded by the cache limits (`cache.max` 10,000 entries, `cache.maxSize` 16 MiB)",
+      `${m.valid_keys!.toLocaleString("en")} keys: heap ${m.heap_after_valid_mib!.toFixed(1)} MiB after (${m.heap_before_mib!.toFixed(1)} MiB at the start of the run); RSS ${m.rss_before_mib!.toFixed(0)} MiB before the verifications (the tokens held by the run included), ${m.rss_after_mib!.toFixed(0)} MiB after`,
+      m.heap_after_valid_mib! - m.heap_before_mib! < 64,
+      "The in-process tier keeps at most `cache.max` keys and `cache.maxSize` bytes by its own estimate; what else grows with distinct keys (last uses waiting for their flush, one per key verified since the last one) is written and dropped every `lastUsedFlushInterval`.",
+    ],
+    [
       "memory after distinct invalid tokens bounded by the cache limits",
       `heap ${m.heap_before_mib!.toFixed(1)} MiB before; ${m.heap_after_bad_checksum_mib!.toFixed(1)} MiB after ${m.bad_checksum_tokens!.toLocaleString("en")} bad-checksum tokens; ${m.heap_after_unknown_mib!.toFixed(1)} MiB after ${m.unknown_well_formed_tokens!.toLocaleString("en")} more unknown tokens with a valid tag (cached as misses, at most \`cache.negativeMax\`)`,
       m.heap_after_unknown_mib! - m.heap_before_mib! < 32,

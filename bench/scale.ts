@@ -1,11 +1,13 @@
-// Scale run: cold authenticate latency with 1,000 and with 1,000,000 keys in the table, and
-// process memory after a flood of distinct invalid tokens. Prints one JSON line.
+// Scale run: cold authenticate latency with 1,000 and with 1,000,000 keys in the table, process
+// memory after a flood of distinct invalid tokens, and after every one of 1,000,000 distinct valid
+// keys verified once (the in-process cache bounded by cache.max and cache.maxSize). Prints one
+// JSON line.
 // Run with --expose-gc so that memory is read after a full collection.
 import { performance } from "node:perf_hooks";
 import knexFactory, { type Knex } from "knex";
 import { KnexApiKeyStore, initialize } from "../index";
 import { loadTokenRules } from "../lib/token-gate";
-import { generateToken } from "../lib/tokens";
+import { generateToken, hashToken, redactToken } from "../lib/tokens";
 
 const DATABASE = process.env.BENCH_DATABASE ?? "postgres://postgres@127.0.0.1:5432/test";
 const REAL_KEYS = 1000;
@@ -87,6 +89,52 @@ async function invalidFlood(knex: Knex, badChecksum: number, unknownWellFormed: 
   };
 }
 
+function rssMiB(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().rss / 1024 / 1024;
+}
+
+/**
+ * `total` distinct valid keys, written straight to the table (their tokens tagged as the
+ * deployment tags them, kept here), each verified once through a service with the default cache:
+ * what the process holds after, against before.
+ */
+async function validKeysOnce(knex: Knex, total: number) {
+  const schema = `bench_valid_${process.pid}`;
+  await knex.raw("drop schema if exists ?? cascade", [schema]);
+  const writer = await initialize({ database: knex, schema, cache: false, redis: false });
+  await writer.close();
+  const { tagKey } = await loadTokenRules(new KnexApiKeyStore(knex, schema), undefined, new Date());
+  const tokens: string[] = [];
+  const now = new Date();
+  for (let i = 0; i < total; i += 5000) {
+    const rows = [];
+    for (let j = i; j < Math.min(total, i + 5000); j++) {
+      const token = generateToken("secret", tagKey);
+      tokens.push(token);
+      rows.push({ id: `apk_valid${j}`, token: hashToken(token), redacted: redactToken(token), title: "valid", type: "secret", created_by: "bench", created_at: now, updated_at: now, token_format: 2 });
+    }
+    await knex.withSchema(schema).table("api_key").insert(rows);
+  }
+  const service = await initialize({ database: knex, schema, runMigrations: false, redis: false, usageAnalytics: false });
+  const before = rssMiB();
+  const heapBefore = heapMiB();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < tokens.length) {
+        const token = tokens[next++]!;
+        if (!(await service.authenticate(token))) throw new Error("a valid key did not authenticate");
+      }
+    }),
+  );
+  tokens.length = 0;
+  const result = { valid_keys: total, rss_before_mib: before, rss_after_mib: rssMiB(), heap_before_valid_mib: heapBefore, heap_after_valid_mib: heapMiB() };
+  await service.close();
+  await knex.raw("drop schema ?? cascade", [schema]);
+  return result;
+}
+
 async function main(): Promise<void> {
   const knex = knexFactory({ client: "pg", connection: DATABASE, pool: { min: 1, max: 34 } });
   try {
@@ -94,8 +142,11 @@ async function main(): Promise<void> {
     process.stderr.write(`  cold lookups, 1,000 keys: p50 ${small.p50_ms.toFixed(3)} ms\n`);
     const large = await coldLatency(knex, 1_000_000);
     process.stderr.write(`  cold lookups, 1,000,000 keys: p50 ${large.p50_ms.toFixed(3)} ms (table built in ${large.setup_s.toFixed(0)} s)\n`);
-    const memory = await invalidFlood(knex, 1_000_000, Number(process.env.BENCH_UNKNOWN ?? 100_000));
-    process.stderr.write(`  memory: ${memory.heap_before_mib.toFixed(1)} -> ${memory.heap_after_unknown_mib.toFixed(1)} MiB heap\n`);
+    const flood = await invalidFlood(knex, 1_000_000, Number(process.env.BENCH_UNKNOWN ?? 100_000));
+    process.stderr.write(`  memory: ${flood.heap_before_mib.toFixed(1)} -> ${flood.heap_after_unknown_mib.toFixed(1)} MiB heap\n`);
+    const valid = await validKeysOnce(knex, Number(process.env.BENCH_VALID ?? 1_000_000));
+    process.stderr.write(`  ${valid.valid_keys.toLocaleString("en")} valid keys verified once: RSS ${valid.rss_before_mib.toFixed(0)} -> ${valid.rss_after_mib.toFixed(0)} MiB\n`);
+    const memory = { ...flood, ...valid };
     console.log(JSON.stringify({ cold: [small, large], memory }));
   } finally {
     await knex.destroy();
