@@ -11,11 +11,9 @@
 // `updated_at`: an edit of `remaining` makes the instance lease again once it hears of it, and
 // the units it held are lost, never added to the new value) and within the refill interval it
 // was taken in (a refill starts the count afresh; the old interval's units go with it).
-import { refillIntervalStart } from "./quota";
-import type { QuotaConsumption } from "./quota";
-import type { ApiKeyStore } from "./store";
 import type { Logger } from "./logger";
-import type { UsageLimitedKey } from "./usage-limits";
+import { type QuotaConsumption, type QuotaRefill, refillIntervalStart } from "./quota";
+import type { ApiKeyStore } from "./store";
 
 /** The share of what is left one lease takes. */
 const LEASE_SHARE = 0.01;
@@ -34,6 +32,14 @@ interface Lease {
   interval: number;
   /** When the lease was taken, for giving its units back. */
   takenAt: Date;
+}
+
+/** What a lease needs of a key: its quota as last read, its refill rule, and when it last changed. */
+export interface QuotaKey {
+  id: string;
+  remaining?: number | null;
+  refill?: QuotaRefill | null;
+  updated_at?: Date;
 }
 
 /** What a use of a quota decided; `remaining` is what this instance knows is left. */
@@ -56,7 +62,7 @@ export class QuotaLeases {
   }
 
   /** The lease of this key that can pay `cost` now, with no I/O; undefined when there is none. */
-  #payable(key: UsageLimitedKey, cost: number, now: Date): Lease | undefined {
+  #payable(key: QuotaKey, cost: number, now: Date): Lease | undefined {
     const lease = this.#leases.get(key.id);
     if (!lease || lease.units < cost) return undefined;
     if (lease.version !== (key.updated_at?.getTime() ?? 0) || lease.interval !== intervalOf(key, now)) return undefined;
@@ -64,12 +70,12 @@ export class QuotaLeases {
   }
 
   /** Whether a lease can pay `cost` now; nothing is spent. */
-  canPay(key: UsageLimitedKey, cost: number, now: Date): boolean {
+  canPay(key: QuotaKey, cost: number, now: Date): boolean {
     return this.#payable(key, cost, now) !== undefined;
   }
 
   /** Spends `cost` from the key's lease (after `canPay` said it can), answering what is left. */
-  spend(key: UsageLimitedKey, cost: number, now: Date): QuotaDecision {
+  spend(key: QuotaKey, cost: number, now: Date): QuotaDecision {
     const lease = this.#payable(key, cost, now)!;
     lease.units -= cost;
     return { admitted: true, remaining: lease.left + lease.units, refilled: false };
@@ -80,7 +86,7 @@ export class QuotaLeases {
    * (one at a time per key: uses that arrive meanwhile wait for it); near the end of a quota,
    * where a whole lease is refused, exactly `cost`.
    */
-  async consume(key: UsageLimitedKey, cost: number, now: Date): Promise<QuotaDecision | QuotaConsumption> {
+  async consume(key: QuotaKey, cost: number, now: Date): Promise<QuotaDecision | QuotaConsumption> {
     let refilled = false;
     for (;;) {
       if (this.canPay(key, cost, now)) return { ...this.spend(key, cost, now), refilled };
@@ -106,7 +112,7 @@ export class QuotaLeases {
    * Takes a lease for the key from the store: "leased" when the write also refilled the quota,
    * "leased-quietly" otherwise; when no lease fits, the answer of a use of exactly `cost`.
    */
-  async #lease(key: UsageLimitedKey, cost: number, now: Date): Promise<"leased" | "leased-quietly" | QuotaConsumption> {
+  async #lease(key: QuotaKey, cost: number, now: Date): Promise<"leased" | "leased-quietly" | QuotaConsumption> {
     const version = key.updated_at?.getTime() ?? 0;
     const held = this.#leases.get(key.id);
     const known = held && held.version === version ? held.left : (key.remaining ?? 0);
@@ -146,6 +152,6 @@ export class QuotaLeases {
   }
 }
 
-function intervalOf(key: UsageLimitedKey, now: Date): number {
+function intervalOf(key: QuotaKey, now: Date): number {
   return key.refill ? refillIntervalStart(now, key.refill.interval).getTime() : 0;
 }
