@@ -2,6 +2,7 @@
 // anything larger refused as bad input, and the bounds of rate limits enforced.
 import assert from "node:assert/strict";
 import request from "supertest";
+import { MAX_LEASE } from "../../lib/quota-leases";
 import { forEachBackend } from "../helpers/backends";
 import { createAdminApp } from "../helpers/create-app";
 
@@ -14,9 +15,13 @@ forEachBackend("numbers at their edges", (db) => {
   it("holds and decrements a quota of 2^53 - 1 exactly", async () => {
     const key = await secret({ remaining: MAX });
     assert.equal((await db.service.retrieveApiKey(key.id)).remaining, MAX);
-    const used = await db.service.verifyApiKey(key.token, { cost: 2 });
+    // An instance of its own: it leases units (MAX_LEASE of them here) and gives back what it did not spend when it closes.
+    const instance = await db.open();
+    const used = await instance.verifyApiKey(key.token, { cost: 2 });
     assert.deepEqual([used.code, used.remaining], ["valid", MAX - 2]);
-    assert.equal((await db.service.retrieveApiKey(key.id)).remaining, MAX - 2);
+    assert.equal((await db.service.retrieveApiKey(key.id)).remaining, MAX - MAX_LEASE, "a lease is taken from the row");
+    await instance.close();
+    assert.equal((await db.service.retrieveApiKey(key.id)).remaining, MAX - 2, "and what was not spent is back, exactly");
     await db.service.updateApiKeys(key.id, { remaining: MAX - 1 });
     assert.equal((await db.service.retrieveApiKey(key.id)).remaining, MAX - 1);
   });
