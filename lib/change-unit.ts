@@ -87,8 +87,10 @@ export class ChangeUnit {
     return this.run(undefined, (primary) => reads.read(kind, primary, work, options));
   }
 
-  /** The cache name of a key: the hash of its token (a secret key's `token` column already is). */
-  /** What caches name a key by; none for an imported key awaiting its first use, which no cache can hold. */
+  /**
+   * The cache name of a key: the hash of its token (a secret key's `token` column already is);
+   * none for an imported key awaiting its first use, which no cache can hold.
+   */
   #cacheKeyOf(record: ApiKeyRecord): string | undefined {
     if (record.type === "publishable") return hashToken(record.token, this.#parts.pepper);
     return record.token.startsWith(IMPORTED_HASH_PREFIX) ? undefined : record.token;

@@ -5,7 +5,7 @@ import { ApiKeyError } from "./errors";
 import { isPlainObject } from "./filters";
 import { type AllowList, allows, compileAllowList } from "./ip-allow-list";
 import { endedBy } from "./key-status";
-import type { ImportedFirstUse } from "./imported-keys";
+import { IMPORTED_TOKEN_FORMAT, type ImportedFirstUse } from "./imported-keys";
 import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache";
 import type { LastUsedRecorder } from "./last-used";
 import type { Metrics } from "./metrics";
@@ -152,7 +152,7 @@ export class CachedKeyVerifier implements KeyVerifier {
   #lookup(token: string, type: ApiKeyType, hash: string): Promise<CacheEntry> {
     return this.#parts.cache.lookup(hash, async (latest) => {
       const entry = await this.#find(token, type, hash, latest);
-      if (entry.found || type !== "secret" || tokenFormat(token) !== 3 || !this.#parts.tokens.awaitingFirstUse()) return entry;
+      if (entry.found || type !== "secret" || tokenFormat(token) !== IMPORTED_TOKEN_FORMAT || !this.#parts.tokens.awaitingFirstUse()) return entry;
       const record = await this.#parts.firstUse.verify(token, hash);
       return record ? { found: true, api_key: toDTO(record), sales_channel_ids: [] } : entry;
     });

@@ -22,7 +22,8 @@ export const MAX_LEASE = 1000;
 /** Leases kept at once; past this the oldest are forgotten (their units stay taken, unspent). */
 const MAX_LEASES = 100_000;
 
-interface Lease {
+/** Units of one key's quota taken from the store and held by this instance. */
+export interface Lease {
   units: number;
   /** What the database had left once this lease was taken: `remaining` is this plus `units`. */
   left: number;
@@ -61,22 +62,16 @@ export class QuotaLeases {
     this.#logger = logger;
   }
 
-  /** The lease of this key that can pay `cost` now, with no I/O; undefined when there is none. */
-  #payable(key: QuotaKey, cost: number, now: Date): Lease | undefined {
+  /** The lease of this key that can pay `cost` now, with no I/O; undefined when there is none. Nothing is spent. */
+  payable(key: QuotaKey, cost: number, now: Date): Lease | undefined {
     const lease = this.#leases.get(key.id);
     if (!lease || lease.units < cost) return undefined;
     if (lease.version !== (key.updated_at?.getTime() ?? 0) || lease.interval !== intervalOf(key, now)) return undefined;
     return lease;
   }
 
-  /** Whether a lease can pay `cost` now; nothing is spent. */
-  canPay(key: QuotaKey, cost: number, now: Date): boolean {
-    return this.#payable(key, cost, now) !== undefined;
-  }
-
-  /** Spends `cost` from the key's lease (after `canPay` said it can), answering what is left. */
-  spend(key: QuotaKey, cost: number, now: Date): QuotaDecision {
-    const lease = this.#payable(key, cost, now)!;
+  /** Spends `cost` from a lease `payable` gave, answering what is left. */
+  spend(lease: Lease, cost: number): QuotaDecision {
     lease.units -= cost;
     return { admitted: true, remaining: lease.left + lease.units, refilled: false };
   }
@@ -89,17 +84,18 @@ export class QuotaLeases {
   async consume(key: QuotaKey, cost: number, now: Date): Promise<QuotaDecision | QuotaConsumption> {
     let refilled = false;
     for (;;) {
-      if (this.canPay(key, cost, now)) return { ...this.spend(key, cost, now), refilled };
+      const lease = this.payable(key, cost, now);
+      if (lease) return { ...this.spend(lease, cost), refilled };
       const taking = this.#taking.get(key.id);
       if (taking) {
         await taking;
         continue;
       }
-      const lease = this.#lease(key, cost, now);
-      this.#taking.set(key.id, lease);
-      let outcome: Awaited<typeof lease>;
+      const leasing = this.#lease(key, cost, now);
+      this.#taking.set(key.id, leasing);
+      let outcome: Awaited<typeof leasing>;
       try {
-        outcome = await lease;
+        outcome = await leasing;
       } finally {
         this.#taking.delete(key.id);
       }

@@ -655,7 +655,11 @@ export class ApiKeyService {
             async (store) => {
               await store.insert(records);
               const byKey = new Map<string, string[]>();
-              for (const link of links) byKey.set(link.publishable_key_id, [...(byKey.get(link.publishable_key_id) ?? []), link.sales_channel_id]);
+              for (const { publishable_key_id: id, sales_channel_id: channel } of links) {
+                const channels = byKey.get(id);
+                if (channels) channels.push(channel);
+                else byKey.set(id, [channel]);
+              }
               for (const [id, channels] of byKey) await store.addLinks(id, "sales_channel", channels);
               const details = { ...ctx?.auditDetails, source: "medusa" };
               await this.#changes.audit(store, { ...ctx, auditDetails: details }, records.map((record) => ({ action: "imported", key_id: record.id, changes: changesBetween(undefined, record) })));

@@ -99,12 +99,6 @@ export class UsageLimits {
   }
 
   /**
-   * Applies a verified key's limits to one use of `cost`: rate limits first, then the quota.
-   * A key with neither costs nothing (no Redis, no database). Rejects only when the store
-   * cannot be reached for a key with a quota (fail closed); rate limits never reject, they fall
-   * back to counting per instance.
-   */
-  /**
    * `consume` for a use that can be decided at once: a key with no limits, or whose local leases
    * (of its rate limits, of its quota) admit the use. Undefined (nothing consumed) when only
    * `consume` can decide: a lease that cannot pay.
@@ -112,9 +106,9 @@ export class UsageLimits {
   consumeLocal(key: UsageLimitedKey, cost = 1): UsageDecision | undefined {
     assertCost(cost);
     const hasQuota = key.remaining !== undefined && key.remaining !== null;
-    const now = hasQuota ? this.#options.now() : undefined;
-    // Checked before the rate limits spend anything, so that a partial answer spends nothing.
-    if (now && !this.#quotas.canPay(key, cost, now)) return undefined;
+    // Found before the rate limits spend anything, so that a partial answer spends nothing.
+    const lease = hasQuota ? this.#quotas.payable(key, cost, this.#options.now()) : undefined;
+    if (hasQuota && !lease) return undefined;
     const windows = key.rate_limits ?? [];
     let state: RateLimitState | undefined;
     if (windows.length > 0) {
@@ -122,12 +116,18 @@ export class UsageLimits {
       state = this.#options.rateLimits.consumeLocal?.(key.id, windows, cost);
       if (!state) return undefined;
     }
-    if (!now) return state ? { admitted: true, rate_limit: state } : ADMITTED;
-    const quota = this.#quotas.spend(key, cost, now);
+    if (!lease) return state ? { admitted: true, rate_limit: state } : ADMITTED;
+    const quota = this.#quotas.spend(lease, cost);
     if (quota.remaining === 0) this.#options.emit({ name: "api_key.usage_exceeded", payload: { id: key.id } });
     return { admitted: true, ...(state ? { rate_limit: state } : {}), remaining: quota.remaining };
   }
 
+  /**
+   * Applies a verified key's limits to one use of `cost`: rate limits first, then the quota.
+   * A key with neither costs nothing (no Redis, no database). Rejects only when the store
+   * cannot be reached for a key with a quota (fail closed); rate limits never reject, they fall
+   * back to counting per instance.
+   */
   async consume(key: UsageLimitedKey, cost = 1): Promise<UsageDecision> {
     assertCost(cost);
     const windows = key.rate_limits ?? [];

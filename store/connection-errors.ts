@@ -4,7 +4,7 @@
 import type { Knex } from "knex";
 import { ApiKeyError } from "../lib/errors";
 import { dialectOf } from "./dialect";
-import { classifyStoreError } from "./store-errors";
+import { classifyStoreError, codeOf } from "./store-errors";
 
 /** Logins the server refused: PostgreSQL's SQLSTATEs and mysql2's codes. */
 const REFUSED_LOGINS = new Set([
@@ -36,11 +36,6 @@ export function describeDatabase(knex: Knex): string {
     return `${DIALECT_NAMES[dialect]} at ${host}:${shownPort}${typeof database === "string" ? ` (database "${database}")` : ""}`;
   }
   return `the ${DIALECT_NAMES[dialect] ?? dialect} database`;
-}
-
-function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
 }
 
 /** What the server or the socket said, in one line: the first of several addresses refused, a timeout in plain words. */

@@ -25,6 +25,11 @@ function isKnexTransaction(value: unknown): value is Knex.Transaction {
 }
 
 
+/** Keys that could still authenticate at `now` by their revocation: none, or one still to come. */
+function notRevokedBy(now: Date): Knex.QueryCallback {
+  return (query) => void query.whereNull("revoked_at").orWhere("revoked_at", ">", now);
+}
+
 /** An id in a list takes one binding; counting two leaves half the limit to the rest of the statement. */
 const BINDINGS_PER_LISTED_ID = 2;
 
@@ -292,7 +297,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const row: unknown = await this.table("api_key")
       .select("id")
       .where((legacy) => void legacy.whereNull("token_format").orWhere("token_format", 1))
-      .where((live) => void live.whereNull("revoked_at").orWhere("revoked_at", ">", now))
+      .where(notRevokedBy(now))
       .first();
     return row !== undefined;
   }
@@ -302,7 +307,7 @@ export class KnexApiKeyStore implements ApiKeyStore {
     const live = () =>
       this.table("api_key")
         .where("token_format", IMPORTED_TOKEN_FORMAT)
-        .where((open) => void open.whereNull("revoked_at").orWhere("revoked_at", ">", now));
+        .where(notRevokedBy(now));
     const count = async (query: Knex.QueryBuilder) => Number(((await query.count({ count: "*" }).first()) as { count: number | string }).count);
     const [all, awaiting] = await Promise.all([count(live()), count(live().where("token", "like", `${IMPORTED_HASH_PREFIX}%`))]);
     return { live: all, awaiting };

@@ -95,7 +95,8 @@ for (const codes of Object.values(STORE_ERROR_CODES)) {
   }
 }
 
-function codeOf(error: object): string | undefined {
+/** An error's `code`, or, for a refused connection to every address of a host, the first one's. */
+export function codeOf(error: object): string | undefined {
   const { code, errors } = error as { code?: unknown; errors?: unknown };
   if (typeof code === "string") return code;
   // Node reports a refused connection to every address of a host as one AggregateError.

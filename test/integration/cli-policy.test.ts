@@ -1,34 +1,15 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { promisify } from "node:util";
 import type { ApiKeyDTO } from "../../lib/types";
 import { forEachBackend } from "../helpers/backends";
+import { type CliResult, runCli } from "../helpers/run-cli";
 import { POSTGRES_URL } from "../helpers/services";
-
-const execFileAsync = promisify(execFile);
-const root = path.resolve(__dirname, "../..");
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 forEachBackend(
   "CLI key policy",
   (db) => {
     /** Runs the CLI on this test's schema in PostgreSQL, with no other configuration from the environment. */
-    async function cli(...args: string[]): Promise<Result> {
-      const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: POSTGRES_URL };
-      for (const name of ["REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
-      try {
-        const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", "--schema", db.schema!, ...args], { cwd: root, env, timeout: 60_000 });
-        return { code: 0, stdout, stderr };
-      } catch (error) {
-        const failed = error as Result;
-        return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-      }
+    function cli(...args: string[]): Promise<CliResult> {
+      return runCli({ DATABASE_URL: POSTGRES_URL }, ["--schema", db.schema!, ...args]);
     }
 
     it("refuses malformed policy flags as usage errors (exit 2), naming the flag", async function () {

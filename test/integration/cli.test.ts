@@ -1,19 +1,16 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import type { Redis } from "ioredis";
 import { initialize } from "../../setup/initialize";
 import { forEachBackend } from "../helpers/backends";
 import { REDIS_URL, connectRedis, deletePrefix, testPrefix } from "../helpers/redis";
+import { type CliResult, runCli } from "../helpers/run-cli";
 import { POSTGRES_URL } from "../helpers/services";
 
-const execFileAsync = promisify(execFile);
-const root = path.resolve(__dirname, "../..");
 
 /**
  * What a terminal would act on, or what changes how the text around it reads: C0 controls but
@@ -24,26 +21,6 @@ const UNSAFE_OUTPUT = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u20
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI with no configuration from the environment but `extraEnv`. */
-async function runCli(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["DATABASE_URL", "REDIS_URL", "REDIS_CLUSTER_NODES", "REDIS_SENTINELS", "REDIS_SENTINEL_NAME", "API_KEYS_PEPPER", "API_KEYS_SCHEMA", "API_KEYS_REDIS_PREFIX"]) delete env[name];
-  Object.assign(env, extraEnv);
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", ...args], { cwd: root, env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
 }
 
 describe("CLI on the embedded database", function () {
@@ -115,11 +92,11 @@ forEachBackend(
   "CLI",
   (db) => {
     /** Runs the CLI on this test's schema in PostgreSQL. */
-    function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+    function cliWith(extraEnv: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
       return runCli({ DATABASE_URL: POSTGRES_URL, ...extraEnv }, ["--schema", db.schema!, ...args]);
     }
 
-    function cli(...args: string[]): Promise<Result> {
+    function cli(...args: string[]): Promise<CliResult> {
       return cliWith({}, ...args);
     }
 
@@ -318,7 +295,7 @@ forEachBackend(
       const publishable = await db.service.createApiKeys({ title: hostile, type: "publishable", created_by: "u" });
       await db.service.updateLinks(publishable.id, { add: [hostile] });
 
-      const runs: [string, Result][] = [
+      const runs: [string, CliResult][] = [
         ["list", await cli("list")],
         ["list --json", await cli("list", "--json")],
         ["create", await cli("create", "--title", hostile, "--type", "secret")],

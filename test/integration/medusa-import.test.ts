@@ -2,7 +2,6 @@
 // migrations' final DDL), filled with rows computed the way Medusa computes them: every live
 // token authenticates unchanged, a secret one through one scrypt check and then none.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import crypto, { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,10 +14,10 @@ import request from "supertest";
 import { initialize } from "../../setup/initialize";
 import { createApp } from "../helpers/create-app";
 import { forEachBackend } from "../helpers/backends";
+import { runCli } from "../helpers/run-cli";
 import { POSTGRES_URL, connectPostgres } from "../helpers/services";
 
 const scrypt = promisify(crypto.scrypt);
-const execFileAsync = promisify(execFile);
 
 /** Medusa's `redactKey`. */
 const redact = (token: string): string => [token.slice(0, 6), token.slice(-3)].join("***");
@@ -324,7 +323,7 @@ describe("CLI import-medusa", function () {
       await medusa.destroy();
     }
     const target = `sqlite://${path.join(dir, "keys.db")}`;
-    const cli = (...args: string[]) => runCli(["--database", target, ...args]);
+    const cli = (...args: string[]) => runCli({}, ["--database", target, ...args]);
 
     const dry = await cli("import-medusa", medusaUrl, "--dry-run");
     assert.equal(dry.code, 0, dry.stderr);
@@ -354,16 +353,3 @@ describe("CLI import-medusa", function () {
     assert.equal(unreachable.stderr.trim().split("\n").length, 1, "one line");
   });
 });
-
-/** Runs the CLI with no configuration from the environment. */
-async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["DATABASE_URL", "REDIS_URL", "API_KEYS_PEPPER", "API_KEYS_SCHEMA"]) delete env[name];
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, ["--import", "tsx", "cli/index.ts", ...args], { cwd: path.resolve(__dirname, "../.."), env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}

@@ -118,7 +118,7 @@ function fromLocalInput(value) {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-/** The form's title: the API takes an empty one, as Medusa's does, but a person means to give one. */
+/** The form's title, trimmed: said in place before a request, since the API refuses an empty one too. */
 function titleOf(form) {
   const title = String(form.get("title")).trim();
   if (!title) throw new Error("Give the key a title, such as the app or person that will use it.");
