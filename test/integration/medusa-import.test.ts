@@ -14,6 +14,7 @@ import request from "supertest";
 import { initialize } from "../../setup/initialize";
 import { createApp } from "../helpers/create-app";
 import { forEachBackend } from "../helpers/backends";
+import { REDIS_URL, redisPerTest } from "../helpers/redis";
 import { runCli } from "../helpers/run-cli";
 import { POSTGRES_URL, connectPostgres } from "../helpers/services";
 
@@ -65,6 +66,7 @@ forEachBackend("Medusa import", (db) => {
   let source: Knex | undefined;
   let schema: string;
   let keys: Record<string, MedusaKey>;
+  const redis = redisPerTest();
 
   before(async function () {
     this.timeout(60_000);
@@ -249,6 +251,21 @@ forEachBackend("Medusa import", (db) => {
       const result = await db.service.verifyApiKey(key.raw_token);
       assert.deepEqual([result.code, result.api_key?.id], ["valid", key.id]);
     }
+  });
+
+  it("revokes an imported key awaiting its first use without sending other instances a message they cannot read", async function () {
+    this.timeout(30_000);
+    // Two instances on one Redis, whose channel checks every message it hears.
+    const shared = { redis: REDIS_URL, cache: { redisPrefix: redis.prefix } };
+    const heard: string[] = [];
+    const capture = (message: unknown) => void heard.push(String(message));
+    const writer = await db.open(shared);
+    await db.open({ ...shared, logger: { warn: capture, error: capture } });
+    await importInto(writer);
+    await writer.revoke(keys.admin!.id, { revoked_by: "u" });
+    await writer.revoke(keys.storefront!.id, { revoked_by: "u" });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(heard.filter((message) => /not one of ours/.test(message)), []);
   });
 
   it("refuses rows Medusa would not write, naming them, and imports the rest", async () => {
