@@ -10,6 +10,7 @@ import { type Credential, MESSAGES, readPublishableCredential, readSecretCredent
 import { rateLimitHeaders, reportedStates } from "./rate-limit-headers";
 import { type AuthenticatedRequest, secretKeyContexts } from "./request-context";
 import { clientAddress } from "./http/client-address";
+import { requestProperties } from "./http/request-properties";
 import { type FactorySpec, checkFactoryOptions, rules, scopesProblem } from "./http/options";
 import { type NextFunction, asApiKeyError, loggerOf, respondWithError } from "./http/respond";
 import type { PolicyApiKey, VerifyResult } from "./verify-types";
@@ -158,14 +159,15 @@ export function apiKeyAuth(options?: ApiKeyAuthOptions) {
         return invalidKey;
     }
     if (!key) return invalidKey;
+    const properties = requestProperties(req);
     if (secret) {
       const contexts = secretKeyContexts(key);
-      req.auth_context = contexts.auth;
-      req.secret_key_context = contexts.secret;
+      properties.auth_context = contexts.auth;
+      properties.secret_key_context = contexts.secret;
     } else {
-      req.publishable_key_context = { key: token, sales_channel_ids: result.sales_channel_ids ?? [] };
+      properties.publishable_key_context = { key: token, sales_channel_ids: result.sales_channel_ids ?? [] };
     }
-    req.api_key = key;
+    properties.api_key = key;
     return undefined;
   }
 

@@ -10,7 +10,8 @@ import type { ApiKeyDTO } from "../../lib/types";
 import type { AdminScopes } from "../admin-scopes";
 import { clientAddress } from "../http/client-address";
 import { type NextFunction, writeJson } from "../http/respond";
-import { type AuthenticatedRequest, secretKeyAuthContext } from "../request-context";
+import { requestProperties } from "../http/request-properties";
+import { secretKeyAuthContext } from "../request-context";
 import { CSRF_HEADER, GUARD_MESSAGES, changes, crossOrigin } from "./guards";
 import { type CookiePlace, type Session, type SessionStore, clearedCookie, readCookie, sameSecret } from "./session";
 import type { SignInThrottle } from "./sign-in-throttle";
@@ -183,9 +184,9 @@ export function signInRoutes(router: Router, parts: SignInParts): void {
       return false;
     }
     const { key } = live;
-    const authenticated = req as AuthenticatedRequest<Request>;
-    authenticated.api_key = key;
-    authenticated.auth_context = secretKeyAuthContext(key);
+    const properties = requestProperties(req);
+    properties.api_key = key;
+    properties.auth_context = secretKeyAuthContext(key);
     return true;
   }
 
