@@ -133,6 +133,7 @@ async function main(): Promise<void> {
   const secretHeader = { header: ["Authorization", basic(secret.token)] } satisfies Load;
   const cases: Case[] = [
     { id: "bare", label: "1. bare Express route", server: "bare", load: {} },
+    { id: "noop-middleware", label: "1b. a middleware that only calls next() (what Express charges for any)", server: "noop-middleware", load: {} },
     { id: "secret-memory", label: "2. secret key (Basic), warm in-process cache", server: "secret-memory", load: secretHeader },
     { id: "secret-memory-no-analytics", label: "2b. case 2 with verification analytics off", server: "secret-memory-no-analytics", load: secretHeader },
     { id: "publishable-memory", label: "3. publishable key, warm cache, 5 sales channels", server: "publishable-memory", load: { header: ["x-publishable-api-key", publishable.token] } },

@@ -40,6 +40,10 @@ async function main(): Promise<void> {
     case "bare":
       app.get("/", ok);
       break;
+    case "noop-middleware":
+      // What Express charges for any middleware in front of a route: a second handler, no work.
+      app.get("/", (_req, _res, next) => next(), ok);
+      break;
     case "secret-memory":
       app.get("/", apiKeyAuth({ service: await service() }), ok);
       break;
