@@ -10,7 +10,7 @@ import type { CacheEntry, FoundEntry, KeyLookupCache } from "./key-lookup-cache"
 import type { LastUsedRecorder } from "./last-used";
 import type { Metrics } from "./metrics";
 import type { UsageRecorder } from "./usage-analytics";
-import { readOnlyKey } from "./read-only";
+import { type KeyRecipe, keyRecipe, keyWithRemaining, readOnlyKey } from "./read-only";
 import type { ReplicaReadOptions } from "./replica-reads";
 import { missingScopes } from "./scopes";
 import type { ApiKeyRecord, ApiKeyStore, PublishableRecord } from "./store";
@@ -99,6 +99,8 @@ export class CachedKeyVerifier implements KeyVerifier {
   readonly #parts: CachedKeyVerifierParts;
   /** Read-only copies of cached keys, by the cached key they copy; they go when it goes. */
   readonly #readOnlyKeys = new WeakMap<ApiKeyDTO, ApiKeyDTO>();
+  /** Recipes for per-use copies of cached keys with a quota, by the cached key. */
+  readonly #recipes = new WeakMap<ApiKeyDTO, KeyRecipe>();
   /** Cached keys' allow-lists, parsed once per entry, so that checking one costs no parse. */
   readonly #allowLists = new WeakMap<ApiKeyDTO, AllowList>();
 
@@ -195,7 +197,7 @@ export class CachedKeyVerifier implements KeyVerifier {
     if (local) {
       if (local.remaining === undefined) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
       // Paid from a quota lease: the count this instance knows, as the store's answer would be.
-      const api_key = Object.freeze({ ...this.#readOnly(entry), remaining: local.remaining });
+      const api_key = keyWithRemaining(this.#recipe(entry), local.remaining);
       return this.#valid(entry, parsed, now, { ...(local.rate_limit ? { rate_limit: local.rate_limit } : {}), remaining: local.remaining }, api_key);
     }
     return this.#consume(entry, cost).then(({ refused, ...counts }) => {
@@ -221,6 +223,16 @@ export class CachedKeyVerifier implements KeyVerifier {
       this.#allowLists.set(entry.api_key, list);
     }
     return list;
+  }
+
+  /** How to copy an entry's key with a count of its own, read once per cached entry. */
+  #recipe(entry: FoundEntry): KeyRecipe {
+    let recipe = this.#recipes.get(entry.api_key);
+    if (!recipe) {
+      recipe = keyRecipe(this.#readOnly(entry));
+      this.#recipes.set(entry.api_key, recipe);
+    }
+    return recipe;
   }
 
   /** The read-only copy of an entry's key, made once per cached entry. */

@@ -26,3 +26,24 @@ export function readOnlyKey(dto: ApiKeyDTO): ApiKeyDTO {
   }
   return Object.freeze(copy) as unknown as ApiKeyDTO;
 }
+
+/** How to make copies of one read-only key that differ only in `remaining`: its fields in order, each date as its time. */
+export type KeyRecipe = readonly (readonly [field: string, value: unknown, time: number | undefined])[];
+
+/** The recipe for copies of `readOnly` (a key from `readOnlyKey`), read once per cached key. */
+export function keyRecipe(readOnly: ApiKeyDTO): KeyRecipe {
+  return Object.entries(readOnly).map(([field, value]) => (value instanceof Date ? [field, undefined, value.getTime()] : [field, value, undefined]));
+}
+
+/**
+ * A copy of a read-only key carrying its quota as counted for one use. Its values are the key's
+ * own deep-frozen ones and its dates new Date objects of its own, so no caller can change what
+ * another sees, as with `readOnlyKey`; made from a recipe, it reads no date getter, which made a
+ * copy per use cost microseconds.
+ */
+export function keyWithRemaining(recipe: KeyRecipe, remaining: number): ApiKeyDTO {
+  const copy: Record<string, unknown> = {};
+  for (const [field, value, time] of recipe) copy[field] = time === undefined ? value : new Date(time);
+  copy.remaining = remaining;
+  return Object.freeze(copy) as unknown as ApiKeyDTO;
+}

@@ -24,27 +24,37 @@ export interface PublishableKeyContext {
   sales_channel_ids: string[];
 }
 
-/** A secret key's two contexts, read-only, made once per key object. */
-const SECRET_CONTEXTS = new WeakMap<ApiKeyDTO, SecretKeyContexts>();
+/**
+ * A secret key's two contexts, read-only, made once per cached key. Found by the key's frozen
+ * `scopes` when it has them: every copy the verifier hands out for one cached key shares that
+ * array, including the copy per use of a key with a quota, which carries its own count.
+ */
+const SECRET_CONTEXTS = new WeakMap<object, SecretKeyContexts>();
 
 interface SecretKeyContexts {
   auth: AuthContext;
   secret: SecretKeyContext;
 }
 
+function madeFor(contexts: SecretKeyContexts, key: ApiKeyDTO): boolean {
+  return contexts.auth.actor_id === key.id && contexts.auth.app_metadata.owner_id === (key.owner_id ?? null) && contexts.secret.created_by === key.created_by;
+}
+
 /**
  * The `auth_context` and `secret_key_context` a secret key acts under, wherever a request is
- * authenticated by one. Made once per key object (the verifier hands out one read-only key per
- * cached entry, so a warm request allocates none) and read-only, as the key itself is.
+ * authenticated by one: read-only, as the key itself is, and made once per cached key, so a warm
+ * request allocates none.
  */
 export function secretKeyContexts(key: ApiKeyDTO): SecretKeyContexts {
-  let contexts = SECRET_CONTEXTS.get(key);
-  if (!contexts) {
-    const app_metadata = Object.freeze({ scopes: Object.isFrozen(key.scopes) ? key.scopes : Object.freeze([...(key.scopes ?? [])]), owner_id: key.owner_id ?? null });
+  const shared = Array.isArray(key.scopes) && Object.isFrozen(key.scopes);
+  const anchor: object = shared ? key.scopes : key;
+  let contexts = SECRET_CONTEXTS.get(anchor);
+  if (!contexts || !madeFor(contexts, key)) {
+    const app_metadata = Object.freeze({ scopes: shared ? key.scopes : Object.freeze([...(key.scopes ?? [])]), owner_id: key.owner_id ?? null });
     const auth: AuthContext = Object.freeze({ actor_id: key.id, actor_type: "api-key", auth_identity_id: "", app_metadata, user_metadata: Object.freeze({}) });
     const secret = Object.freeze({ created_by: key.created_by });
     contexts = { auth, secret };
-    SECRET_CONTEXTS.set(key, contexts);
+    SECRET_CONTEXTS.set(anchor, contexts);
   }
   return contexts;
 }

@@ -82,6 +82,29 @@ forEachBackend(
       assert.equal(warm.req.api_key?.token, "", "no secret material");
     });
 
+    it("a key with a quota: each use gets a read-only copy of the key with its own count and dates, and the same contexts, made once", async () => {
+      const metered = await db.service.createApiKeys({ title: "metered", type: "secret", created_by: "user_42", scopes: ["orders:read"], remaining: 1000, metadata: { plan: "pro" } });
+      const middleware = auth(db.service);
+      await settled(middleware, { authorization: basic(metered.token) });
+      const first = await settled(middleware, { authorization: basic(metered.token) });
+      const second = await settled(middleware, { authorization: basic(metered.token) });
+      const [a, b] = [first.req.api_key!, second.req.api_key!];
+      assert.equal(b.remaining, a.remaining! - 1, "each use's own count");
+      assert.equal(second.req.auth_context, first.req.auth_context, "contexts made once per cached key, not per use");
+      assert.equal(second.req.secret_key_context, first.req.secret_key_context);
+      assert.deepEqual(first.req.auth_context?.app_metadata, { scopes: ["orders:read"], owner_id: null });
+      // Read-only as the key without a quota is: the copy, its arrays and its metadata.
+      assert.ok(Object.isFrozen(a) && Object.isFrozen(a.scopes) && Object.isFrozen(a.metadata));
+      assert.throws(() => ((a as { title: string }).title = "tampered"), TypeError);
+      // Its dates are its own: changing one changes no other use's.
+      a.created_at.setTime(0);
+      assert.equal(b.created_at.getTime(), new Date(metered.created_at).getTime());
+      // The same fields, in the same order, as the key a verification that pays nothing answers.
+      const unpaid = await db.service.verifyApiKey(metered.token, { cost: 0 });
+      assert.deepEqual(Object.keys(b), Object.keys(unpaid.api_key!));
+      assert.deepEqual({ ...b, remaining: 0 }, { ...unpaid.api_key!, remaining: 0 });
+    });
+
     it("a publishable key too, with its sales channels", async () => {
       const middleware = auth(db.service, { type: "publishable" });
       await settled(middleware, { "x-publishable-api-key": publishable.token });
