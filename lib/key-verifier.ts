@@ -110,27 +110,28 @@ export class CachedKeyVerifier implements KeyVerifier {
 
   verify(token: string, options: CheckedVerifyOptions, ip: ClientAddress = options.ip): VerifyResult | Promise<VerifyResult> {
     const { analytics, metrics } = this.#parts;
-    const answer = this.#verify(token, options, ip);
+    // One reading of the clock per verification: a warm one is judged and counted by it.
+    const at = this.#parts.now();
+    const answer = this.#verify(token, options, ip, at);
     if (!analytics && !metrics) return answer;
     // A store failure (a rejection) is no answer, and is not counted.
-    if (answer instanceof Promise) return answer.then((result) => this.#counted(result));
-    return this.#counted(answer);
+    if (answer instanceof Promise) return answer.then((result) => this.#counted(result, at));
+    return this.#counted(answer, at);
   }
 
-  #counted(result: VerifyResult): VerifyResult {
-    this.#parts.analytics?.count(result);
+  #counted(result: VerifyResult, at: Date): VerifyResult {
+    this.#parts.analytics?.count(result, at);
     this.#parts.metrics?.verified(result.api_key?.type ?? "none", result.code);
     return result;
   }
 
-  #verify(token: string, options: CheckedVerifyOptions, ip: ClientAddress): VerifyResult | Promise<VerifyResult> {
+  #verify(token: string, options: CheckedVerifyOptions, ip: ClientAddress, at: Date): VerifyResult | Promise<VerifyResult> {
     const { type, scopes, cost } = options;
-    const { cache, tokens, pepper, now } = this.#parts;
+    const { cache, tokens, pepper } = this.#parts;
     // The public format and checksum first: no hash is paid for a typo.
     const parsed = parseToken(token);
     if (!parsed || (type !== undefined && parsed !== type)) return { ...NOT_FOUND };
     const hash = hashToken(token, pepper);
-    const at = now();
     // A fresh in-process entry for this very token was made after the token passed the gate
     // below (nothing else writes the memory tier), so a hit needs no second tag check; reading
     // it costs no I/O and writes nothing, so a forged token gains nothing from it.
@@ -193,7 +194,7 @@ export class CachedKeyVerifier implements KeyVerifier {
       if (missing.length > 0) return { valid: false, code: "forbidden", api_key: this.#readOnly(entry), missing_scopes: missing };
     }
     if (cost === 0) return this.#valid(entry, parsed, now, {});
-    const local = this.#parts.usage.consumeLocal(entry.api_key, cost);
+    const local = this.#parts.usage.consumeLocal(entry.api_key, cost, now);
     if (local) {
       if (local.remaining === undefined) return this.#valid(entry, parsed, now, local.rate_limit ? { rate_limit: local.rate_limit } : {});
       // Paid from a quota lease: the count this instance knows, as the store's answer would be.

@@ -86,9 +86,9 @@ export class UsageRecorder {
   }
 
   /** Counts one verification's answer; the write happens at the next flush. */
-  count(result: VerifyResult): void {
+  count(result: VerifyResult, at: Date = this.#options.now()): void {
     if (this.#closed) return;
-    this.#add(Math.floor(this.#options.now().getTime() / HOUR_MS), result.api_key?.id ?? "", CODE_INDEX[result.code], 1);
+    this.#add(Math.floor(at.getTime() / HOUR_MS), result.api_key?.id ?? "", CODE_INDEX[result.code], 1);
     this.#timer.schedule();
   }
 

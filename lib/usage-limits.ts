@@ -101,13 +101,13 @@ export class UsageLimits {
   /**
    * `consume` for a use that can be decided at once: a key with no limits, or whose local leases
    * (of its rate limits, of its quota) admit the use. Undefined (nothing consumed) when only
-   * `consume` can decide: a lease that cannot pay.
+   * `consume` can decide: a lease that cannot pay. `now` is the caller's reading of the clock.
    */
-  consumeLocal(key: UsageLimitedKey, cost = 1): UsageDecision | undefined {
+  consumeLocal(key: UsageLimitedKey, cost = 1, now: Date = this.#options.now()): UsageDecision | undefined {
     assertCost(cost);
     const hasQuota = key.remaining !== undefined && key.remaining !== null;
     // Found before the rate limits spend anything, so that a partial answer spends nothing.
-    const lease = hasQuota ? this.#quotas.payable(key, cost, this.#options.now()) : undefined;
+    const lease = hasQuota ? this.#quotas.payable(key, cost, now) : undefined;
     if (hasQuota && !lease) return undefined;
     const windows = key.rate_limits ?? [];
     let state: RateLimitState | undefined;
