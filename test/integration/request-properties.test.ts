@@ -102,6 +102,27 @@ describe("apiKeyAuth's request properties on Express", function () {
         });
       });
 
+      it("are the request's own where a property of its own, or of its app's prototype, would hide them", async () => {
+        const app = express();
+        // Another middleware defines one on the request itself before authentication.
+        app.get(
+          "/defined",
+          (req, _res, next: Next) => {
+            Object.defineProperty(req, "auth_context", { value: "anonymous", writable: true, configurable: true, enumerable: true });
+            next();
+          },
+          apiKeyAuth({ service }),
+          (req, res) => res.json(seen(req)),
+        );
+        assert.deepEqual((await request(app).get("/defined").set("Authorization", basic(secret.token))).body, { actor_id: secret.id, created_by: "user_1", api_key_id: secret.id });
+
+        // An app's own default on its request prototype.
+        const defaults = express();
+        (defaults.request as unknown as { api_key: null }).api_key = null;
+        defaults.get("/", apiKeyAuth({ service }), (req, res) => res.json(seen(req)));
+        assert.deepEqual((await request(defaults).get("/").set("Authorization", basic(secret.token))).body, { actor_id: secret.id, created_by: "user_1", api_key_id: secret.id });
+      });
+
       it("are not added to the request itself: each added property would cost the request a new hidden class", async () => {
         const app = express();
         app.get("/", apiKeyAuth({ service }), (req, res) =>
@@ -112,6 +133,21 @@ describe("apiKeyAuth's request properties on Express", function () {
       });
     });
   }
+
+  it("are the request's own properties on a server made with an IncomingMessage subclass, whose prototype no one swaps", async () => {
+    class WithDefaults extends http.IncomingMessage {
+      api_key: ApiKeyDTO | undefined = undefined;
+    }
+    const auth = apiKeyAuth({ service });
+    const server = http.createServer({ IncomingMessage: WithDefaults }, (req: IncomingMessage, res: ServerResponse) =>
+      auth(req, res, () => {
+        res.setHeader("Content-Type", "application/json");
+        res.end(JSON.stringify({ own: Object.hasOwn(req, "auth_context"), accessor: "api_key" in WithDefaults.prototype, ...seen(req) }));
+      }),
+    );
+    const res = await request(server).get("/").set("Authorization", basic(secret.token));
+    assert.deepEqual(res.body, { own: true, accessor: false, actor_id: secret.id, created_by: "user_1", api_key_id: secret.id });
+  });
 
   it("are the request's own properties on a bare node:http server, whose requests keep Node's prototype", async () => {
     const auth = apiKeyAuth({ service });
