@@ -252,7 +252,7 @@ async function main(): Promise<void> {
 
   process.stderr.write("micro-benchmark (warm authenticate in process, beside its floor) ...\n");
   const micro = runJson<MicroResult>("bench/micro.ts", [], SERVER_CORE);
-  process.stderr.write("scale run (cold lookups with 1,000 and 1,000,000 keys; memory after invalid floods) ...\n");
+  process.stderr.write("scale run (cold lookups with 1,000, 1,000,000 and 10,000,000 keys; memory after invalid floods and valid keys) ...\n");
   const scale = runJson<Scale>("bench/scale.ts", ["--expose-gc"]);
 
   const machine: Machine = {
