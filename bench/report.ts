@@ -28,6 +28,8 @@ export interface Measured {
   /** SQL queries the case's server sent while it was measured. */
   queries: number;
   updates: number;
+  /** Of those, lookups of a key by its token (the rest is background work: flushes, rechecks). */
+  lookups: number;
   /** For profiled warm routes: the package's own functions' share of the server's busy CPU (bench/profile.ts). */
   package_share?: number;
   package_top?: { name: string; share: number }[];
@@ -125,9 +127,9 @@ export function report(machine: Machine, rows: Measured[], micro: MicroResult, s
         `which a bare 200 does not write. ${resolution}`,
     ],
     [
-      "case 6b (checksum-valid forged tokens) at least 0.90 of the bare route, with no database query",
-      `${both(unknown)}; ${unknown.queries.toLocaleString("en")} queries for ${unknown.requests.toLocaleString("en")} requests`,
-      unknown.ratio >= 0.9 && unknown.queries === 0,
+      "case 6b (checksum-valid forged tokens) at least 0.90 of the bare route, with no key looked up in the database",
+      `${both(unknown)}; ${unknown.lookups.toLocaleString("en")} lookups for ${unknown.requests.toLocaleString("en")} requests (${unknown.queries.toLocaleString("en")} queries in all, the rest background flushes and rechecks)`,
+      unknown.ratio >= 0.9 && unknown.lookups === 0,
       `Case 6b ${cost(unknown, 0.9)}. Forged tokens fail the keyed tag (one HMAC-SHA-256) before any cache or store, so they cost no query and no cache entry; ` +
         "the rest is case 6a's answer plus the SHA-256 a warm hit needs and the HMAC, which through node:crypto's `createHmac` (OpenSSL 3) costs several microseconds a call on these machines; " +
         `reusing copied HMAC states measured slower still. ${resolution} ` +
@@ -243,7 +245,8 @@ of the check; case 1, a server with no check at all, measured the same way, show
 identical routes differ on this machine. The table shows the median over the rounds and, for
 the ratio, its range [min-max]. Floods send a distinct token in every request (100,000 per run,
 generated beforehand by \`lib/tokens.ts\`, read by a wrk Lua script). Queries are the SQL
-statements the case's server sent while it was measured, summed over the rounds. CPU \u00b5s per
+statements the case's server sent while it was measured, summed over the rounds, background work
+included (flushes of last uses and analytics, the token rules' recheck every minute). CPU \u00b5s per
 request is the server process's own CPU time (user and system) over the requests it answered,
 and the CPU ratio is its bare route's against it, per round: unlike the throughput ratio, it is
 not moved by what else ran on the server's core, so it shows what the code costs when the

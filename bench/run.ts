@@ -82,6 +82,7 @@ function summarise(rounds: Measured[]): Measured {
     errors: sum((row) => row.errors),
     queries: sum((row) => row.queries),
     updates: sum((row) => row.updates),
+    lookups: sum((row) => row.lookups),
   };
 }
 
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
           cpu_ratio_max: 0,
           queries: run.after.queries - run.before.queries,
           updates: run.after.updates - run.before.updates,
+          lookups: run.after.lookups - run.before.lookups,
         });
         process.stderr.write(`  ${benchCase.label}: ${result.rps.toFixed(0)} req/s (its bare route ${reference.result.rps.toFixed(0)}), p99 ${result.p99_ms.toFixed(2)} ms\n`);
       }

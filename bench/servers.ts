@@ -26,7 +26,7 @@ export async function startServer(kind: string, env: Record<string, string>, cor
   return { child, port };
 }
 
-export async function stats(port: number): Promise<{ queries: number; updates: number; cpu_us: number }> {
+export async function stats(port: number): Promise<{ queries: number; updates: number; lookups: number; cpu_us: number }> {
   const response = await fetch(`http://127.0.0.1:${port}/__stats`);
-  return (await response.json()) as { queries: number; updates: number; cpu_us: number };
+  return (await response.json()) as { queries: number; updates: number; lookups: number; cpu_us: number };
 }
