@@ -218,32 +218,17 @@ export class CachedKeyVerifier implements KeyVerifier {
   }
 
   #allowList(entry: FoundEntry): AllowList {
-    let list = this.#allowLists.get(entry.api_key);
-    if (!list) {
-      list = compileAllowList(entry.api_key.allowed_ips);
-      this.#allowLists.set(entry.api_key, list);
-    }
-    return list;
+    return oncePerEntry(this.#allowLists, entry, () => compileAllowList(entry.api_key.allowed_ips));
   }
 
   /** How to copy an entry's key with a count of its own, read once per cached entry. */
   #recipe(entry: FoundEntry): KeyRecipe {
-    let recipe = this.#recipes.get(entry.api_key);
-    if (!recipe) {
-      recipe = keyRecipe(this.#readOnly(entry));
-      this.#recipes.set(entry.api_key, recipe);
-    }
-    return recipe;
+    return oncePerEntry(this.#recipes, entry, () => keyRecipe(this.#readOnly(entry)));
   }
 
   /** The read-only copy of an entry's key, made once per cached entry. */
   #readOnly(entry: FoundEntry): ApiKeyDTO {
-    let copy = this.#readOnlyKeys.get(entry.api_key);
-    if (!copy) {
-      copy = readOnlyKey(entry.api_key);
-      this.#readOnlyKeys.set(entry.api_key, copy);
-    }
-    return copy;
+    return oncePerEntry(this.#readOnlyKeys, entry, () => readOnlyKey(entry.api_key));
   }
 
   /**
@@ -259,6 +244,16 @@ export class CachedKeyVerifier implements KeyVerifier {
     if (decision.remaining !== undefined) counts.remaining = decision.remaining;
     return decision.admitted ? counts : { ...counts, refused: decision.code };
   }
+}
+
+/** What `make` makes for a cached entry, made once: kept by the entry's key, and gone with it. */
+function oncePerEntry<T>(made: WeakMap<ApiKeyDTO, T>, entry: FoundEntry, make: () => T): T {
+  let value = made.get(entry.api_key);
+  if (value === undefined) {
+    value = make();
+    made.set(entry.api_key, value);
+  }
+  return value;
 }
 
 /** For stores without `findPublishable`: the key, then its sales channels. */

@@ -85,8 +85,8 @@ export class UsageRecorder {
     return this.#pairs;
   }
 
-  /** Counts one verification's answer; the write happens at the next flush. */
-  count(result: VerifyResult, at: Date = this.#options.now()): void {
+  /** Counts one verification's answer, given at `at`; the write happens at the next flush. */
+  count(result: VerifyResult, at: Date): void {
     if (this.#closed) return;
     this.#add(Math.floor(at.getTime() / HOUR_MS), result.api_key?.id ?? "", CODE_INDEX[result.code], 1);
     this.#timer.schedule();

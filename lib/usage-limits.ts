@@ -103,7 +103,7 @@ export class UsageLimits {
    * (of its rate limits, of its quota) admit the use. Undefined (nothing consumed) when only
    * `consume` can decide: a lease that cannot pay. `now` is the caller's reading of the clock.
    */
-  consumeLocal(key: UsageLimitedKey, cost = 1, now: Date = this.#options.now()): UsageDecision | undefined {
+  consumeLocal(key: UsageLimitedKey, cost: number, now: Date): UsageDecision | undefined {
     assertCost(cost);
     const hasQuota = key.remaining !== undefined && key.remaining !== null;
     // Found before the rate limits spend anything, so that a partial answer spends nothing.
