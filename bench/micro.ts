@@ -1,14 +1,15 @@
 // In-process micro-benchmark of the warm path, no HTTP: median nanoseconds per call of
 // `authenticate`, of the middleware on a plain req/res, with a secret, a publishable and a
 // rate-limited key, next to a floor measured in the same run: the checksum check, one SHA-256
-// and one Map lookup, which any warm verification must pay. Run with
+// and one Map lookup, which any warm verification must pay. Beside them, the two paths that pay
+// an HMAC-SHA-256: a forged token (refused by its tag) and a warm key under a pepper. Run with
 // `node --import tsx bench/micro.ts`; needs Redis for the rate-limited case (BENCH_REDIS).
 // Prints a table on stderr and one JSON line (MicroResult) on stdout, which `npm run bench` reads.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Redis } from "ioredis";
 import { apiKeyAuth, initialize } from "../index";
-import { hashToken, parseToken } from "../lib/tokens";
+import { generateToken, hashToken, parseToken } from "../lib/tokens";
 
 const REDIS = process.env.BENCH_REDIS ?? "redis://127.0.0.1:6379";
 /** Calls per sample, and samples per case: the median of the samples is reported. */
@@ -27,6 +28,10 @@ export interface MicroResult {
   middleware_no_analytics_ns: number;
   publishable_ns: number;
   rate_limited_ns: number;
+  /** `authenticate` of a checksum-valid token whose tag is wrong: refused before any cache. */
+  forged_ns: number;
+  /** A warm `authenticate` on a service with a pepper (its tokens hashed by HMAC-SHA-256). */
+  peppered_ns: number;
 }
 
 function median(values: number[]): number {
@@ -98,6 +103,7 @@ async function main(): Promise<void> {
   const service = await initialize({ database: "pglite://memory", redis: REDIS, cache: { redisPrefix: prefix } });
   // A service that counts nothing, for what verification analytics cost on the warm path.
   const uncounted = await initialize({ database: "pglite://memory", redis: false, usageAnalytics: false });
+  const peppered = await initialize({ database: "pglite://memory", redis: false, pepper: randomBytes(32).toString("hex") });
   try {
     const secret = await service.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
     const publishable = await service.createApiKeys({ title: "micro publishable", type: "publishable", created_by: "bench" });
@@ -110,8 +116,13 @@ async function main(): Promise<void> {
     });
 
     const uncountedSecret = await uncounted.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
+    const pepperedSecret = await peppered.createApiKeys({ title: "micro secret", type: "secret", created_by: "bench" });
+    // Tagged under a key of its own, not the deployment's: well formed, with a valid checksum.
+    const forged = generateToken("secret", randomBytes(32));
 
     const basic = (token: string) => ({ authorization: `Basic ${Buffer.from(`${token}:`).toString("base64")}` });
+    if ((await service.authenticate(forged)) !== false) throw new Error("a forged token authenticated");
+    if (!(await peppered.authenticate(pepperedSecret.token))) throw new Error("the peppered key did not authenticate");
     const map = new Map([[hashToken(secret.token), secret]]);
     let sink = 0;
     const medians = await measure([
@@ -125,9 +136,24 @@ async function main(): Promise<void> {
       middlewareLoop(apiKeyAuth({ type: "publishable", service }), { "x-publishable-api-key": publishable.token }),
       middlewareLoop(apiKeyAuth({ service }), basic(limited.token)),
       middlewareLoop(apiKeyAuth({ service: uncounted }), basic(uncountedSecret.token)),
+      async () => {
+        for (let i = 0; i < CALLS; i++) if ((await service.authenticate(forged)) === false) sink++;
+      },
+      async () => {
+        for (let i = 0; i < CALLS; i++) if (await peppered.authenticate(pepperedSecret.token)) sink++;
+      },
     ]);
     if (sink === 0) throw new Error("nothing authenticated");
-    const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware, uncountedMiddleware] = medians as [number, number, number, number, number, number];
+    const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware, uncountedMiddleware, forgedRefused, pepperedAuthenticate] = medians as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
 
     const rows: [string, number][] = [
       ["floor: checksum + SHA-256 + Map lookup", floor],
@@ -136,6 +162,8 @@ async function main(): Promise<void> {
       ["apiKeyAuth publishable, warm, 5 sales channels", publishableMiddleware],
       ["apiKeyAuth secret with a rate limit never reached", limitedMiddleware],
       ["apiKeyAuth secret, warm, usage analytics off", uncountedMiddleware],
+      ["authenticate(forged token), refused by its tag", forgedRefused],
+      ["authenticate(token), warm, with a pepper", pepperedAuthenticate],
     ];
     console.error(`median ns per call (${SAMPLES} interleaved samples of ${CALLS} calls), node ${process.version}`);
     for (const [label, ns] of rows) console.error(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
@@ -148,11 +176,14 @@ async function main(): Promise<void> {
       middleware_no_analytics_ns: uncountedMiddleware,
       publishable_ns: publishableMiddleware,
       rate_limited_ns: limitedMiddleware,
+      forged_ns: forgedRefused,
+      peppered_ns: pepperedAuthenticate,
     };
     console.log(JSON.stringify(result));
   } finally {
     await service.close();
     await uncounted.close();
+    await peppered.close();
     await deletePrefix(prefix);
   }
 }

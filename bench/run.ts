@@ -13,6 +13,7 @@ import { initialize } from "../index";
 import { generateToken } from "../lib/tokens";
 import type { MicroResult } from "./micro";
 import { type Machine, type Measured, report, type Scale } from "./report";
+import type { TierCosts } from "./tier-costs";
 import { PrivateCluster } from "../test/helpers/redis-topologies";
 import { profileDirectory, stopProfiled } from "./profile";
 import { startServer, stats } from "./servers";
@@ -150,8 +151,8 @@ async function main(): Promise<void> {
     { id: "ip-allow-list", label: "12. secret key with an IP allow-list (2 entries)", server: "secret-memory", load: { header: ["Authorization", basic(fenced.token)] } },
     { id: "cluster", label: "13. secret key, warm cache, on a Redis Cluster of three masters", server: "secret-cluster", load: secretHeader },
   ];
-  /** The warm routes whose server CPU is profiled for the package's share of it. */
-  const profiled = ["secret-memory", "publishable-memory", "rate-limited", "quota", "scopes", "ip-allow-list"];
+  /** The cases with none of the package's code on their route: no share of theirs to profile. */
+  const unprofiled = ["bare", "noop-middleware", "scrypt-reference"];
   // A cluster of the run's own (its servers unpinned, as PostgreSQL and Redis are), for case 13.
   process.stderr.write("starting a Redis Cluster of three masters ...\n");
   const cluster = await PrivateCluster.start(3, 0);
@@ -230,8 +231,8 @@ async function main(): Promise<void> {
   const measured = cases.map((benchCase) => summarise(samples.get(benchCase.id)!));
   const loadAverageAfterHttp = os.loadavg()[0]!;
 
-  // Each profiled case once more, in a server of its own under --cpu-prof: where its CPU goes.
-  for (const benchCase of cases.filter((candidate) => profiled.includes(candidate.id))) {
+  // Each case once more, in a server of its own under --cpu-prof: where its CPU goes.
+  for (const benchCase of cases.filter((candidate) => !unprofiled.includes(candidate.id))) {
     process.stderr.write(`profiling ${benchCase.label} ...\n`);
     const profile = profileDirectory();
     try {
@@ -256,6 +257,8 @@ async function main(): Promise<void> {
   const micro = runJson<MicroResult>("bench/micro.ts", [], SERVER_CORE);
   process.stderr.write("scale run (cold lookups with 1,000, 1,000,000 and 10,000,000 keys; memory after invalid floods and valid keys) ...\n");
   const scale = runJson<Scale>("bench/scale.ts", ["--expose-gc"]);
+  process.stderr.write("tier costs (bytes per cached key in process and in Redis) ...\n");
+  const costs = runJson<TierCosts>("bench/tier-costs.ts", ["--expose-gc"]);
 
   const machine: Machine = {
     date: new Date().toISOString(),
@@ -273,8 +276,8 @@ async function main(): Promise<void> {
     duration_s: DURATION_S,
     rounds: ROUNDS,
   };
-  writeFileSync(path.join(root, "bench/results.json"), `${JSON.stringify({ machine, cases: measured, micro, scale }, null, 2)}\n`);
-  writeFileSync(path.join(root, "BENCHMARKS.md"), report(machine, measured, micro, scale));
+  writeFileSync(path.join(root, "bench/results.json"), `${JSON.stringify({ machine, cases: measured, micro, scale, costs }, null, 2)}\n`);
+  writeFileSync(path.join(root, "BENCHMARKS.md"), report(machine, measured, micro, scale, costs));
   process.stderr.write("wrote BENCHMARKS.md and bench/results.json\n");
 }
 

@@ -6,7 +6,8 @@
 //     per verification: on a Redis miss (then a fill), on a Redis hit, and per revocation;
 //   - SQL statements per verification that misses every cache.
 // Run with --expose-gc (the script does), so that the heap is read after a full collection.
-// Prints a Markdown table on stderr and writes bench/tier-costs.json.
+// Prints a Markdown table on stderr, writes bench/tier-costs.json, and prints the same JSON as
+// one line on stdout, which `npm run bench` reads.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import os from "node:os";
@@ -22,6 +23,26 @@ const root = path.resolve(__dirname, "..");
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/** Redis calls over a pass, by command. */
+interface CommandCounts {
+  total: number;
+  byCommand: Record<string, number>;
+}
+
+export interface TierCosts {
+  machine: { date: string; cpu: string; node: string; keys: number };
+  heap_bytes_per_key: number;
+  redis_bytes_per_key: number;
+  redis_names_per_key: number;
+  redis_commands_per_miss: CommandCounts;
+  redis_commands_per_hit: CommandCounts;
+  redis_commands_per_revocation: CommandCounts;
+  revocations: number;
+  sql_per_uncached_verification: number;
+  sql_per_redis_miss: number;
+  sql_per_redis_hit: number;
+}
+
 function heapAfterCollection(): number {
   gc!();
   gc!();
@@ -29,7 +50,7 @@ function heapAfterCollection(): number {
 }
 
 /** Calls made to Redis since the counters were last reset, by command, and their total. */
-async function commandsSince(admin: Redis): Promise<{ total: number; byCommand: Record<string, number> }> {
+async function commandsSince(admin: Redis): Promise<CommandCounts> {
   const info = await admin.info("commandstats");
   const byCommand: Record<string, number> = {};
   let total = 0;
@@ -42,7 +63,7 @@ async function commandsSince(admin: Redis): Promise<{ total: number; byCommand: 
   return { total, byCommand };
 }
 
-function perKey(counts: { total: number; byCommand: Record<string, number> }, keys: number): string {
+function perKey(counts: CommandCounts, keys: number): string {
   const parts = Object.entries(counts.byCommand).map(([command, calls]) => `${command} ${+(calls / keys).toFixed(2)}`);
   return `${+(counts.total / keys).toFixed(2)} (${parts.join(", ")})`;
 }
@@ -106,7 +127,7 @@ async function main(): Promise<void> {
     await writer.close();
 
     const redisBytesPerKey = entryBytes.reduce((sum, bytes) => sum + bytes, 0) / KEYS;
-    const result = {
+    const result: TierCosts = {
       machine: { date: new Date().toISOString(), cpu: `${os.cpus()[0]?.model.trim()} x ${os.cpus().length}`, node: process.version, keys: KEYS },
       heap_bytes_per_key: Math.round(heapPerKey),
       redis_bytes_per_key: Math.round(redisBytesPerKey),
@@ -120,6 +141,7 @@ async function main(): Promise<void> {
       sql_per_redis_hit: sqlPerRedisHit,
     };
     writeFileSync(path.join(root, "bench", "tier-costs.json"), `${JSON.stringify(result, null, 2)}\n`);
+    console.log(JSON.stringify(result));
     const rows = [
       ["process heap per key in the in-process tier", `${result.heap_bytes_per_key} bytes`],
       ["Redis memory per cached key (entry and version)", `${result.redis_bytes_per_key} bytes over ${result.redis_names_per_key} names`],

@@ -32,10 +32,17 @@ export class LastUsedRecorder {
   /** Notes a use; the write happens at the next flush. */
   record(id: string, at: Date): void {
     if (this.#closed) return;
-    const known = this.#pending.get(id);
-    if (!known || known < at) this.#pending.set(id, at);
+    this.#keepLatest(id, at);
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value!);
     this.#timer.schedule();
+  }
+
+  /** Keeps the later of `at` and the use already pending for `id`. */
+  #keepLatest(id: string, at: Date): void {
+    const known = this.#pending.get(id);
+    // getTime(), not `<` on the dates: comparing Date objects converts both through
+    // Symbol.toPrimitive, which costs more here than the rest of recording a use.
+    if (known === undefined || known.getTime() < at.getTime()) this.#pending.set(id, at);
   }
 
   /** Writes every pending use now. Failures are logged and the uses kept for the next flush. */
@@ -53,10 +60,7 @@ export class LastUsedRecorder {
       try {
         await this.#store.recordLastUsed(batch);
       } catch (error) {
-        for (const [id, at] of batch) {
-          const known = this.#pending.get(id);
-          if (!known || known < at) this.#pending.set(id, at);
-        }
+        for (const [id, at] of batch) this.#keepLatest(id, at);
         this.#logger.warn(`express-api-keys: could not record last_used_at for ${batch.length} keys; will retry`, error);
         this.#timer.schedule();
       }

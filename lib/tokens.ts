@@ -15,8 +15,9 @@
 // offline, as GitHub's tokens allow; it stops typos, not attackers. The tag is the first 8 base62
 // digits of HMAC-SHA-256(tagKey, prefix + random) under a key only the deployment has, so a
 // token nobody issued here is refused before a cache or database is asked, however well formed.
-import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { crc32 } from "node:zlib";
+import { macsByLatestKey } from "./hmac";
 
 export type ApiKeyType = "publishable" | "secret";
 
@@ -78,13 +79,27 @@ function randomBase62(length: number): string {
   return out;
 }
 
-/** `length` base62 digits of the first 8 bytes of a digest (62^8 < 2^64, so every digit carries a full share). */
-function base62Digits(digest: Buffer, length: number): string {
-  let value = digest.readBigUInt64BE(0);
+/** Bytes `at` to `at + 3` of a binary (latin1) string, big-endian, as an unsigned 32-bit number. */
+function word(binary: string, at: number): number {
+  return ((binary.charCodeAt(at) << 24) | (binary.charCodeAt(at + 1) << 16) | (binary.charCodeAt(at + 2) << 8) | binary.charCodeAt(at + 3)) >>> 0;
+}
+
+/**
+ * `length` base62 digits of the first 8 bytes of a digest given as a binary string (62^8 < 2^64,
+ * so every digit carries a full share): the 64-bit number divided by 62 again and again, as two
+ * 32-bit halves, which doubles hold exactly (the remainder times 2^32 stays under 2^38).
+ */
+function base62Digits(digest: string, length: number): string {
+  let high = word(digest, 0);
+  let low = word(digest, 4);
   let out = "";
   for (let i = 0; i < length; i++) {
-    out += ALPHABET[Number(value % 62n)];
-    value /= 62n;
+    const highRest = high % 62;
+    high = (high - highRest) / 62;
+    const rest = highRest * 2 ** 32 + low;
+    const digit = rest % 62;
+    low = (rest - digit) / 62;
+    out += ALPHABET[digit];
   }
   return out;
 }
@@ -99,9 +114,13 @@ function checksum(text: string): string {
   return out;
 }
 
+/** The deployment's tag key and pepper, each with its pads computed once. */
+const tagMac = macsByLatestKey();
+const pepperMac = macsByLatestKey();
+
 /** The tag of `prefix + random` under `tagKey`: 8 base62 digits (47 bits) of its HMAC-SHA-256. */
 function tag(head: string, tagKey: Buffer): string {
-  return base62Digits(createHmac("sha256", tagKey).update(head).digest(), TAG_LENGTH);
+  return base62Digits(tagMac(tagKey)(head, "binary"), TAG_LENGTH);
 }
 
 /** A new token: tagged (format 2) under `tagKey`, with `segment` after its prefix when given; format 1 without a tag key. */
@@ -176,7 +195,7 @@ export function meetsRules(token: string, rules: TokenRules): boolean {
 /** SHA-256 of a token, or HMAC-SHA-256 when a pepper is set, as hex: how caches name a key. */
 export function hashToken(token: string, pepper?: string | Buffer): string {
   // The one-shot hash() makes no Hash object: a good part of the cost of hashing a short token.
-  return pepper ? createHmac("sha256", pepper).update(token).digest("hex") : hash("sha256", token, "hex");
+  return pepper ? pepperMac(pepper)(token, "hex") : hash("sha256", token, "hex");
 }
 
 /**
