@@ -33,11 +33,26 @@ export function hmacSha256(key: string | Buffer): KeyedMac {
   const views: Buffer[] = [];
   return (message, encoding) => {
     if (message.length > MAX_CHARACTERS) return createHmac("sha256", bytes).update(message).digest(encoding);
-    const length = inner.write(message, BLOCK, "utf8");
+    const length = writeMessage(inner, message);
     const view = (views[length] ??= inner.subarray(0, BLOCK + length));
-    outer.write(hash("sha256", view, "binary"), BLOCK, "binary");
+    const innerDigest = hash("sha256", view, "binary");
+    for (let i = 0; i < DIGEST; i++) outer[BLOCK + i] = innerDigest.charCodeAt(i);
     return hash("sha256", outer, encoding);
   };
+}
+
+/**
+ * Writes `message` as UTF-8 after the pad and answers its length in bytes. Tokens are ASCII,
+ * which a plain loop copies in less time than Buffer#write takes to be called; anything else
+ * goes through Buffer#write.
+ */
+function writeMessage(inner: Buffer, message: string): number {
+  for (let i = 0; i < message.length; i++) {
+    const code = message.charCodeAt(i);
+    if (code > 0x7f) return inner.write(message, BLOCK, "utf8");
+    inner[BLOCK + i] = code;
+  }
+  return message.length;
 }
 
 /**

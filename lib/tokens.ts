@@ -79,27 +79,28 @@ function randomBase62(length: number): string {
   return out;
 }
 
-/** Bytes `at` to `at + 3` of a binary (latin1) string, big-endian, as an unsigned 32-bit number. */
-function word(binary: string, at: number): number {
-  return ((binary.charCodeAt(at) << 24) | (binary.charCodeAt(at + 1) << 16) | (binary.charCodeAt(at + 2) << 8) | binary.charCodeAt(at + 3)) >>> 0;
+/** Bytes `at` and `at + 1` of a binary (Latin-1) string, big-endian. */
+function limb(binary: string, at: number): number {
+  return (binary.charCodeAt(at) << 8) | binary.charCodeAt(at + 1);
 }
 
 /**
  * `length` base62 digits of the first 8 bytes of a digest given as a binary string (62^8 < 2^64,
- * so every digit carries a full share): the 64-bit number divided by 62 again and again, as two
- * 32-bit halves, which doubles hold exactly (the remainder times 2^32 stays under 2^38).
+ * so every digit carries a full share): the 64-bit number divided by 62 again and again, as
+ * long division over four 16-bit limbs, so that every step stays in small integers (a BigInt,
+ * or a double's remainder, costs several times as much).
  */
 function base62Digits(digest: string, length: number): string {
-  let high = word(digest, 0);
-  let low = word(digest, 4);
+  const limbs = [limb(digest, 0), limb(digest, 2), limb(digest, 4), limb(digest, 6)];
   let out = "";
   for (let i = 0; i < length; i++) {
-    const highRest = high % 62;
-    high = (high - highRest) / 62;
-    const rest = highRest * 2 ** 32 + low;
-    const digit = rest % 62;
-    low = (rest - digit) / 62;
-    out += ALPHABET[digit];
+    let rest = 0;
+    for (let j = 0; j < 4; j++) {
+      const current = rest * 65536 + limbs[j]!;
+      limbs[j] = (current / 62) | 0;
+      rest = current - limbs[j]! * 62;
+    }
+    out += ALPHABET[rest];
   }
   return out;
 }
