@@ -2,14 +2,17 @@
 // `authenticate`, of the middleware on a plain req/res, with a secret, a publishable and a
 // rate-limited key, next to a floor measured in the same run: the checksum check, one SHA-256
 // and one Map lookup, which any warm verification must pay. Beside them, the two paths that pay
-// an HMAC-SHA-256: a forged token (refused by its tag) and a warm key under a pepper. Run with
+// an HMAC-SHA-256: a forged token (refused by its tag) and a warm key under a pepper. Last, the
+// warm `authenticate` loop once more under V8's sampling profiler: where its time goes. Run with
 // `node --import tsx bench/micro.ts`; needs Redis for the rate-limited case (BENCH_REDIS).
 // Prints a table on stderr and one JSON line (MicroResult) on stdout, which `npm run bench` reads.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { Session } from "node:inspector/promises";
 import { Redis } from "ioredis";
 import { apiKeyAuth, initialize } from "../index";
 import { generateToken, hashToken, parseToken } from "../lib/tokens";
+import { selfTimes } from "./profile";
 
 const REDIS = process.env.BENCH_REDIS ?? "redis://127.0.0.1:6379";
 /** Calls per sample, and samples per case: the median of the samples is reported. */
@@ -32,7 +35,13 @@ export interface MicroResult {
   forged_ns: number;
   /** A warm `authenticate` on a service with a pepper (its tokens hashed by HMAC-SHA-256). */
   peppered_ns: number;
+  /** A warm `authenticate` sampled by the profiler: the functions with most self time, in ns per call. */
+  authenticate_profile: { name: string; ns: number }[];
 }
+
+/** How long the profiled loop runs, and how often the profiler samples it (microseconds). */
+const PROFILE_MS = 3000;
+const SAMPLING_US = 50;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -86,6 +95,30 @@ function middlewareLoop(middleware: ReturnType<typeof apiKeyAuth>, headers: Reco
   };
 }
 
+/**
+ * Where the time of `run` (which makes `calls` calls) goes: V8's sampling profiler over it for
+ * PROFILE_MS, and the self time of each function, in nanoseconds per call, the largest first.
+ */
+async function profile(run: () => Promise<void>, calls: number): Promise<{ name: string; ns: number }[]> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: SAMPLING_US });
+    await session.post("Profiler.start");
+    let made = 0;
+    for (const until = performance.now() + PROFILE_MS; performance.now() < until; made += calls) await run();
+    const { profile: sampled } = await session.post("Profiler.stop");
+    const { functions } = selfTimes(sampled);
+    return [...functions]
+      .map(([name, { time }]) => ({ name, ns: (time * 1000) / made }))
+      .sort((a, b) => b.ns - a.ns)
+      .slice(0, 8);
+  } finally {
+    session.disconnect();
+  }
+}
+
 /** Deletes what the run left in Redis (cache entries, rate-limit counters): its own prefix only, never FLUSHDB. */
 async function deletePrefix(prefix: string): Promise<void> {
   const redis = new Redis(REDIS);
@@ -125,13 +158,14 @@ async function main(): Promise<void> {
     if (!(await peppered.authenticate(pepperedSecret.token))) throw new Error("the peppered key did not authenticate");
     const map = new Map([[hashToken(secret.token), secret]]);
     let sink = 0;
+    const authenticateLoop = async () => {
+      for (let i = 0; i < CALLS; i++) if (await service.authenticate(secret.token)) sink++;
+    };
     const medians = await measure([
       () => {
         for (let i = 0; i < CALLS; i++) if (parseToken(secret.token) && map.get(hashToken(secret.token))) sink++;
       },
-      async () => {
-        for (let i = 0; i < CALLS; i++) if (await service.authenticate(secret.token)) sink++;
-      },
+      authenticateLoop,
       middlewareLoop(apiKeyAuth({ service }), basic(secret.token)),
       middlewareLoop(apiKeyAuth({ type: "publishable", service }), { "x-publishable-api-key": publishable.token }),
       middlewareLoop(apiKeyAuth({ service }), basic(limited.token)),
@@ -144,6 +178,7 @@ async function main(): Promise<void> {
       },
     ]);
     if (sink === 0) throw new Error("nothing authenticated");
+    const authenticateProfile = await profile(authenticateLoop, CALLS);
     const [floor, authenticate, secretMiddleware, publishableMiddleware, limitedMiddleware, uncountedMiddleware, forgedRefused, pepperedAuthenticate] = medians as [
       number,
       number,
@@ -167,6 +202,8 @@ async function main(): Promise<void> {
     ];
     console.error(`median ns per call (${SAMPLES} interleaved samples of ${CALLS} calls), node ${process.version}`);
     for (const [label, ns] of rows) console.error(`${label.padEnd(52)} ${ns.toFixed(0).padStart(7)} ns  ${(ns / floor).toFixed(2)}x floor`);
+    console.error("where a warm authenticate's time goes (self time, ns per call):");
+    for (const { name, ns } of authenticateProfile) console.error(`  ${name.padEnd(60)} ${ns.toFixed(0).padStart(5)} ns`);
     const result: MicroResult = {
       runs: SAMPLES,
       calls: CALLS,
@@ -178,6 +215,7 @@ async function main(): Promise<void> {
       rate_limited_ns: limitedMiddleware,
       forged_ns: forgedRefused,
       peppered_ns: pepperedAuthenticate,
+      authenticate_profile: authenticateProfile,
     };
     console.log(JSON.stringify(result));
   } finally {

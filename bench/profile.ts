@@ -11,10 +11,11 @@ import type { ChildProcess } from "node:child_process";
 const root = path.resolve(__dirname, "..");
 const PACKAGE_FILES = ["lib/", "middleware/", "store/", "setup/", "index.ts"].map((part) => `${root}/${part}`);
 
-interface CpuProfile {
+/** What V8's profiler writes (`--cpu-prof`, or the inspector's Profiler.stop): the call tree and its samples. */
+export interface CpuProfile {
   nodes: { id: number; callFrame: { url: string; functionName: string } }[];
-  samples: number[];
-  timeDeltas: number[];
+  samples?: number[];
+  timeDeltas?: number[];
 }
 
 export interface ProfileShare {
@@ -24,26 +25,39 @@ export interface ProfileShare {
   top: { name: string; share: number }[];
 }
 
-export function readShare(file: string): ProfileShare {
-  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+/** A function's name as the reports print it: its name, then its file in the package, its library, or Node's module. */
+function describe(functionName: string, url: string): { name: string; ours: boolean } {
+  const file = url.replace(/^file:\/\//, "");
+  const ours = PACKAGE_FILES.some((prefix) => file.startsWith(prefix));
+  const library = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
+  const where = ours ? path.relative(root, file) : library ? `(${library})` : file;
+  return { name: `${functionName || "(anonymous)"}${where ? ` ${where}` : ""}`, ours };
+}
+
+/** Self time per function, in microseconds, and the sampled time that was not idle. */
+export function selfTimes(profile: CpuProfile): { busy: number; functions: Map<string, { time: number; ours: boolean }> } {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const self = new Map<number, number>();
-  profile.samples.forEach((id, index) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
+  (profile.samples ?? []).forEach((id, index) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas?.[index] ?? 0)));
   let busy = 0;
-  let ours = 0;
-  const functions = new Map<string, number>();
+  const functions = new Map<string, { time: number; ours: boolean }>();
   for (const [id, time] of self) {
     const { url, functionName } = byId.get(id)!.callFrame;
     if (functionName === "(idle)") continue;
     busy += time;
-    const file = url.replace(/^file:\/\//, "");
-    if (PACKAGE_FILES.some((prefix) => file.startsWith(prefix))) {
-      ours += time;
-      const name = `${functionName || "(anonymous)"} ${path.relative(root, file)}`;
-      functions.set(name, (functions.get(name) ?? 0) + time);
-    }
+    const { name, ours } = describe(functionName, url);
+    const known = functions.get(name);
+    if (known) known.time += time;
+    else functions.set(name, { time, ours });
   }
-  const top = [...functions].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([name, time]) => ({ name, share: time / busy }));
+  return { busy, functions };
+}
+
+export function readShare(file: string): ProfileShare {
+  const { busy, functions } = selfTimes(JSON.parse(readFileSync(file, "utf8")) as CpuProfile);
+  const ourFunctions = [...functions].filter(([, { ours }]) => ours);
+  const ours = ourFunctions.reduce((total, [, { time }]) => total + time, 0);
+  const top = ourFunctions.sort((a, b) => b[1].time - a[1].time).slice(0, 5).map(([name, { time }]) => ({ name, share: time / busy }));
   return { package_share: busy === 0 ? 0 : ours / busy, top };
 }
 

@@ -12,11 +12,40 @@ export type NextFunction = (error?: unknown) => void;
 /** A JSON answer; `noStore` for answers that hold authenticated data, which no cache may keep. */
 export function writeJson(res: ServerResponse, status: number, body: unknown, { noStore = false }: { noStore?: boolean } = {}): void {
   const text = JSON.stringify(body);
+  send(res, status, text, Buffer.byteLength(text), noStore);
+}
+
+function send(res: ServerResponse, status: number, text: string, bytes: number, noStore: boolean): void {
   res.statusCode = status;
   res.setHeader("Content-Type", "application/json; charset=utf-8");
   if (noStore) res.setHeader("Cache-Control", "no-store");
-  res.setHeader("Content-Length", Buffer.byteLength(text));
+  res.setHeader("Content-Length", bytes);
   res.end(text);
+}
+
+/** An error's answer as last written: its body, and what it was written from. */
+interface ErrorBody {
+  type: string;
+  message: string;
+  text: string;
+  bytes: number;
+}
+
+/**
+ * Each error's body, kept by the error: the middleware answers most rejections (an unknown
+ * key, a missing one) with one of a few errors it makes up front, so a flood of bad tokens
+ * pays no JSON.stringify per request.
+ */
+const errorBodies = new WeakMap<ApiKeyError, ErrorBody>();
+
+function errorBody(error: ApiKeyError): ErrorBody {
+  const known = errorBodies.get(error);
+  // Checked against the error as it is now: an Error's message can be assigned after the fact.
+  if (known && known.type === error.type && known.message === error.message) return known;
+  const text = JSON.stringify({ type: error.type, message: error.message });
+  const made = { type: error.type, message: error.message, text, bytes: Buffer.byteLength(text) };
+  errorBodies.set(error, made);
+  return made;
 }
 
 /**
@@ -25,12 +54,15 @@ export function writeJson(res: ServerResponse, status: number, body: unknown, { 
  */
 export function writeError(res: ServerResponse, error: ApiKeyError, { challenge = false, noStore = false }: { challenge?: boolean; noStore?: boolean } = {}): void {
   if (challenge && error.status === 401) res.setHeader("WWW-Authenticate", 'Basic realm="api", charset="UTF-8"');
-  writeJson(res, error.status, { type: error.type, message: error.message }, { noStore });
+  const body = errorBody(error);
+  send(res, error.status, body.text, body.bytes, noStore);
 }
+
+const CHALLENGE = { challenge: true };
 
 /** The default `onError` of apiKeyAuth and requireScopes. */
 export function respondWithError(error: ApiKeyError, _req: IncomingMessage, res: ServerResponse): void {
-  writeError(res, error, { challenge: true });
+  writeError(res, error, CHALLENGE);
 }
 
 /**
