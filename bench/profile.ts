@@ -30,7 +30,7 @@ function describe(functionName: string, url: string): { name: string; ours: bool
   const file = url.replace(/^file:\/\//, "");
   const ours = PACKAGE_FILES.some((prefix) => file.startsWith(prefix));
   const library = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
-  const where = ours ? path.relative(root, file) : library ? `(${library})` : file;
+  const where = library ? `(${library})` : file.startsWith(`${root}/`) ? path.relative(root, file) : file;
   return { name: `${functionName || "(anonymous)"}${where ? ` ${where}` : ""}`, ours };
 }
 
